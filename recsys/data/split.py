@@ -1,0 +1,153 @@
+"""Train/valid/test splits. Every part shares the parent's id maps and metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from recsys.data.dataset import Dataset
+from recsys.data.errors import DataError
+
+SplitMethod = Literal["random", "temporal", "leave_last"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A named split: ``valid`` is None unless a validation part was carved out."""
+
+    train: Dataset
+    test: Dataset
+    valid: Dataset | None = None
+    method: str = "random"
+    config: tuple = ()
+
+    def key(self) -> str:
+        return f"{self.train.fingerprint}:{self.method}:{self.config}"
+
+
+def _rank_within_user(user: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each interaction within its user's ordering by ``order_key`` and the user's count."""
+    order = np.lexsort((order_key, user))
+    counts = np.bincount(user)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(len(user), dtype=np.int64)
+    rank[order] = np.arange(len(user)) - np.repeat(starts, counts)
+    return rank, counts[user]
+
+
+def _per_user_random_mask(ds: Dataset, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """True for about ``fraction`` of each user's interactions, leaving each user at least one in train."""
+    rank, count = _rank_within_user(ds.user, rng.random(ds.n_interactions))
+    n_held = np.floor(fraction * count + 0.5).astype(np.int64)
+    n_held = np.minimum(n_held, count - 1)
+    return rank < n_held
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise DataError(f"{name} must be between 0 and 1 (exclusive); got {value}.")
+
+
+def random_holdout(ds: Dataset, test_fraction: float = 0.2, seed: int = 42, valid_fraction: float = 0.0):
+    """Per-user random holdout: each user keeps ~(1 - test_fraction) of their items in train.
+
+    Returns ``(train, test)``, or ``(train, valid, test)`` when ``valid_fraction`` > 0
+    (the validation part is carved out of train the same way).
+    """
+    _check_fraction("test_fraction", test_fraction)
+    rng = np.random.default_rng(seed)
+    held = _per_user_random_mask(ds, test_fraction, rng)
+    train, test = ds.subset(~held, f"{ds.name} train"), ds.subset(held, f"{ds.name} test")
+    if valid_fraction <= 0:
+        return train, test
+    _check_fraction("valid_fraction", valid_fraction)
+    inner = _per_user_random_mask(train, valid_fraction, rng)
+    return train.subset(~inner, f"{ds.name} train"), train.subset(inner, f"{ds.name} valid"), test
+
+
+def _require_timestamps(ds: Dataset, what: str) -> np.ndarray:
+    if ds.timestamp is None:
+        raise DataError(
+            f"A {what} split needs timestamps, and {ds.name} has none. Map a timestamp column "
+            "when loading, or use the random split."
+        )
+    return ds.timestamp
+
+
+def temporal_cutoff(ds: Dataset, test_fraction: float = 0.2, valid_fraction: float = 0.0):
+    """Global time cut-off: the latest ``test_fraction`` of interactions are the test set.
+
+    Models see only the past, as in production; users who only appear after the cut-off
+    are cold at test time (evaluation skips what it cannot score and says so).
+    """
+    _check_fraction("test_fraction", test_fraction)
+    ts = _require_timestamps(ds, "temporal")
+    order = np.lexsort((ds.item, ts))
+    n_test = int(round(test_fraction * len(ts)))
+    held = np.zeros(len(ts), dtype=bool)
+    held[order[len(ts) - n_test :]] = True
+    train, test = ds.subset(~held, f"{ds.name} train"), ds.subset(held, f"{ds.name} test")
+    if valid_fraction <= 0:
+        return train, test
+    inner_train, valid = temporal_cutoff(train, valid_fraction)
+    return inner_train, valid, test
+
+
+def leave_last_out(ds: Dataset, n: int = 1, valid: bool = False):
+    """Per user, the last ``n`` interactions by time (ties broken by item id) are the test set.
+
+    Users with ``n`` or fewer interactions keep everything in train. With ``valid=True`` the
+    ``n`` before those form a validation set. Without timestamps, file order is used.
+    """
+    if n < 1:
+        raise DataError(f"leave-last-n-out needs n >= 1; got {n}.")
+    ts = ds.timestamp if ds.timestamp is not None else np.arange(ds.n_interactions)
+    # rank by (time, item) so simultaneous ratings are ordered reproducibly
+    key = ts.astype(np.float64) * (ds.n_items + 1) + ds.item
+    rank, count = _rank_within_user(ds.user, key)
+    from_end = count - 1 - rank
+    held = (from_end < n) & (count > n)
+    train, test = ds.subset(~held, f"{ds.name} train"), ds.subset(held, f"{ds.name} test")
+    if not valid:
+        return train, test
+    inner_held = (from_end >= n) & (from_end < 2 * n) & (count > 2 * n)
+    return (
+        ds.subset(~held & ~inner_held, f"{ds.name} train"),
+        ds.subset(inner_held, f"{ds.name} valid"),
+        test,
+    )
+
+
+def make_split(
+    ds: Dataset,
+    method: SplitMethod = "random",
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 42,
+    n: int = 1,
+    validation: bool = False,
+) -> Split:
+    """One entry point for the UI and CLI: returns a :class:`Split` with an optional valid part."""
+    if method == "random":
+        parts = random_holdout(ds, test_fraction, seed, valid_fraction=0.1 if validation else 0.0)
+        config = (test_fraction, seed, validation)
+    elif method == "temporal":
+        parts = temporal_cutoff(ds, test_fraction, valid_fraction=0.1 if validation else 0.0)
+        config = (test_fraction, validation)
+    elif method == "leave_last":
+        parts = leave_last_out(ds, n, valid=validation)
+        config = (n, validation)
+    else:
+        raise DataError(f"Unknown split {method!r}; choose random, temporal or leave_last.")
+    if len(parts) == 3:
+        train, valid, test = parts
+    else:
+        (train, test), valid = parts, None
+    if test.n_interactions == 0:
+        raise DataError(
+            f"The {method} split left no test interactions: every user has too few interactions. "
+            "Use a dataset with more interactions per user or a different split."
+        )
+    return Split(train=train, test=test, valid=valid, method=method, config=config)
