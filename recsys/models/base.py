@@ -1,0 +1,176 @@
+"""The Recommender base class: checks, timing and progress live here, models write _fit/_score."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recsys.data.dataset import Dataset
+from recsys.data.errors import DataError
+
+# progress(step, total, metrics) -> None; raising FitCancelled from it stops training.
+Progress = Callable[[int, int, dict], None]
+
+
+class FitCancelled(Exception):
+    """Raised (by a progress callback) to stop a fit between steps."""
+
+
+def param(default, *, help: str, low=None, high=None, choices=None, log: bool = False, step=None):
+    """A hyperparameter field: default plus what the UI needs to build a form for it."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "log": log, "step": step}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass
+class NoParams:
+    """For models without hyperparameters."""
+
+
+def describe_params(params_cls: type) -> list[dict]:
+    """Field name, type, default and UI metadata for every hyperparameter (drives the forms)."""
+    out = []
+    for f in dataclasses.fields(params_cls):
+        meta = dict(f.metadata)
+        out.append({"name": f.name, "type": type(f.default).__name__, "default": f.default, **meta})
+    return out
+
+
+def coerce_params(params_cls: type, overrides: dict[str, Any]) -> Any:
+    """Build a Params instance, checking names, types, ranges and choices with clear errors."""
+    known = {f.name: f for f in dataclasses.fields(params_cls)}
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise DataError(f"Unknown parameter(s) {unknown}; this model takes {sorted(known)}.")
+    values = {}
+    for name, value in overrides.items():
+        f = known[name]
+        kind = type(f.default)
+        try:
+            if kind is bool:
+                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            elif kind in (int, float, str):
+                value = kind(value)
+        except (TypeError, ValueError):
+            raise DataError(f"Parameter {name!r} must be a {kind.__name__}; got {value!r}.") from None
+        meta = f.metadata
+        if meta.get("choices") is not None and value not in meta["choices"]:
+            raise DataError(f"Parameter {name!r} must be one of {list(meta['choices'])}; got {value!r}.")
+        if meta.get("low") is not None and value < meta["low"]:
+            raise DataError(f"Parameter {name!r} must be at least {meta['low']}; got {value!r}.")
+        if meta.get("high") is not None and value > meta["high"]:
+            raise DataError(f"Parameter {name!r} must be at most {meta['high']}; got {value!r}.")
+        values[name] = value
+    return params_cls(**values)
+
+
+class Recommender:
+    """Base class of every model. Subclasses set the ClassVars and write ``_fit`` and ``_score``.
+
+    ``score(users)`` returns a (len(users), n_items) float32 array, higher = better, with
+    -inf for items the model cannot score. Ranking is done by ``recsys.serving.ranking``.
+    """
+
+    key: ClassVar[str]
+    label: ClassVar[str]
+    family: ClassVar[str]
+    description: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+    # Does the model need explicit ratings / timestamps / item metadata to fit?
+    needs_ratings: ClassVar[bool] = False
+    needs_timestamps: ClassVar[bool] = False
+    needs_metadata: ClassVar[bool] = False
+
+    def __init__(self, params=None, **overrides):
+        if params is not None and overrides:
+            raise TypeError("pass either a Params instance or keyword overrides, not both")
+        self.params = params if params is not None else coerce_params(self.Params, overrides)
+        self.train_: Dataset | None = None
+        self.fit_seconds_: float | None = None
+        self.history_: list[dict] = []
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, train: Dataset, *, valid: Dataset | None = None, progress: Progress | None = None):
+        self._check_trainable(train)
+        self.history_ = []
+        report = self._progress_reporter(progress)
+        start = time.perf_counter()
+        self._fit(train, valid=valid, progress=report)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.train_ = train
+        return self
+
+    def score(self, users) -> np.ndarray:
+        users = self._check_users(users)
+        scores = np.asarray(self._score(users), dtype=np.float32)
+        expected = (len(users), self.train_.n_items)
+        if scores.shape != expected:
+            raise RuntimeError(f"{self.key}._score returned shape {scores.shape}, expected {expected}")
+        return scores
+
+    def recommend(self, users, k: int = 10, *, exclude_seen: bool = True, candidates=None):
+        """Top-k item codes and scores per user (seen items excluded by default)."""
+        from recsys.serving.ranking import top_k
+
+        users = self._check_users(users)
+        seen = self.train_.seen[users] if exclude_seen else None
+        return top_k(self.score(users), k, exclude=seen, candidates=candidates)
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.train_ is not None
+
+    def get_params(self) -> dict:
+        return dataclasses.asdict(self.params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _fit(self, train: Dataset, *, valid: Dataset | None, progress: Progress) -> None:
+        raise NotImplementedError("abstract: each model implements _fit")
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("abstract: each model implements _score")
+
+    # ------------------------------------------------------------------ checks
+    def _check_trainable(self, train: Dataset) -> None:
+        if train.n_interactions == 0:
+            raise DataError("The training set is empty; there is nothing to learn from.")
+        if self.needs_ratings and train.feedback != "explicit":
+            raise DataError(f"{self.label} predicts ratings and needs explicit feedback; this data is implicit.")
+        if self.needs_timestamps and train.timestamp is None:
+            raise DataError(f"{self.label} learns from the order of events and needs timestamps.")
+        if self.needs_metadata and (train.items is None or not _has_content(train)):
+            raise DataError(
+                f"{self.label} needs item metadata (genres, tags or titles). Load a dataset with an "
+                "item file, or map one in the upload step."
+            )
+
+    def _check_users(self, users) -> np.ndarray:
+        if self.train_ is None:
+            raise RuntimeError(f"{self.label} is not fitted yet: call fit(train) first.")
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if len(users) and (users.min() < 0 or users.max() >= self.train_.n_users):
+            raise IndexError(f"user codes must lie in [0, {self.train_.n_users}); got {users.min()}..{users.max()}")
+        return users
+
+    def _progress_reporter(self, progress: Progress | None) -> Progress:
+        def report(step: int, total: int, metrics: dict | None = None) -> None:
+            metrics = dict(metrics or {})
+            if metrics:
+                self.history_.append({"step": step, **metrics})
+            if progress is not None:
+                progress(step, total, metrics)
+
+        return report
+
+
+def _has_content(ds: Dataset) -> bool:
+    cols = set(ds.items.columns)
+    return bool(cols & {"genres", "tags", "title"})

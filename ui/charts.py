@@ -1,0 +1,96 @@
+"""Altair charts used by the pages: pure functions from tables to labelled, tooltipped charts."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+HEIGHT = 260
+
+
+def long_tail(x: np.ndarray, y: np.ndarray) -> alt.Chart:
+    """Cumulative share of interactions against share of items, most popular first."""
+    step = max(1, len(x) // 400)  # 400 points draw the curve exactly enough and fast
+    df = pd.DataFrame({"items": x[::step], "interactions": y[::step]})
+    line = alt.Chart(df).mark_area(opacity=0.35, line=True).encode(
+        x=alt.X("items:Q", title="Share of items (most popular first)", axis=alt.Axis(format="%")),
+        y=alt.Y("interactions:Q", title="Cumulative share of interactions", axis=alt.Axis(format="%")),
+        tooltip=[alt.Tooltip("items:Q", format=".1%", title="top items"),
+                 alt.Tooltip("interactions:Q", format=".1%", title="of interactions")],
+    )
+    rule = alt.Chart(pd.DataFrame({"x": [0.2]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
+    return (line + rule).properties(height=HEIGHT, title="Long tail: how concentrated is consumption?")
+
+
+def histogram(values: np.ndarray, title: str, x_title: str, log_x: bool = False) -> alt.Chart:
+    """Counts of entities by number of interactions, on log-spaced bins when the range is wide."""
+    values = np.asarray(values)
+    values = values[values > 0]
+    if log_x:
+        edges = np.unique(np.round(np.geomspace(values.min(), values.max() + 1, 30)))
+    else:
+        edges = np.histogram_bin_edges(values, bins=30)
+    counts, edges = np.histogram(values, bins=edges)
+    df = pd.DataFrame({"low": edges[:-1], "high": edges[1:], "count": counts})
+    scale = alt.Scale(type="log") if log_x else alt.Scale()
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("low:Q", title=x_title, scale=scale, bin="binned"),
+        x2="high:Q",
+        y=alt.Y("count:Q", title="Count"),
+        tooltip=[alt.Tooltip("low:Q", title="from", format=",.0f"), alt.Tooltip("high:Q", title="to", format=",.0f"),
+                 alt.Tooltip("count:Q", title="count", format=",")],
+    ).properties(height=HEIGHT, title=title)
+
+
+def rating_bars(hist: dict[float, int]) -> alt.Chart:
+    df = pd.DataFrame({"rating": list(hist), "count": list(hist.values())})
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("rating:O", title="Rating"),
+        y=alt.Y("count:Q", title="Interactions"),
+        tooltip=["rating", alt.Tooltip("count:Q", format=",")],
+    ).properties(height=HEIGHT, title="Rating distribution")
+
+
+def sparsity(cells: pd.DataFrame, n_users: int, n_items: int) -> alt.Chart:
+    """A sample of the user x item matrix: a dot for every interaction."""
+    return alt.Chart(cells).mark_square(size=6).encode(
+        x=alt.X("item_rank:Q", title=f"Items (sample of {n_items}, most popular left)"),
+        y=alt.Y("user_rank:Q", title=f"Users (sample of {n_users}, most active top)", scale=alt.Scale(reverse=True)),
+        color=alt.Color("rating:Q", title="Rating", scale=alt.Scale(scheme="reds")),
+        tooltip=["user", "item", "rating"],
+    ).properties(height=320, title="What the matrix looks like (each dot is an interaction)")
+
+
+def metric_curves(df: pd.DataFrame, metric: str) -> alt.Chart:
+    """metric@K against K, one line per run (df columns: run, k, value)."""
+    sel = alt.selection_point(fields=["run"], bind="legend")
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("k:Q", title="K (list length)"),
+        y=alt.Y("value:Q", title=f"{metric}@K"),
+        color=alt.Color("run:N", title="Model"),
+        opacity=alt.condition(sel, alt.value(1.0), alt.value(0.15)),
+        tooltip=["run", "k", alt.Tooltip("value:Q", format=".4f")],
+    ).add_params(sel).properties(height=HEIGHT, title=f"{metric} as the list grows")
+
+
+def bars_with_ci(df: pd.DataFrame, metric: str) -> alt.Chart:
+    """Mean per run with its 95 % bootstrap interval (df columns: run, mean, low, high)."""
+    base = alt.Chart(df).encode(y=alt.Y("run:N", title=None, sort="-x"))
+    bars = base.mark_bar().encode(
+        x=alt.X("mean:Q", title=metric),
+        color=alt.Color("run:N", legend=None),
+        tooltip=["run", alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("low:Q", format=".4f", title="95% low"),
+                 alt.Tooltip("high:Q", format=".4f", title="95% high")],
+    )
+    whiskers = base.mark_rule(color="black").encode(x="low:Q", x2="high:Q")
+    return (bars + whiskers).properties(height=max(120, 28 * len(df)), title=f"{metric} (95% bootstrap interval)")
+
+
+def simple_bars(df: pd.DataFrame, value: str, title: str, fmt: str = ".3f") -> alt.Chart:
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("run:N", title=None, sort="-x"),
+        x=alt.X(f"{value}:Q", title=title),
+        color=alt.Color("run:N", legend=None),
+        tooltip=["run", alt.Tooltip(f"{value}:Q", format=fmt)],
+    ).properties(height=max(120, 28 * len(df)), title=title)

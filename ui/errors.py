@@ -1,0 +1,31 @@
+"""Show bad input and failures as messages, never as tracebacks in the browser."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import streamlit as st
+
+from recsys.data.errors import DataError
+
+log = logging.getLogger("recsys.ui")
+
+
+@contextmanager
+def shown_errors(what: str):
+    """Run a block; a DataError shows its own message, anything else a short apology and is logged."""
+    try:
+        yield
+    except DataError as exc:
+        st.error(str(exc), icon="⚠️")
+    except Exception as exc:  # the browser gets a sentence, the server log the traceback
+        log.exception("%s failed", what)
+        st.error(f"{what} failed: {type(exc).__name__}: {exc}", icon="🛑")
+
+
+def attempt(what: str, fn, *args, **kwargs):
+    """Call ``fn``; on failure show the message and stop this page run (nothing below would work)."""
+    with shown_errors(what):
+        return fn(*args, **kwargs)
+    st.stop()

@@ -1,0 +1,92 @@
+"""Training and evaluating runs for the pages, with progress; fitted models live in a process cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import streamlit as st
+
+from recsys.evaluation import evaluate
+from recsys.models import create, get
+from recsys.models.base import FitCancelled
+from ui import data, state
+
+EVAL_K = (1, 5, 10, 20, 50)
+
+
+class RunCache:
+    """Fitted models and reports by run id, shared by sessions of this server process.
+
+    The key covers (dataset, split, model, params, seed), so two people who train the same
+    thing share it and nobody retrains what is already trained.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict] = {}
+
+    def get(self, run_id: str) -> dict | None:
+        with self._lock:
+            return self._entries.get(run_id)
+
+    def put(self, run_id: str, entry: dict) -> None:
+        with self._lock:
+            self._entries[run_id] = entry
+
+
+@st.cache_resource
+def run_cache() -> RunCache:
+    return RunCache()
+
+
+def run_spec(model_key: str, params: dict) -> dict:
+    source = state.current_source()
+    config = state.split_config()
+    spec = {
+        "model": model_key,
+        "label": get(model_key).label,
+        "params": params,
+        "dataset": source["label"],
+        "split": config.key(),
+    }
+    spec["run_id"] = hashlib.sha256(
+        json.dumps([source, spec["model"], params, spec["split"]], sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    return spec
+
+
+def train(spec: dict, progress=None) -> dict:
+    """Fit and evaluate the run (or reuse the cached one); returns {model, report, seconds}."""
+    cached = run_cache().get(spec["run_id"])
+    if cached is not None:
+        return cached
+    split = data.current_split()
+    model = create(spec["model"], **spec["params"])
+    start = time.perf_counter()
+    model.fit(split.train, valid=split.valid, progress=progress)
+    fit_seconds = time.perf_counter() - start
+    report = evaluate(model, split.train, split.test, k=list(EVAL_K), bootstrap=500)
+    entry = {"model": model, "report": report, "fit_seconds": fit_seconds}
+    run_cache().put(spec["run_id"], entry)
+    return entry
+
+
+def result(spec: dict) -> dict | None:
+    return run_cache().get(spec["run_id"])
+
+
+def streamlit_progress(label: str):
+    """A progress callback drawing a bar and the latest metrics; returns (callback, bar)."""
+    bar = st.progress(0.0, text=f"Training {label}…")
+
+    def report(step: int, total: int, metrics: dict) -> None:
+        if st.session_state.get("cancel_training"):
+            st.session_state["cancel_training"] = False
+            raise FitCancelled
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        bar.progress(min(1.0, step / max(total, 1)), text=f"Training {label}: step {step}/{total} {shown}")
+
+    return report, bar
