@@ -44,7 +44,7 @@ def top_k(
     # NaN would sort unpredictably; it is never a valid recommendation
     np.nan_to_num(scores, copy=False, nan=-np.inf, posinf=np.inf, neginf=-np.inf)
     if k < n_items:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part = _top_k_set(scores, k)
     else:
         part = np.tile(np.arange(n_items), (n_rows, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
@@ -54,3 +54,17 @@ def top_k(
     top_scores = np.take_along_axis(part_scores, order, axis=1)
     items[~np.isfinite(top_scores) & (top_scores < 0)] = -1
     return items, top_scores.astype(np.float32)
+
+
+def _top_k_set(scores: np.ndarray, k: int) -> np.ndarray:
+    """The k best items per row as a set, ties at the k-th score resolved by lower item code.
+
+    argpartition alone picks an arbitrary subset of items tied at the boundary, which would
+    make rankings (and metrics) depend on memory layout.
+    """
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    above = scores > kth
+    tied = scores == kth
+    room = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    return np.nonzero(chosen)[1].reshape(len(scores), k)
