@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import state
 
-st.set_page_config(page_title="Recommender Explorer", page_icon="🎬", layout="wide")
+st.set_page_config(page_title="Recommender Explorer", page_icon=":material/movie:", layout="wide")
 state.init()
 
 SPLITS = {
@@ -42,9 +42,9 @@ def sidebar() -> None:
 
 
 pages = [
-    st.Page("pages/data.py", title="Data", icon="📊", default=True),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    st.Page("app_pages/data.py", title="Data", icon=":material/bar_chart:", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/balance:"),
 ]
 sidebar()
 st.navigation(pages).run()

@@ -46,7 +46,7 @@ def histogram(values: np.ndarray, title: str, x_title: str, log_x: bool = False)
 def rating_bars(hist: dict[float, int]) -> alt.Chart:
     df = pd.DataFrame({"rating": list(hist), "count": list(hist.values())})
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X("rating:O", title="Rating"),
+        x=alt.X("rating:O", title="Rating", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("count:Q", title="Interactions"),
         tooltip=["rating", alt.Tooltip("count:Q", format=",")],
     ).properties(height=HEIGHT, title="Rating distribution")
@@ -76,7 +76,7 @@ def metric_curves(df: pd.DataFrame, metric: str) -> alt.Chart:
 
 def bars_with_ci(df: pd.DataFrame, metric: str) -> alt.Chart:
     """Mean per run with its 95 % bootstrap interval (df columns: run, mean, low, high)."""
-    base = alt.Chart(df).encode(y=alt.Y("run:N", title=None, sort="-x"))
+    base = alt.Chart(df).encode(y=alt.Y("run:N", title=None))
     bars = base.mark_bar().encode(
         x=alt.X("mean:Q", title=metric),
         color=alt.Color("run:N", legend=None),
@@ -84,13 +84,13 @@ def bars_with_ci(df: pd.DataFrame, metric: str) -> alt.Chart:
                  alt.Tooltip("high:Q", format=".4f", title="95% high")],
     )
     whiskers = base.mark_rule(color="black").encode(x="low:Q", x2="high:Q")
-    return (bars + whiskers).properties(height=max(120, 28 * len(df)), title=f"{metric} (95% bootstrap interval)")
+    return (bars + whiskers).properties(height=alt.Step(32), title=f"{metric} (95% bootstrap interval)")
 
 
 def simple_bars(df: pd.DataFrame, value: str, title: str, fmt: str = ".3f") -> alt.Chart:
     return alt.Chart(df).mark_bar().encode(
-        y=alt.Y("run:N", title=None, sort="-x"),
-        x=alt.X(f"{value}:Q", title=title),
+        y=alt.Y("run:N", title=None),
+        x=alt.X(f"{value}:Q", title=None, axis=alt.Axis(format=fmt)),
         color=alt.Color("run:N", legend=None),
         tooltip=["run", alt.Tooltip(f"{value}:Q", format=fmt)],
-    ).properties(height=max(120, 28 * len(df)), title=title)
+    ).properties(height=alt.Step(32), title=title)

@@ -18,10 +18,10 @@ def shown_errors(what: str):
     try:
         yield
     except DataError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/warning:")
     except Exception as exc:  # the browser gets a sentence, the server log the traceback
         log.exception("%s failed", what)
-        st.error(f"{what} failed: {type(exc).__name__}: {exc}", icon="🛑")
+        st.error(f"{what} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
 
 
 def attempt(what: str, fn, *args, **kwargs):

@@ -309,10 +309,19 @@ def _item_index(interaction_items: np.ndarray, items: pd.DataFrame | None, key: 
     """Item ids in code order: every id seen in interactions plus catalogue-only items."""
     ids = pd.unique(interaction_items)
     if items is not None and key in items.columns:
-        extra = pd.Index(items[key].dropna().unique()).difference(pd.Index(ids))
-        if len(extra) and pd.Index(ids).dtype == extra.dtype:
-            ids = np.concatenate([np.asarray(ids), np.asarray(extra)])
+        _, keys = _metadata_keys(items, key)
+        if len(keys) and keys.dtype == ids.dtype:  # int ids never join str ids, so no mixed-type sort
+            ids = np.concatenate([np.asarray(ids), np.setdiff1d(pd.unique(keys), ids)])
     return np.sort(np.asarray(ids))
+
+
+def _metadata_keys(meta: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with a key and their keys normalised like interaction ids, so "7", 7 and 7.0 all join."""
+    from recsys.data.validate import _normalise_ids
+
+    present = meta[key].notna().to_numpy()
+    keys = meta[key][present].reset_index(drop=True)
+    return present, _normalise_ids(keys) if len(keys) else np.array([], dtype=object)
 
 
 def _align_metadata(meta: pd.DataFrame | None, key: str, ids: np.ndarray) -> pd.DataFrame | None:
@@ -323,7 +332,8 @@ def _align_metadata(meta: pd.DataFrame | None, key: str, ids: np.ndarray) -> pd.
             f"The metadata file has no column {key!r} to join on; its columns are "
             f"{list(meta.columns)}. Rename the id column or pick it in the mapping."
         )
-    table = meta.drop_duplicates(key).set_index(key)
+    present, keys = _metadata_keys(meta, key)
+    table = meta[present].assign(**{key: keys}).drop_duplicates(key).set_index(key)
     aligned = table.reindex(ids)
     aligned.index = pd.RangeIndex(len(ids), name="code")
     aligned.insert(0, "id", ids)

@@ -24,7 +24,7 @@ def _block_data(seed: int = 0):
     in-group items), popularity cannot (all items are equally popular by construction).
     """
     rng = np.random.default_rng(seed)
-    rows, held = [], []
+    rows = []
     genres = ["Western", "Horror", "Musical"]
     for g in range(N_GROUPS):
         for u in range(USERS_PER_GROUP):

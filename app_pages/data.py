@@ -11,7 +11,7 @@ from recsys.data.sample_matrix import matrix_sample
 from ui import charts, data, state
 from ui.errors import attempt, shown_errors
 
-st.title("📊 Data")
+st.title("Data")
 
 
 def movielens_tab() -> None:

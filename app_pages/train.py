@@ -11,7 +11,7 @@ from recsys.models.registry import FAMILIES
 from ui import data, forms, runs, state
 from ui.errors import attempt, shown_errors
 
-st.title("🏋️ Train")
+st.title("Train")
 
 dataset = attempt("Loading the dataset", data.current_dataset)
 split = attempt("Splitting the data", data.current_split)
@@ -81,4 +81,4 @@ if trained:
         "NDCG@10": st.column_config.NumberColumn(format="%.4f"),
         "fit s": st.column_config.NumberColumn(format="%.2f"),
     })
-    st.page_link("pages/compare.py", label="Compare them →", icon="⚖️")
+    st.page_link("app_pages/compare.py", label="Compare them →", icon=":material/balance:")

@@ -8,7 +8,7 @@ import streamlit as st
 from recsys.evaluation import compare_reports, curve
 from ui import charts, runs, state
 
-st.title("⚖️ Compare")
+st.title("Compare")
 
 config = state.split_config()
 current = state.current_source()["label"]
@@ -19,7 +19,7 @@ if len(comparable) < len(all_runs):
                "models are only comparable on the same test set.")
 if not comparable:
     st.info("No trained models on this dataset and split yet. Train some on the Train page.")
-    st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 
@@ -105,5 +105,6 @@ if len(reports) >= 2:
     if a != b:
         test = compare_reports(reports[a], reports[b], f"ndcg@{k}", names=(a, b))
         st.write(test["sentence"])
-        st.caption(f"Paired t-test p = {test['t_pvalue']:.3g} · Wilcoxon p = {test['wilcoxon_pvalue']:.3g} · "
-                   f"effect size d = {test['cohens_d']:.2f} over {test['n']:,} users.")
+        st.caption(f"Paired t-test p = {test['t_pvalue']:.3g} · Wilcoxon signed-rank p = "
+                   f"{test['wilcoxon_pvalue']:.3g} · effect size |d| = {abs(test['cohens_d']):.2f} "
+                   f"(0.2 small, 0.5 medium, 0.8 large) over {test['n']:,} users.")
