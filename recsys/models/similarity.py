@@ -22,8 +22,7 @@ def center(matrix: sp.csr_matrix, axis: int) -> sp.csr_matrix:
     if axis == 0:
         return center(m.T.tocsr(), 1).T.tocsr()
     counts = np.diff(m.indptr)
-    sums = np.add.reduceat(m.data, m.indptr[:-1]) if m.nnz else np.zeros(m.shape[0])
-    sums[counts == 0] = 0.0
+    sums = np.asarray(m.sum(axis=1)).ravel()
     means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
     m.data -= np.repeat(means, counts)
     return m
