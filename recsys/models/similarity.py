@@ -12,8 +12,8 @@ import scipy.sparse as sp
 from recsys.data.errors import DataError
 
 METRICS = ("cosine", "adjusted_cosine", "pearson", "jaccard")
-# Bound the dense working block to about this many float32 cells (~256 MB).
-BLOCK_CELLS = 64_000_000
+# Bound each dense working block to this many cells (~100 MB per float64 array; a few live at once).
+BLOCK_CELLS = 12_000_000
 
 
 def center(matrix: sp.csr_matrix, axis: int) -> sp.csr_matrix:
