@@ -96,7 +96,7 @@ def to_markdown(rows: list[BenchRow], seed: int) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python -m recsys bench` (add `--data PATH` for more datasets). Per-user random 80/20 split, "
+        "Written by `python -m recsys bench --data path/to/ml-100k path/to/ml-latest-small`. Per-user random 80/20 split, "
         f"seed {seed}, full ranking over the catalogue with training items excluded, every rating an "
         "interaction, **default parameters**. Fit and score times are wall-clock seconds on "
         f"{platform.machine()} with {os.cpu_count()} CPU cores (score = all users, best of 3); peak memory is "
