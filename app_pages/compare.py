@@ -32,6 +32,11 @@ def run_name(spec: dict) -> str:
     return f"{spec['label']} ({', '.join(f'{k}={v}' for k, v in differing.items())})"
 
 
+def p_value(p: float) -> str:
+    """'= 2.2e-05', or '< 1e-300' where the p-value underflowed to 0 (printing 'p = 0' would claim certainty)."""
+    return f"= {p:.3g}" if p > 0 else "< 1e-300"
+
+
 names = [run_name(r) for r in comparable]
 reports = {name: runs.result(spec)["report"] for name, spec in zip(names, comparable)}
 fit_seconds = {name: runs.result(spec)["fit_seconds"] for name, spec in zip(names, comparable)}
@@ -105,6 +110,6 @@ if len(reports) >= 2:
     if a != b:
         test = compare_reports(reports[a], reports[b], f"ndcg@{k}", names=(a, b))
         st.write(test["sentence"])
-        st.caption(f"Paired t-test p = {test['t_pvalue']:.3g} · Wilcoxon signed-rank p = "
-                   f"{test['wilcoxon_pvalue']:.3g} · effect size |d| = {abs(test['cohens_d']):.2f} "
+        st.caption(f"Paired t-test p {p_value(test['t_pvalue'])} · Wilcoxon signed-rank p "
+                   f"{p_value(test['wilcoxon_pvalue'])} · effect size |d| = {abs(test['cohens_d']):.2f} "
                    f"(0.2 small, 0.5 medium, 0.8 large) over {test['n']:,} users.")

@@ -7,6 +7,10 @@ import numpy as np
 import pandas as pd
 
 HEIGHT = 260
+# Height is the plot's own height; only the width follows the container. Streamlit's default
+# ("fit" both ways) squeezes titles and axes into HEIGHT, which clips a chart's title when its
+# y-axis title is longer than the squeezed plot (the long-tail chart's did).
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 def long_tail(x: np.ndarray, y: np.ndarray) -> alt.Chart:
@@ -20,7 +24,8 @@ def long_tail(x: np.ndarray, y: np.ndarray) -> alt.Chart:
                  alt.Tooltip("interactions:Q", format=".1%", title="of interactions")],
     )
     rule = alt.Chart(pd.DataFrame({"x": [0.2]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
-    return (line + rule).properties(height=HEIGHT, title="Long tail: how concentrated is consumption?")
+    return (line + rule).properties(autosize=FIT_WIDTH, height=HEIGHT,
+                                    title="Long tail: how concentrated is consumption?")
 
 
 def histogram(values: np.ndarray, title: str, x_title: str, log_x: bool = False) -> alt.Chart:
@@ -40,7 +45,7 @@ def histogram(values: np.ndarray, title: str, x_title: str, log_x: bool = False)
         y=alt.Y("count:Q", title="Count"),
         tooltip=[alt.Tooltip("low:Q", title="from", format=",.0f"), alt.Tooltip("high:Q", title="to", format=",.0f"),
                  alt.Tooltip("count:Q", title="count", format=",")],
-    ).properties(height=HEIGHT, title=title)
+    ).properties(autosize=FIT_WIDTH, height=HEIGHT, title=title)
 
 
 def rating_bars(hist: dict[float, int]) -> alt.Chart:
@@ -49,7 +54,7 @@ def rating_bars(hist: dict[float, int]) -> alt.Chart:
         x=alt.X("rating:O", title="Rating", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("count:Q", title="Interactions"),
         tooltip=["rating", alt.Tooltip("count:Q", format=",")],
-    ).properties(height=HEIGHT, title="Rating distribution")
+    ).properties(autosize=FIT_WIDTH, height=HEIGHT, title="Rating distribution")
 
 
 def sparsity(cells: pd.DataFrame, n_users: int, n_items: int) -> alt.Chart:
@@ -59,7 +64,7 @@ def sparsity(cells: pd.DataFrame, n_users: int, n_items: int) -> alt.Chart:
         y=alt.Y("user_rank:Q", title=f"Users (sample of {n_users}, most active top)", scale=alt.Scale(reverse=True)),
         color=alt.Color("rating:Q", title="Rating", scale=alt.Scale(scheme="reds")),
         tooltip=["user", "item", "rating"],
-    ).properties(height=320, title="What the matrix looks like (each dot is an interaction)")
+    ).properties(autosize=FIT_WIDTH, height=320, title="What the matrix looks like (each dot is an interaction)")
 
 
 def metric_curves(df: pd.DataFrame, metric: str) -> alt.Chart:
@@ -71,7 +76,7 @@ def metric_curves(df: pd.DataFrame, metric: str) -> alt.Chart:
         color=alt.Color("run:N", title="Model"),
         opacity=alt.condition(sel, alt.value(1.0), alt.value(0.15)),
         tooltip=["run", "k", alt.Tooltip("value:Q", format=".4f")],
-    ).add_params(sel).properties(height=HEIGHT, title=f"{metric} as the list grows")
+    ).add_params(sel).properties(autosize=FIT_WIDTH, height=HEIGHT, title=f"{metric} as the list grows")
 
 
 def bars_with_ci(df: pd.DataFrame, metric: str) -> alt.Chart:
@@ -84,7 +89,8 @@ def bars_with_ci(df: pd.DataFrame, metric: str) -> alt.Chart:
                  alt.Tooltip("high:Q", format=".4f", title="95% high")],
     )
     whiskers = base.mark_rule(color="black").encode(x="low:Q", x2="high:Q")
-    return (bars + whiskers).properties(height=alt.Step(32), title=f"{metric} (95% bootstrap interval)")
+    return (bars + whiskers).properties(autosize=FIT_WIDTH, height=alt.Step(32),
+                                        title=f"{metric} (95% bootstrap interval)")
 
 
 def simple_bars(df: pd.DataFrame, value: str, title: str, fmt: str = ".3f") -> alt.Chart:
@@ -93,4 +99,4 @@ def simple_bars(df: pd.DataFrame, value: str, title: str, fmt: str = ".3f") -> a
         x=alt.X(f"{value}:Q", title=None, axis=alt.Axis(format=fmt)),
         color=alt.Color("run:N", legend=None),
         tooltip=["run", alt.Tooltip(f"{value}:Q", format=fmt)],
-    ).properties(height=alt.Step(32), title=title)
+    ).properties(autosize=FIT_WIDTH, height=alt.Step(32), title=title)

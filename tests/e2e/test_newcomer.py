@@ -1,0 +1,108 @@
+"""A newcomer's first visit in a real browser: see the sample, train two models, compare them.
+
+Screenshots of every step go to tests/e2e/screenshots/ (gitignored, for looking at a failure);
+the Data and Compare pages are also written to docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from recsys.data import load
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STEP_SHOTS = Path(__file__).resolve().parent / "screenshots"
+DOC_SHOTS = REPO_ROOT / "docs" / "screenshots"
+TRAIN_TIMEOUT_MS = 45_000
+
+
+def no_exception_box(page) -> None:
+    boxes = page.locator("[data-testid=stException]")
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def wait_idle(page) -> None:
+    """Wait until the script run finished (Streamlit shows a running indicator while it works)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')",
+        timeout=TRAIN_TIMEOUT_MS,
+    )
+
+
+def wait_charts(page, count: int) -> None:
+    """Wait until `count` Altair charts have been drawn (vega-embed renders into a canvas or svg)."""
+    page.wait_for_function(
+        "n => { const charts = document.querySelectorAll('[data-testid=stVegaLiteChart]');"
+        " return charts.length === n && [...charts].every(c => c.querySelector('canvas, svg.marks')); }",
+        arg=count,
+    )
+
+
+def shot(page, name: str, *also: Path) -> None:
+    page.wait_for_timeout(300)  # let vega finish its transitions so the picture is not half-drawn
+    STEP_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=STEP_SHOTS / name)
+    for path in also:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=path)
+
+
+def nav(page, title: str) -> None:
+    page.locator("[data-testid=stSidebarNav] a", has_text=title).click()
+
+
+@pytest.mark.e2e
+def test_newcomer_sees_data_trains_two_models_and_compares_them(server, browser_page):
+    page = browser_page
+    sample = load("sample")
+
+    # 1. the app opens on the Data page with the bundled sample
+    page.goto(server)
+    page.get_by_role("heading", name="Data").first.wait_for()
+    users = page.locator("[data-testid=stMetric]", has_text="Users")
+    users.wait_for()
+    assert f"{sample.n_users:,}" in users.inner_text()
+    interactions = page.locator("[data-testid=stMetric]", has_text="Interactions")
+    assert f"{sample.n_interactions:,}" in interactions.inner_text()
+    page.get_by_text(sample.name).first.wait_for()
+    wait_charts(page, 5)
+    wait_idle(page)
+    no_exception_box(page)
+    shot(page, "01-data.png", DOC_SHOTS / "data.png")
+
+    # 2. Train, through the sidebar navigation
+    nav(page, "Train")
+    page.wait_for_url(re.compile(r"/train$"))
+    page.get_by_role("heading", name="Train").first.wait_for()
+    wait_idle(page)
+    no_exception_box(page)
+    shot(page, "02-train.png")
+
+    for number, label in ((3, "Most popular"), (4, "Item-item kNN")):
+        page.get_by_role("button", name=f"Train {label}").click()
+        success = page.get_by_text(re.compile(rf"^{re.escape(label)}: NDCG@10 = \d\.\d{{4}} on [\d,]+ test users\.$"))
+        success.wait_for(timeout=TRAIN_TIMEOUT_MS)
+        wait_idle(page)
+        no_exception_box(page)
+        shot(page, f"0{number}-trained-{label.split()[0].lower()}.png")
+    page.get_by_role("heading", name="Trained in this session").wait_for()
+
+    # 3. Compare both runs
+    nav(page, "Compare")
+    page.wait_for_url(re.compile(r"/compare$"))
+    page.get_by_role("heading", name="Metrics at K = 10").wait_for()
+    wait_charts(page, 4)
+    page.get_by_role("heading", name="Is the difference real?").wait_for()
+    wait_idle(page)
+    no_exception_box(page)
+    main = page.locator("[data-testid=stMain]").inner_text()
+    for label in ("Most popular", "Item-item kNN"):
+        assert label in main
+    assert re.search(r"(Most popular|Item-item kNN) is better than (Most popular|Item-item kNN) on NDCG@10", main)
+    assert "No trained models" not in main
+    shot(page, "05-compare.png", DOC_SHOTS / "compare.png")
+    page.get_by_role("heading", name="Is the difference real?").scroll_into_view_if_needed()
+    shot(page, "06-compare-paired-test.png")
