@@ -67,9 +67,14 @@ def sparsity(cells: pd.DataFrame, n_users: int, n_items: int) -> alt.Chart:
     ).properties(autosize=FIT_WIDTH, height=320, title="What the matrix looks like (each dot is an interaction)")
 
 
+METRIC_NAMES = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "hit": "Hit rate",
+                "coverage": "Coverage", "map": "MAP", "mrr": "MRR", "f1": "F1"}
+
+
 def metric_curves(df: pd.DataFrame, metric: str) -> alt.Chart:
     """metric@K against K, one line per run (df columns: run, k, value)."""
     sel = alt.selection_point(fields=["run"], bind="legend")
+    metric = METRIC_NAMES.get(metric, metric)
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("k:Q", title="K (list length)"),
         y=alt.Y("value:Q", title=f"{metric}@K"),
