@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.data.stats import gini  # noqa: F401  (re-exported: one Gini for data and exposure)
+
 
 def _top(recommended: np.ndarray, k: int | None) -> np.ndarray:
     recommended = np.asarray(recommended)
@@ -105,17 +107,6 @@ def intra_list_diversity(recommended: np.ndarray, features, k: int | None = None
     pairs = m * (m - 1) / 2.0
     mean_sim = np.divide((sq_of_sum - sum_of_sq) / 2.0, pairs, out=np.zeros(n_users), where=pairs > 0)
     return np.where(pairs > 0, 1.0 - mean_sim, 0.0)
-
-
-def gini(values: np.ndarray) -> float:
-    """Gini coefficient of non-negative values: 0 = perfectly equal, -> 1 = all on one."""
-    x = np.sort(np.asarray(values, dtype=np.float64))
-    n = len(x)
-    total = x.sum()
-    if n == 0 or total <= 0:
-        return 0.0
-    ranks = np.arange(1, n + 1)
-    return float(((2 * ranks - n - 1) * x).sum() / (n * total))
 
 
 def exposure_gini(recommended: np.ndarray, n_items: int, k: int | None = None) -> float:
