@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
@@ -159,6 +160,12 @@ class Recommender:
         if len(users) and (users.min() < 0 or users.max() >= self.train_.n_users):
             raise IndexError(f"user codes must lie in [0, {self.train_.n_users}); got {users.min()}..{users.max()}")
         return users
+
+    def _history_row(self, items) -> sp.csr_matrix:
+        """A one-row binary history matrix for a person who consumed ``items`` (fold-in, onboarding)."""
+        items = np.unique(np.asarray(items, dtype=np.int64))
+        return sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items), np.int64), items)),
+                             shape=(1, self.train_.n_items))
 
     def _progress_reporter(self, progress: Progress | None) -> Progress:
         def report(step: int, total: int, metrics: dict | None = None) -> None:

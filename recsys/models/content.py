@@ -114,9 +114,7 @@ class ContentTfidf(Recommender):
         return self._profile_scores(self.likes_[users])
 
     def score_history(self, items) -> np.ndarray:
-        items = np.asarray(items, dtype=np.int64)
-        row = sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items), int), items)),
-                            shape=(1, self.train_.n_items))
+        row = self._history_row(items)
         return self._profile_scores(row).ravel().astype(np.float32)
 
     def item_embeddings(self) -> sp.csr_matrix:

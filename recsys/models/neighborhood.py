@@ -43,9 +43,7 @@ class ItemSimilarityModel(Recommender):
 
     def score_history(self, items) -> np.ndarray:
         """Scores over the catalogue for a person who consumed ``items`` (codes): onboarding, fold-in."""
-        items = np.asarray(items, dtype=np.int64)
-        row = sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items), int), items)),
-                            shape=(1, self.train_.n_items))
+        row = self._history_row(items)
         product = row @ self.weights_
         return np.asarray(product.toarray() if sp.issparse(product) else product, np.float32).ravel()
 
