@@ -38,9 +38,14 @@ def _rank_within_user(user: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarr
 
 
 def _per_user_random_mask(ds: Dataset, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """True for about ``fraction`` of each user's interactions, leaving each user at least one in train."""
+    """True for ceil(``fraction`` × n) of each user's n interactions, leaving at least one in train.
+
+    Rounding up is the convention of scikit-learn's ``train_test_split`` (and so of most
+    course notebooks and published per-user 80/20 numbers); with round-half-up instead,
+    a user with 22 ratings would hold out 4 rather than 5 and NDCG shifts by ~0.005.
+    """
     rank, count = _rank_within_user(ds.user, rng.random(ds.n_interactions))
-    n_held = np.floor(fraction * count + 0.5).astype(np.int64)
+    n_held = np.ceil(fraction * count - 1e-9).astype(np.int64)
     n_held = np.minimum(n_held, count - 1)
     return rank < n_held
 

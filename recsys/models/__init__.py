@@ -1,6 +1,13 @@
 """Models: the Recommender base class, the registry, and one module per family."""
 
-from recsys.models import baselines, content, factorization, neighborhood  # noqa: F401  (registers the models)
+from recsys.models import (  # noqa: F401  (importing a family module registers its models)
+    autoencoders,
+    baselines,
+    content,
+    factorization,
+    ncf,
+    neighborhood,
+)
 from recsys.models.base import FitCancelled, Recommender, describe_params
 from recsys.models.registry import create, get, registry
 

@@ -18,7 +18,16 @@ Progress = Callable[[int, int, dict], None]
 
 
 class FitCancelled(Exception):
-    """Raised (by a progress callback) to stop a fit between steps."""
+    """Raised (by a progress callback) to abandon a fit between steps; nothing is kept."""
+
+
+class StopTraining(Exception):
+    """Raised (by a progress callback) to end an iterative fit early and *keep* the model.
+
+    Iterative models (torch, iALS) catch it at the end of an epoch and finish with what they
+    have learned so far (the best validation epoch when there is one). A model without
+    epochs treats it like ``FitCancelled``, because it has nothing partial to keep.
+    """
 
 
 def param(default, *, help: str, low=None, high=None, choices=None, log: bool = False, step=None):
@@ -100,7 +109,10 @@ class Recommender:
         self.history_ = []
         report = self._progress_reporter(progress)
         start = time.perf_counter()
-        self._fit(train, valid=valid, progress=report)
+        try:
+            self._fit(train, valid=valid, progress=report)
+        except StopTraining:
+            raise FitCancelled(f"{self.label} has no epochs to stop after; the fit was cancelled.") from None
         self.fit_seconds_ = time.perf_counter() - start
         self.train_ = train
         return self

@@ -1,0 +1,1 @@
+"""Neural recommenders (autoencoders); see the module's models below."""

@@ -1,0 +1,50 @@
+"""Models that score by a dot product of user and item vectors (MF, iALS, BPR, SVD, LightGCN)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys.models.base import Recommender
+
+
+def cosine_neighbours(vectors: np.ndarray, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows most cosine-similar to row ``item`` (itself excluded), best first."""
+    from recsys.serving.ranking import top_k
+
+    norms = np.linalg.norm(vectors, axis=1)
+    norms[norms == 0] = 1.0
+    sims = (vectors @ vectors[item]) / (norms * norms[item])
+    exclude = np.zeros((1, len(vectors)), dtype=bool)
+    exclude[0, item] = True
+    items, scores = top_k(sims[None, :].astype(np.float32), k, exclude=exclude)
+    keep = items[0] >= 0
+    return items[0][keep], scores[0][keep]
+
+
+class FactorizationModel(Recommender):
+    """score(u, i) = user_factors[u] · item_factors[i] (+ item_bias[i]).
+
+    Subclasses fill ``user_factors_`` (n_users, d), ``item_factors_`` (n_items, d) and
+    optionally ``item_bias_`` (n_items,) in ``_fit``; scoring, embeddings and item
+    neighbours come from here.
+    """
+
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    item_bias_: np.ndarray | None = None
+
+    def _score(self, users):
+        scores = self.user_factors_[users] @ self.item_factors_.T
+        if self.item_bias_ is not None:
+            scores = scores + self.item_bias_[None, :]
+        return scores
+
+    def user_embeddings(self) -> np.ndarray:
+        return np.asarray(self.user_factors_, dtype=np.float32)
+
+    def item_embeddings(self) -> np.ndarray:
+        return np.asarray(self.item_factors_, dtype=np.float32)
+
+    def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest items by cosine similarity of their factors."""
+        return cosine_neighbours(self.item_embeddings(), int(item), k)

@@ -1,0 +1,1 @@
+"""Neural recommenders (ncf); see the module's models below."""

@@ -1,0 +1,246 @@
+"""The one torch training loop every neural, graph and sequential model shares.
+
+A subclass builds its ``nn.Module`` and says what one mini-batch is and what its loss is;
+this class owns the rest: seeding, device, the epoch loop, the optimiser, validation
+NDCG after each epoch, early stopping (restoring the best epoch), progress reports with
+loss and metric, cancelling (``FitCancelled``) and stopping early on request
+(``StopTraining``), and batched no-grad scoring.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recsys.data.dataset import Dataset
+from recsys.evaluation.validation import validation_ndcg
+from recsys.models.base import Recommender, StopTraining, param
+
+SCORE_BATCH_USERS = 1024
+
+
+@dataclass
+class TorchParams:
+    """Hyperparameters every torch model has; subclasses extend and re-default them."""
+
+    epochs: int = param(20, help="Passes over the training data.", low=1, high=1000)
+    batch_size: int = param(1024, help="Training examples per gradient step.", low=1, high=65536, log=True)
+    lr: float = param(1e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
+    weight_decay: float = param(0.0, help="L2 penalty on all weights (Adam weight decay).", low=0.0, high=1.0)
+    patience: int = param(3, help="With a validation split: stop after this many epochs without a better "
+                                  "validation NDCG@10 and keep the best epoch (0 = train every epoch).",
+                          low=0, high=100)
+    seed: int = param(42, help="Random seed: same data + parameters + seed = same model.", low=0)
+    device: str = param("auto", help="Where to train: 'auto' uses a CUDA GPU when there is one.",
+                        choices=("auto", "cpu", "cuda"))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        from recsys.data.errors import DataError
+
+        raise DataError("device='cuda' was asked for, but this machine has no CUDA GPU; use 'auto' or 'cpu'.")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+MIN_STEPS_PER_EPOCH = 8
+
+
+def minibatches(n: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True) -> Iterator[np.ndarray]:
+    """Index arrays covering range(n) in (shuffled) chunks of at most ``batch_size``.
+
+    On small data the chunks shrink so an epoch still has ``MIN_STEPS_PER_EPOCH`` steps:
+    otherwise a batch size tuned for MovieLens would give a 200-row upload one gradient
+    step per epoch and defaults that learn nothing there.
+    """
+    batch_size = max(1, min(batch_size, -(-n // MIN_STEPS_PER_EPOCH)))
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+class TorchModel(Recommender):
+    """Base of every torch model. Subclasses implement:
+
+    - ``_build(train) -> nn.Module``: the network (put data-derived buffers on it too);
+    - ``_batches(train, rng) -> iterator of tuples``: one epoch of mini-batches; numpy
+      arrays and tensors in them are moved to the device for you;
+    - ``_loss(batch) -> scalar tensor``: uses ``self.module_``;
+    - ``_score_batch(users) -> (len(users), n_items) tensor``: in eval mode, no grad.
+
+    Optional: ``_prepare(train)`` before building (tensors of the training matrix),
+    ``_start_epoch(epoch)`` (e.g. KL annealing), ``_finish(train)`` after training (cache
+    embeddings for fast scoring).
+    """
+
+    Params = TorchParams
+
+    # ------------------------------------------------------------------ loop
+    def _fit(self, train: Dataset, *, valid: Dataset | None, progress) -> None:
+        p = self.params
+        torch.manual_seed(p.seed)
+        rng = np.random.default_rng(p.seed)
+        self.device_ = resolve_device(p.device)
+        self._prepare(train)
+        self.module_ = self._build(train).to(self.device_)
+        optimizer = self._optimizer()
+        best_metric, best_state, best_epoch, waited = -math.inf, None, 0, 0
+        self.epochs_run_, self.stopped_early_ = 0, False
+        for epoch in range(1, p.epochs + 1):
+            loss = self._train_epoch(train, optimizer, rng, epoch)
+            metrics = {"loss": loss}
+            if valid is not None:
+                metrics["val_ndcg@10"] = self._validate(train, valid)
+            self.epochs_run_ = epoch
+            stop_requested = False
+            try:
+                progress(epoch, p.epochs, metrics)
+            except StopTraining:
+                stop_requested = True
+            if valid is not None:
+                if metrics["val_ndcg@10"] > best_metric:
+                    best_metric, best_epoch, waited = metrics["val_ndcg@10"], epoch, 0
+                    best_state = copy.deepcopy(self.module_.state_dict())
+                else:
+                    waited += 1
+                if p.patience and waited >= p.patience:
+                    self.stopped_early_ = True
+                    break
+            if stop_requested:
+                self.stopped_early_ = True
+                break
+        if best_state is not None:
+            self.module_.load_state_dict(best_state)
+        self.best_epoch_ = best_epoch or self.epochs_run_
+        if self.epochs_run_ < p.epochs:
+            progress(p.epochs, p.epochs, {})  # the fit is complete even when it stopped early
+        self.module_.eval()
+        self._finish(train)
+
+    def _train_epoch(self, train: Dataset, optimizer, rng: np.random.Generator, epoch: int) -> float:
+        self.module_.train()
+        self._start_epoch(epoch)
+        total, count = 0.0, 0
+        for batch in self._batches(train, rng):
+            batch = tuple(self._to_device(x) for x in batch)
+            loss = self._loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            size = len(batch[0])
+            total += float(loss.detach()) * size
+            count += size
+        return total / max(count, 1)
+
+    def _validate(self, train: Dataset, valid: Dataset) -> float:
+        self.module_.eval()
+        try:
+            return validation_ndcg(self._score_numpy, train, valid, k=10)
+        finally:
+            self.module_.train()
+
+    def _to_device(self, x):
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        return x.to(self.device_) if isinstance(x, torch.Tensor) else x
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.module_.parameters(), lr=self.params.lr, weight_decay=self.params.weight_decay)
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, users):
+        return self._score_numpy(users)
+
+    def _score_numpy(self, users: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(users), SCORE_BATCH_USERS):
+                batch = torch.as_tensor(users[start:start + SCORE_BATCH_USERS], device=self.device_)
+                out.append(self._score_batch(batch).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.n_items_), dtype=np.float32)
+        return np.concatenate(out)
+
+    # ------------------------------------------------------------------ hooks
+    def _prepare(self, train: Dataset) -> None:
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+
+    def _build(self, train: Dataset) -> torch.nn.Module:
+        raise NotImplementedError("abstract: each torch model builds its module")
+
+    def _batches(self, train: Dataset, rng: np.random.Generator):
+        raise NotImplementedError("abstract: each torch model defines its mini-batches")
+
+    def _loss(self, batch: tuple) -> torch.Tensor:
+        raise NotImplementedError("abstract: each torch model defines its loss")
+
+    def _score_batch(self, users: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("abstract: each torch model scores a batch of users")
+
+    def _start_epoch(self, epoch: int) -> None:
+        """Called before each epoch (the module is in train mode)."""
+
+    def _finish(self, train: Dataset) -> None:
+        """Called once after training, with the best weights loaded and eval mode on."""
+
+
+def csr_to_torch(matrix, device) -> torch.Tensor:
+    """A scipy CSR matrix as a torch sparse CSR tensor (float32) on ``device``."""
+    m = matrix.tocsr().astype(np.float32)
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
+        torch.from_numpy(m.data), size=m.shape, device=device,
+    )
+
+
+def dense_rows(matrix, rows: np.ndarray) -> np.ndarray:
+    """Rows of a sparse matrix as a dense float32 array (a mini-batch of user histories)."""
+    return matrix[rows].toarray().astype(np.float32)
+
+
+class NegativeSampler:
+    """Draws items a user has *not* interacted with in train, uniformly or by popularity.
+
+    Membership is checked against the sorted keys ``user * n_items + item`` of the
+    training positives, so a batch of a million draws is a couple of vectorised
+    ``searchsorted`` calls; colliding draws are redrawn until none is left.
+    """
+
+    def __init__(self, train: Dataset, popularity_power: float = 0.0):
+        pos = train.positives.tocoo()
+        self.n_items = train.n_items
+        self._keys = np.sort(pos.row.astype(np.int64) * self.n_items + pos.col)
+        self._cdf = None
+        if popularity_power:
+            weights = np.asarray(train.positives.sum(axis=0)).ravel() ** popularity_power
+            weights = weights + 1e-12  # items never consumed can still be drawn, rarely
+            self._cdf = np.cumsum(weights / weights.sum())
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self._cdf is None:
+            return rng.integers(0, self.n_items, size=n)
+        return np.minimum(np.searchsorted(self._cdf, rng.random(n)), self.n_items - 1)
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users.astype(np.int64) * self.n_items + items
+        at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        return self._keys[at] == keys
+
+    def sample(self, users: np.ndarray, rng: np.random.Generator, per_user: int = 1) -> np.ndarray:
+        """(len(users), per_user) negative item codes (int64)."""
+        users = np.repeat(np.asarray(users, dtype=np.int64), per_user)
+        items = self._draw(len(users), rng)
+        bad = np.flatnonzero(self.is_positive(users, items))
+        for _ in range(100):  # users who consumed nearly everything could loop forever
+            if len(bad) == 0:
+                break
+            items[bad] = self._draw(len(bad), rng)
+            bad = bad[self.is_positive(users[bad], items[bad])]
+        return items.reshape(-1, per_user)
