@@ -6,10 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from recsys.models import registry
-from recsys.models.base import FitCancelled
 from recsys.models.registry import FAMILIES
-from ui import data, forms, runs, state
-from ui.errors import attempt, shown_errors
+from ui import charts, data, forms, jobs, runs, state
+from ui.errors import attempt
 
 st.title("Train")
 
@@ -28,23 +27,81 @@ chosen = st.multiselect("Models to train", list(labels), format_func=labels.get,
 
 
 def train_one(key: str, params: dict) -> None:
+    """Start training in the background (or reuse the run when it is already trained)."""
     spec = runs.run_spec(key, params)
     if runs.result(spec) is not None:
         state.add_run(spec)
         st.info(f"{spec['label']} with these settings is already trained — reusing it.")
         return
-    callback, bar = runs.streamlit_progress(spec["label"])
-    with shown_errors(f"Training {spec['label']}"):
-        try:
-            entry = runs.train(spec, progress=callback)
-        except FitCancelled:
-            bar.empty()
-            st.warning(f"Training of {spec['label']} was stopped.")
-            return
-        bar.progress(1.0, text=f"{spec['label']} trained in {entry['fit_seconds']:.2f} s")
-        state.add_run(spec)
-        ndcg = entry["report"].means.get("ndcg@10", float("nan"))
-        st.success(f"{spec['label']}: NDCG@10 = {ndcg:.4f} on {len(entry['report'].users):,} test users.")
+    jobs.board().start(spec, split, runs.run_cache())
+    state.watch_training(spec)
+    st.rerun()  # redraw with the live panel polling
+
+
+def collect_finished() -> None:
+    """Turn this session's finished jobs into runs and messages."""
+    for spec in list(state.training()):
+        job = jobs.board().get(spec["run_id"])
+        if job is None:  # the server restarted mid-training: the job is gone
+            state.stop_watching(spec)
+            state.add_train_message("warning", f"Training of {spec['label']} was interrupted; train it again.")
+            continue
+        if not job.finished_running:
+            continue
+        state.stop_watching(spec)
+        if job.status == jobs.DONE:
+            state.add_run(spec)
+            report = job.entry["report"]
+            ndcg = report.means.get("ndcg@10", float("nan"))
+            state.add_train_message("success", f"{spec['label']}: NDCG@10 = {ndcg:.4f} on {len(report.users):,} test users.")
+            if job.entry.get("stopped_early"):
+                state.add_train_message("info", f"{spec['label']} stopped early, after epoch {job.history[-1]['step']} "
+                                                f"of {job.total}.")
+        elif job.status == jobs.CANCELLED:
+            state.add_train_message("warning", f"Training of {spec['label']} was cancelled; nothing was kept.")
+        else:
+            state.add_train_message("error", f"Training {spec['label']} failed: {job.error}")
+
+
+def job_panel(spec: dict, job) -> None:
+    """Progress, live curves and stop/cancel buttons of one running job."""
+    cls = registry[spec["model"]]
+    if job.phase == "evaluating":
+        text = f"{spec['label']}: evaluating on the test set…"
+    elif job.history:
+        latest = ", ".join(f"{charts.TRAINING_METRICS.get(k, k).lower()} {v:.4g}" for k, v in job.history[-1].items()
+                           if k != "step")
+        text = f"{spec['label']}: epoch {job.step} of {job.total} · {latest}"
+    else:
+        text = f"{spec['label']}: training…"
+    st.progress(min(1.0, job.step / max(job.total, 1)), text=text)
+    with_loss = [h for h in job.history if "loss" in h]
+    if len(with_loss) >= 2:
+        curves = ["loss"] + (["val_ndcg@10"] if any("val_ndcg@10" in h for h in job.history) else [])
+        for column, metric in zip(st.columns(len(curves)), curves):
+            column.altair_chart(charts.training_curve(job.history, metric), use_container_width=True)
+    stop_col, cancel_col, _ = st.columns([1, 1, 3])
+    if cls.iterative:
+        stop_col.button("Stop and keep", key=f"stop_{spec['run_id']}", on_click=job.request_stop,
+                        disabled=job.stop_requested, icon=":material/stop_circle:",
+                        help="Finish after this epoch and keep the model (the best validation epoch when the "
+                             "split has a validation part).")
+    cancel_col.button("Cancel", key=f"cancel_{spec['run_id']}", on_click=job.request_cancel,
+                      icon=":material/cancel:", help="Abandon this training; nothing is kept.")
+
+
+collect_finished()
+active = [s for s in state.training() if (j := jobs.board().get(s["run_id"])) and not j.finished_running]
+
+
+@st.fragment(run_every=1.0 if active else None)
+def live_training() -> None:
+    """Redrawn every second while something trains; hands over to a full rerun when it ends."""
+    for spec in list(state.training()):
+        job = jobs.board().get(spec["run_id"])
+        if job is None or job.finished_running:
+            st.rerun(scope="app")
+        job_panel(spec, job)
 
 
 for key in chosen:
@@ -63,6 +120,12 @@ for key in chosen:
             st.warning(problem)
         elif submitted:
             train_one(key, params)
+
+if active or state.training():
+    st.subheader("Training now")
+    live_training()
+for kind, text in st.session_state["train_messages"][-6:]:
+    getattr(st, kind)(text)
 
 trained = [r for r in state.runs() if runs.result(r) is not None]
 if trained:

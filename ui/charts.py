@@ -105,3 +105,17 @@ def simple_bars(df: pd.DataFrame, value: str, title: str, fmt: str = ".3f") -> a
         color=alt.Color("run:N", legend=None),
         tooltip=["run", alt.Tooltip(f"{value}:Q", format=fmt)],
     ).properties(autosize=FIT_WIDTH, height=alt.Step(32), title=title)
+
+
+TRAINING_METRICS = {"loss": "Training loss", "val_ndcg@10": "Validation NDCG@10"}
+
+
+def training_curve(history: list[dict], metric: str, title: str | None = None) -> alt.Chart:
+    """One metric of a fit against the epoch (history: the model's per-epoch dicts)."""
+    name = TRAINING_METRICS.get(metric, metric)
+    df = pd.DataFrame([{"epoch": h["step"], "value": h[metric]} for h in history if metric in h])
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", title=name, scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("epoch:Q", title="Epoch"), alt.Tooltip("value:Q", title=name, format=".4f")],
+    ).properties(autosize=FIT_WIDTH, height=220, title=title or f"{name} by epoch")

@@ -11,7 +11,6 @@ import streamlit as st
 
 from recsys.evaluation import evaluate
 from recsys.models import create, get
-from recsys.models.base import FitCancelled
 from ui import data, state
 
 EVAL_K = (1, 5, 10, 20, 50)
@@ -58,35 +57,26 @@ def run_spec(model_key: str, params: dict) -> dict:
     return spec
 
 
-def train(spec: dict, progress=None) -> dict:
-    """Fit and evaluate the run (or reuse the cached one); returns {model, report, seconds}."""
-    cached = run_cache().get(spec["run_id"])
-    if cached is not None:
-        return cached
-    split = data.current_split()
+def fit_and_evaluate(spec: dict, split, progress=None) -> dict:
+    """Fit the run's model on ``split`` and evaluate it; no Streamlit calls (runs in a worker thread)."""
     model = create(spec["model"], **spec["params"])
     start = time.perf_counter()
     model.fit(split.train, valid=split.valid, progress=progress)
     fit_seconds = time.perf_counter() - start
     report = evaluate(model, split.train, split.test, k=list(EVAL_K), bootstrap=500)
-    entry = {"model": model, "report": report, "fit_seconds": fit_seconds}
+    return {"model": model, "report": report, "fit_seconds": fit_seconds, "history": list(model.history_),
+            "stopped_early": bool(getattr(model, "stopped_early_", False))}
+
+
+def train(spec: dict, progress=None) -> dict:
+    """Fit and evaluate the run in this thread (or reuse the cached one); returns the entry."""
+    cached = run_cache().get(spec["run_id"])
+    if cached is not None:
+        return cached
+    entry = fit_and_evaluate(spec, data.current_split(), progress)
     run_cache().put(spec["run_id"], entry)
     return entry
 
 
 def result(spec: dict) -> dict | None:
     return run_cache().get(spec["run_id"])
-
-
-def streamlit_progress(label: str):
-    """A progress callback drawing a bar and the latest metrics; returns (callback, bar)."""
-    bar = st.progress(0.0, text=f"Training {label}…")
-
-    def report(step: int, total: int, metrics: dict) -> None:
-        if st.session_state.get("cancel_training"):
-            st.session_state["cancel_training"] = False
-            raise FitCancelled
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        bar.progress(min(1.0, step / max(total, 1)), text=f"Training {label}: step {step}/{total} {shown}")
-
-    return report, bar

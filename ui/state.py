@@ -27,6 +27,8 @@ def init() -> None:
     ss = st.session_state
     ss.setdefault("sources", {SAMPLE["label"]: SAMPLE})
     ss.setdefault("runs", [])  # list of run specs (dicts), the models live in the run cache
+    ss.setdefault("training", [])  # specs this session started training (jobs run in the background)
+    ss.setdefault("train_messages", [])  # (kind, text) outcomes of finished trainings, newest last
     defaults = SplitConfig()
     for key, value in (("sidebar_dataset", SAMPLE["label"]), ("sidebar_split", defaults.method),
                        ("sidebar_test", defaults.test_fraction), ("sidebar_n", defaults.n),
@@ -70,3 +72,21 @@ def add_run(spec: dict) -> None:
 
 def remove_run(spec: dict) -> None:
     st.session_state["runs"] = [r for r in st.session_state["runs"] if r != spec]
+
+
+def watch_training(spec: dict) -> None:
+    ss = st.session_state
+    if spec not in ss["training"]:
+        ss["training"].append(spec)
+
+
+def training() -> list[dict]:
+    return st.session_state["training"]
+
+
+def stop_watching(spec: dict) -> None:
+    st.session_state["training"] = [s for s in st.session_state["training"] if s != spec]
+
+
+def add_train_message(kind: str, text: str) -> None:
+    st.session_state["train_messages"].append((kind, text))

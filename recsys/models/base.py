@@ -94,6 +94,8 @@ class Recommender:
     needs_ratings: ClassVar[bool] = False
     needs_timestamps: ClassVar[bool] = False
     needs_metadata: ClassVar[bool] = False
+    # Does fit run epochs that a person can watch and stop early (keeping the model)?
+    iterative: ClassVar[bool] = False
 
     def __init__(self, params=None, **overrides):
         if params is not None and overrides:

@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from scipy.sparse.linalg import svds
 
-from recsys.models.base import param
-from recsys.models.latent import FactorizationModel
+from recsys.evaluation.validation import validation_ndcg
+from recsys.models.base import StopTraining, param
+from recsys.models.latent import FactorizationModel, cosine_neighbours
 from recsys.models.neighborhood import ItemSimilarityModel
 from recsys.models.registry import register
 from recsys.models.training import NegativeSampler, TorchModel, TorchParams, minibatches
@@ -120,3 +123,351 @@ class BPRMF(FactorizationModel, TorchModel):
         self.user_factors_ = m.user.weight.detach().cpu().numpy()
         self.item_factors_ = m.item.weight.detach().cpu().numpy()
         self.item_bias_ = m.item_bias.weight.detach().cpu().numpy().ravel()
+
+
+# ---------------------------------------------------------------------------- PureSVD
+
+
+@register
+class PureSVD(FactorizationModel):
+    """PureSVD (Cremonesi et al. 2010): truncated SVD X ≈ U Σ Vᵀ, score = x_u V Vᵀ.
+
+    Scoring through V (not U Σ) makes a new person's history score the same way as a
+    training user's: ``score_history`` is exact fold-in.
+    """
+
+    key = "pure_svd"
+    label = "PureSVD"
+    family = "factorization"
+    description = "Truncated SVD of the interaction matrix: projects each history onto the top latent directions."
+
+    @dataclass
+    class Params:
+        factors: int = param(20, help="Number of singular vectors kept (latent directions).", low=1, high=2000,
+                             log=True)
+        seed: int = param(42, help="Seed of the iterative SVD solver's start vector.", low=0)
+
+    def _fit(self, train, *, valid, progress):
+        x = train.positives.astype(np.float64)
+        k = self._effective_factors(x.shape)
+        start = np.random.default_rng(self.params.seed).standard_normal(min(x.shape))
+        _, singular_values, vt = svds(x, k=k, v0=start)
+        order = np.argsort(-singular_values)
+        self.singular_values_ = singular_values[order]
+        self.item_factors_ = vt[order].T.astype(np.float32)                      # (I, k)
+        self.user_factors_ = np.asarray(x @ self.item_factors_, dtype=np.float32)  # (U, k) = x_u V
+        self.factors_ = k
+        progress(1, 1)
+
+    def _effective_factors(self, shape) -> int:
+        """At most a quarter of the smaller side: with rank close to the matrix's own, the
+        projection reproduces each history and has no room left to suggest anything new."""
+        return int(max(1, min(self.params.factors, min(shape) // 4)))
+
+    def score_history(self, items) -> np.ndarray:
+        row = self._history_row(items)
+        return np.asarray((row @ self.item_factors_) @ self.item_factors_.T, dtype=np.float32).ravel()
+
+
+# ---------------------------------------------------------------------------- iALS
+
+
+@register
+class IALS(FactorizationModel):
+    """Implicit ALS (Hu, Koren & Volinsky 2008): weighted least squares on the full matrix.
+
+    Every (user, item) cell has preference p = 1 if consumed else 0 and confidence
+    c = 1 + alpha for consumed cells, 1 otherwise. Loss
+    Σ c (p − xᵤ·yᵢ)² + reg (‖X‖² + ‖Y‖²), minimised by alternating exact least-squares
+    steps for all users then all items. Both solvers are vectorised over users: conjugate
+    gradient (a few warm-started steps per half-iteration, as in Takács et al. 2011) or
+    batched Cholesky. Each half-step lowers the loss, so the loss never goes up.
+    """
+
+    key = "ials"
+    label = "iALS"
+    family = "factorization"
+    iterative = True
+    description = "Implicit-feedback matrix factorization: every unseen item is a weak negative, solved by ALS."
+
+    @dataclass
+    class Params:
+        factors: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+        reg: float = param(50.0, help="L2 penalty on user and item vectors.", low=0.0, high=10000.0)
+        alpha: float = param(5.0, help="Extra confidence of a consumed cell (c = 1 + alpha).", low=0.0,
+                             high=10000.0)
+        iterations: int = param(15, help="ALS sweeps (users then items).", low=1, high=200)
+        solver: str = param("cg", help="Conjugate gradient (fast) or exact batched Cholesky.",
+                            choices=("cg", "cholesky"))
+        cg_steps: int = param(3, help="Conjugate-gradient steps per half-iteration (solver='cg').", low=1, high=50)
+        seed: int = param(42, help="Seed of the random initial factors.", low=0)
+
+    def _fit(self, train, *, valid, progress):
+        p = self.params
+        rng = np.random.default_rng(p.seed)
+        # float32 halves the memory traffic of the CG gathers; the loss is summed in float64
+        dtype = np.float64 if p.solver == "cholesky" else np.float32
+        x = train.positives.tocsr().astype(dtype)
+        xt = x.T.tocsr()
+        scale = 0.1 / np.sqrt(p.factors)
+        users = (rng.standard_normal((x.shape[0], p.factors)) * scale).astype(dtype)
+        items = (rng.standard_normal((x.shape[1], p.factors)) * scale).astype(dtype)
+        self.loss_history_ = []
+        for iteration in range(1, p.iterations + 1):
+            users = self._solve(x, items, users)
+            items = self._solve(xt, users, items)
+            metrics = {"loss": self._loss(x, users, items)}
+            self.loss_history_.append(metrics["loss"])
+            self.user_factors_, self.item_factors_ = users.astype(np.float32), items.astype(np.float32)
+            if valid is not None:
+                metrics["val_ndcg@10"] = validation_ndcg(self._score, train, valid)
+            try:
+                progress(iteration, p.iterations, metrics)
+            except StopTraining:
+                progress(p.iterations, p.iterations, {})
+                break
+        self.iterations_run_ = iteration
+
+    def _solve(self, x, fixed: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """New factors for every row of ``x`` given the other side's ``fixed`` factors."""
+        gram = fixed.T @ fixed + self.params.reg * np.eye(fixed.shape[1], dtype=fixed.dtype)
+        rhs = (1.0 + self.params.alpha) * (x @ fixed)                       # Σ_{i∈u} c_ui y_i
+        if self.params.solver == "cholesky":
+            return _batched_cholesky_solve(x, fixed, gram, rhs, self.params.alpha)
+        return _conjugate_gradient(x, fixed, gram, rhs, current, self.params.alpha, self.params.cg_steps)
+
+    def _loss(self, x, users: np.ndarray, items: np.ndarray) -> float:
+        """Σ over all cells of c (p − s)² + reg (‖X‖² + ‖Y‖²), in O(nnz·d + d²)."""
+        coo = x.tocoo()
+        users, items = users.astype(np.float64), items.astype(np.float64)
+        observed = np.einsum("nd,nd->n", users[coo.row], items[coo.col])
+        everything = float(np.sum((users.T @ users) * (items.T @ items)))   # Σ_all s²
+        # consumed cells: replace s² by (1 + alpha)(1 − s)²
+        observed_part = float(np.sum((1.0 + self.params.alpha) * (1.0 - observed) ** 2 - observed ** 2))
+        penalty = self.params.reg * float(np.sum(users ** 2) + np.sum(items ** 2))
+        return everything + observed_part + penalty
+
+    def score_history(self, items) -> np.ndarray:
+        """Fold-in: the exact least-squares user vector for this history, then its scores."""
+        row = self._history_row(items).astype(np.float64)
+        fixed = self.item_factors_.astype(np.float64)
+        gram = fixed.T @ fixed + self.params.reg * np.eye(fixed.shape[1])
+        rhs = (1.0 + self.params.alpha) * (row @ fixed)
+        user = _batched_cholesky_solve(row.tocsr(), fixed, gram, rhs, self.params.alpha)
+        return (user @ fixed.T).astype(np.float32).ravel()
+
+
+class _CellVectors:
+    """The fixed side's vectors at every stored cell of ``x`` (row-major), gathered once per
+    half-iteration so each CG step is two einsums and one sparse product."""
+
+    def __init__(self, x, fixed: np.ndarray, alpha: float):
+        self.x, self.fixed, self.alpha = x, fixed, alpha
+        self.rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        self.vectors = fixed[x.indices]                                        # (nnz, d)
+
+    def weighted_products(self, v: np.ndarray) -> np.ndarray:
+        """For each row u: alpha Σ_{i∈u} (y_i · v_u) y_i, without forming any d×d matrix."""
+        dots = np.einsum("nd,nd->n", v[self.rows], self.vectors)
+        weighted = sp.csr_matrix((self.alpha * dots, self.x.indices, self.x.indptr), shape=self.x.shape)
+        return weighted @ self.fixed
+
+
+def _conjugate_gradient(x, fixed, gram, rhs, start, alpha: float, steps: int) -> np.ndarray:
+    """A few CG steps on every row's system (gram + alpha Y_uᵀY_u) v = rhs_u at once.
+
+    Warm-started from the previous factors; every CG step lowers each row's quadratic,
+    which is why the overall loss still decreases monotonically.
+    """
+    cells = _CellVectors(x, fixed, alpha)
+
+    def apply(v):
+        return v @ gram + cells.weighted_products(v)
+
+    solution = start.copy()
+    residual = rhs - apply(solution)
+    direction = residual.copy()
+    rr = np.einsum("ud,ud->u", residual, residual)
+    for _ in range(steps):
+        a_dir = apply(direction)
+        curvature = np.einsum("ud,ud->u", direction, a_dir)
+        step = np.divide(rr, curvature, out=np.zeros_like(rr), where=curvature > 0)
+        step = step.astype(solution.dtype)
+        solution += step[:, None] * direction
+        residual -= step[:, None] * a_dir
+        rr_new = np.einsum("ud,ud->u", residual, residual)
+        beta = np.divide(rr_new, rr, out=np.zeros_like(rr), where=rr > 0).astype(solution.dtype)
+        direction = residual + beta[:, None] * direction
+        rr = rr_new
+    return solution
+
+
+def _batched_cholesky_solve(x, fixed, gram, rhs, alpha: float, rows_per_chunk: int = 128) -> np.ndarray:
+    """Exact per-row solves of (gram + alpha Y_uᵀY_u) v = rhs_u, batched over rows.
+
+    Rows are sorted by their number of cells and taken in chunks, each padded to its
+    longest row with a zero vector, so Y_uᵀY_u for a whole chunk is one batched matmul
+    and padding wastes little.
+    """
+    n_rows, d = rhs.shape
+    counts = np.diff(x.indptr)
+    padded_fixed = np.vstack([fixed, np.zeros((1, d))])                       # last row = padding
+    out = np.empty_like(rhs)
+    order = np.argsort(counts, kind="stable")
+    for start in range(0, n_rows, rows_per_chunk):
+        rows = order[start:start + rows_per_chunk]
+        width = int(counts[rows].max()) if len(rows) else 0
+        systems = np.broadcast_to(gram, (len(rows), d, d)).copy()
+        if width:
+            offsets = np.arange(width)[None, :]
+            inside = offsets < counts[rows][:, None]
+            positions = np.minimum(x.indptr[rows][:, None] + offsets, max(len(x.indices) - 1, 0))
+            cells = np.where(inside, x.indices[positions], len(fixed))            # (rows, width)
+            vecs = padded_fixed[cells]                                             # (rows, width, d)
+            systems += alpha * (vecs.transpose(0, 2, 1) @ vecs)
+        out[rows] = np.linalg.solve(systems, rhs[rows, :, None])[:, :, 0]
+    return out
+
+
+# ---------------------------------------------------------------------------- biased MF
+
+
+class _BiasedMF(torch.nn.Module):
+    """r̂(u, i) = μ + b_u + b_i + p_u · q_i (Koren, Bell & Volinsky 2009)."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int, global_mean: float, init_std: float):
+        super().__init__()
+        self.user = torch.nn.Embedding(n_users, factors)       # (U, d)
+        self.item = torch.nn.Embedding(n_items, factors)       # (I, d)
+        self.user_bias = torch.nn.Embedding(n_users, 1)        # (U, 1)
+        self.item_bias = torch.nn.Embedding(n_items, 1)        # (I, 1)
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)))
+        for table in (self.user, self.item):
+            torch.nn.init.normal_(table.weight, std=init_std)
+        for table in (self.user_bias, self.item_bias):
+            torch.nn.init.zeros_(table.weight)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        # users, items (B,) -> (B,)
+        dot = (self.user(users) * self.item(items)).sum(-1)
+        return self.global_mean + self.user_bias(users).squeeze(-1) + self.item_bias(items).squeeze(-1) + dot
+
+    def all_items(self, users: torch.Tensor) -> torch.Tensor:
+        # users (B,) -> (B, I)
+        return (self.global_mean + self.user_bias(users) + self.item_bias.weight.T
+                + self.user(users) @ self.item.weight.T)
+
+    def penalty(self, users: torch.Tensor, *item_batches: torch.Tensor) -> torch.Tensor:
+        """Squared norms of the rows this batch touched (classic per-example L2), per example."""
+        total = self.user(users).pow(2).sum() + self.user_bias(users).pow(2).sum()
+        for items in item_batches:
+            total = total + self.item(items).pow(2).sum() + self.item_bias(items).pow(2).sum()
+        return total / len(users)
+
+
+@register
+class MFSGD(TorchModel):
+    """Biased matrix factorization learned by stochastic gradient steps on observed cells.
+
+    One model, three losses, for the "which loss?" lesson: ``mse`` regresses observed
+    ratings (rating prediction; its top-N is a by-product), ``bce`` classifies consumed
+    cells against sampled unconsumed ones, ``bpr`` ranks a consumed item above an
+    unconsumed one. Only ``mse`` predicts ratings.
+    """
+
+    key = "mf_sgd"
+    label = "Biased MF (SGD)"
+    family = "factorization"
+    description = "Funk-style matrix factorization with user/item biases; choose the loss: MSE, BCE or BPR."
+
+    @dataclass
+    class Params(TorchParams):
+        factors: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+        loss: str = param("mse", help="mse: predict ratings; bce: consumed vs sampled unconsumed; "
+                                      "bpr: rank consumed above unconsumed.", choices=("mse", "bce", "bpr"))
+        reg: float = param(0.05, help="L2 penalty on the vectors and biases each example touches.",
+                           low=0.0, high=10.0)
+        negatives: int = param(4, help="Sampled unconsumed items per consumed one (loss = bce).", low=1, high=100)
+        epochs: int = param(30, help="Passes over the observed cells.", low=1, high=1000)
+        batch_size: int = param(512, help="Observed cells per gradient step.", low=1, high=65536, log=True)
+        lr: float = param(3e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
+
+    def _prepare(self, train):
+        super()._prepare(train)
+        if self.params.loss == "mse" and train.feedback != "explicit":
+            from recsys.data.errors import DataError
+
+            raise DataError("loss='mse' regresses ratings, and this data has none (implicit feedback). "
+                            "Choose loss='bce' or loss='bpr'.")
+        if self.params.loss == "mse":
+            self.cells_ = (train.user.astype(np.int64), train.item.astype(np.int64),
+                           train.rating.astype(np.float32))
+            self.rating_range_ = (float(train.rating.min()), float(train.rating.max()))
+            self.global_mean_ = float(train.rating.mean())
+        else:
+            pos = train.positives.tocoo()
+            self.cells_ = (pos.row.astype(np.int64), pos.col.astype(np.int64), np.ones(pos.nnz, np.float32))
+            self.global_mean_ = 0.0
+            self.sampler_ = NegativeSampler(train)
+
+    def _build(self, train):
+        return _BiasedMF(train.n_users, train.n_items, self.params.factors, self.global_mean_, init_std=0.01)
+
+    def _batches(self, train, rng):
+        users, items, ratings = self.cells_
+        for idx in minibatches(len(users), self.params.batch_size, rng):
+            u = users[idx]
+            if self.params.loss == "mse":
+                yield u, items[idx], ratings[idx]
+            elif self.params.loss == "bpr":
+                yield u, items[idx], self.sampler_.sample(u, rng)[:, 0]
+            else:
+                yield u, items[idx], self.sampler_.sample(u, rng, self.params.negatives)
+
+    def _loss(self, batch):
+        users, items, third = batch
+        m, reg = self.module_, self.params.reg
+        if self.params.loss == "mse":
+            return torch.mean((m(users, items) - third) ** 2) + reg * m.penalty(users, items)
+        if self.params.loss == "bpr":
+            diff = m(users, items) - m(users, third)
+            return -torch.nn.functional.logsigmoid(diff).mean() + reg * m.penalty(users, items, third)
+        # bce: one consumed cell against `negatives` sampled ones per row of the batch
+        negatives = third                                                     # (B, n)
+        pos_logit = m(users, items)                                           # (B,)
+        neg_logit = m(users.unsqueeze(1).expand_as(negatives).reshape(-1), negatives.reshape(-1))
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        loss = bce(pos_logit, torch.ones_like(pos_logit)) + negatives.shape[1] * bce(
+            neg_logit, torch.zeros_like(neg_logit))
+        return loss + reg * m.penalty(users, items)
+
+    def _score_batch(self, users):
+        return self.module_.all_items(users)
+
+    def _finish(self, train):
+        m = self.module_
+        self.user_factors_ = m.user.weight.detach().cpu().numpy()
+        self.item_factors_ = m.item.weight.detach().cpu().numpy()
+
+    def predict(self, users, items) -> np.ndarray:
+        """Predicted ratings for (user, item) pairs, clipped to the training rating range."""
+        if self.params.loss != "mse":
+            from recsys.data.errors import DataError
+
+            raise DataError(f"{self.label} predicts ratings only when trained with loss='mse' "
+                            f"(this one used {self.params.loss!r}).")
+        self._check_users(users)
+        with torch.no_grad():
+            u = torch.as_tensor(np.asarray(users, dtype=np.int64), device=self.device_)
+            i = torch.as_tensor(np.asarray(items, dtype=np.int64), device=self.device_)
+            out = self.module_(u, i).cpu().numpy()
+        return np.clip(out, *self.rating_range_).astype(np.float32)
+
+    def user_embeddings(self) -> np.ndarray:
+        return self.user_factors_
+
+    def item_embeddings(self) -> np.ndarray:
+        return self.item_factors_
+
+    def similar_items(self, item: int, k: int = 10):
+        return cosine_neighbours(self.item_factors_, int(item), k)

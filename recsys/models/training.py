@@ -81,6 +81,7 @@ class TorchModel(Recommender):
     """
 
     Params = TorchParams
+    iterative = True
 
     # ------------------------------------------------------------------ loop
     def _fit(self, train: Dataset, *, valid: Dataset | None, progress) -> None:
@@ -90,7 +91,7 @@ class TorchModel(Recommender):
         self.device_ = resolve_device(p.device)
         self._prepare(train)
         self.module_ = self._build(train).to(self.device_)
-        optimizer = self._optimizer()
+        optimizer = self.optimizer_ = self._optimizer()
         best_metric, best_state, best_epoch, waited = -math.inf, None, 0, 0
         self.epochs_run_, self.stopped_early_ = 0, False
         for epoch in range(1, p.epochs + 1):

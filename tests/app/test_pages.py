@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -48,11 +49,23 @@ def submit(at, label: str):
     return buttons[0].click().run()
 
 
+def wait_for_training(at, label: str, timeout: float = 120.0):
+    """Rerun the page (as its live panel does every second) until ``label``'s training has ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcomes = [m for s in at.success if (m := SUCCESS.match(s.value)) and m["label"] == label]
+        if outcomes or at.error or at.exception:
+            return outcomes
+        assert time.monotonic() < deadline, f"{label} still training after {timeout} s"
+        time.sleep(0.2)
+        at.run()
+
+
 def train(at, key: str) -> dict:
-    """Click the model's "Train …" form button and return the parsed success message."""
+    """Click the model's "Train …" form button, wait for the background job, parse the success message."""
     submit(at, f"Train {MODELS[key]}")
+    found = wait_for_training(at, MODELS[key])
     assert_clean(at)
-    found = [m for s in at.success if (m := SUCCESS.match(s.value))]
     assert len(found) == 1, [s.value for s in at.success]
     return found[0].groupdict()
 

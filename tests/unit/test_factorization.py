@@ -1,0 +1,210 @@
+"""Factorization models and the shared torch loop, checked against closed forms and brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import Dataset
+from recsys.data.errors import DataError
+from recsys.data.split import random_holdout
+from recsys.evaluation import evaluate
+from recsys.evaluation.validation import validation_ndcg
+from recsys.models import create
+from recsys.models.base import FitCancelled, StopTraining
+from recsys.models.factorization import _batched_cholesky_solve, _conjugate_gradient
+from recsys.models.training import NegativeSampler, minibatches
+
+
+def low_rank_log(n_users=60, n_items=40, rank=3, density=0.35, seed=0, explicit=True) -> Dataset:
+    """Ratings from a rank-3 model plus noise, observed at random cells."""
+    rng = np.random.default_rng(seed)
+    users, items = rng.normal(size=(n_users, rank)), rng.normal(size=(n_items, rank))
+    truth = users @ items.T
+    mask = rng.random((n_users, n_items)) < density
+    mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True  # everyone has something
+    u, i = np.nonzero(mask)
+    ratings = np.clip(np.round(3 + truth[u, i] + rng.normal(scale=0.3, size=len(u))), 1, 5)
+    df = pd.DataFrame({"user": u, "item": i, "rating": ratings, "ts": np.arange(len(u))})
+    return Dataset.from_frame(df, timestamp="ts", feedback="explicit" if explicit else "implicit")
+
+
+@pytest.fixture(scope="module")
+def log():
+    return low_rank_log()
+
+
+# ---------------------------------------------------------------------------- PureSVD
+def test_pure_svd_equals_the_dense_svd_projection(log):
+    model = create("pure_svd", factors=5).fit(log)
+    x = log.positives.toarray().astype(np.float64)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    v = vt[:5].T
+    np.testing.assert_allclose(model.score(np.arange(log.n_users)), x @ v @ v.T, atol=1e-4)
+    np.testing.assert_allclose(model.singular_values_, np.linalg.svd(x, compute_uv=False)[:5], rtol=1e-5)
+
+
+def test_pure_svd_fold_in_is_exact(log):
+    model = create("pure_svd", factors=5).fit(log)
+    for user in (0, 7, 33):
+        np.testing.assert_allclose(model.score_history(log.positives[user].indices), model.score([user])[0],
+                                   atol=1e-5)
+
+
+def test_pure_svd_keeps_the_rank_low_on_tiny_data(log):
+    model = create("pure_svd", factors=500).fit(log)
+    assert model.factors_ == min(log.n_users, log.n_items) // 4
+
+
+# ---------------------------------------------------------------------------- iALS
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_ials_loss_never_increases(log, solver):
+    model = create("ials", factors=8, reg=1.0, alpha=4.0, iterations=12, solver=solver).fit(log)
+    losses = np.array(model.loss_history_)
+    assert len(losses) == 12
+    assert np.all(np.diff(losses) <= 1e-6 * losses[:-1]), losses
+    assert losses[-1] < losses[0]
+
+
+def test_ials_loss_matches_the_brute_force_sum(log):
+    model = create("ials", factors=4, iterations=2).fit(log)
+    x = log.positives.toarray()
+    scores = model.user_factors_.astype(np.float64) @ model.item_factors_.T.astype(np.float64)
+    confidence = 1 + model.params.alpha * x
+    brute = np.sum(confidence * (x - scores) ** 2) + model.params.reg * (
+        np.sum(model.user_factors_.astype(np.float64) ** 2) + np.sum(model.item_factors_.astype(np.float64) ** 2))
+    assert model._loss(log.positives, model.user_factors_, model.item_factors_) == pytest.approx(brute, rel=1e-6)
+
+
+def test_batched_cholesky_and_many_cg_steps_solve_each_row_exactly(log):
+    rng = np.random.default_rng(3)
+    x = log.positives.tocsr().astype(np.float64)
+    fixed = rng.normal(size=(log.n_items, 6))
+    alpha, reg = 3.0, 0.5
+    gram = fixed.T @ fixed + reg * np.eye(6)
+    rhs = (1 + alpha) * (x @ fixed)
+    reference = np.stack([
+        np.linalg.solve(gram + alpha * fixed[x[u].indices].T @ fixed[x[u].indices], rhs[u]) for u in range(x.shape[0])
+    ])
+    np.testing.assert_allclose(_batched_cholesky_solve(x, fixed, gram, rhs, alpha, rows_per_chunk=7), reference,
+                               rtol=1e-8, atol=1e-10)
+    cg = _conjugate_gradient(x, fixed, gram, rhs, np.zeros_like(rhs), alpha, steps=30)
+    np.testing.assert_allclose(cg, reference, rtol=1e-6, atol=1e-8)
+
+
+def test_ials_fold_in_matches_training_users(log):
+    model = create("ials", factors=8, iterations=30, solver="cholesky").fit(log)
+    for user in range(0, log.n_users, 9):
+        folded = model.score_history(log.positives[user].indices)
+        assert np.corrcoef(folded, model.score([user])[0])[0, 1] > 0.99
+
+
+# ---------------------------------------------------------------------------- torch loop
+def test_negative_sampler_never_returns_a_consumed_item(log):
+    sampler = NegativeSampler(log)
+    users = np.repeat(np.arange(log.n_users), 20)
+    negatives = sampler.sample(users, np.random.default_rng(0), per_user=3)
+    consumed = log.positives.toarray().astype(bool)
+    assert negatives.shape == (len(users), 3)
+    assert not consumed[np.repeat(users, 3), negatives.ravel()].any()
+
+
+def test_popularity_sampling_prefers_popular_items(log):
+    sampler = NegativeSampler(log, popularity_power=1.0)
+    draws = sampler._draw(200_000, np.random.default_rng(1))
+    popularity = np.asarray(log.positives.sum(axis=0)).ravel()
+    frequency = np.bincount(draws, minlength=log.n_items) / len(draws)
+    np.testing.assert_allclose(frequency, popularity / popularity.sum(), atol=0.004)
+
+
+def test_minibatches_cover_everything_once_and_keep_enough_steps_on_small_data():
+    batches = list(minibatches(100, 1024, np.random.default_rng(0)))
+    assert len(batches) >= 8
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(100))
+
+
+def test_stop_training_keeps_the_model_after_that_epoch(log):
+    def stop_after_three(step, total, metrics):
+        if step == 3:
+            raise StopTraining
+
+    model = create("bpr_mf", epochs=50).fit(log, progress=stop_after_three)
+    assert model.epochs_run_ == 3 and model.stopped_early_
+    assert len([h for h in model.history_ if "loss" in h]) == 3
+    assert model.recommend([0], k=5)[0].shape == (1, 5)
+
+
+def test_stop_on_a_model_without_epochs_cancels(log):
+    def stop(step, total, metrics):
+        raise StopTraining
+
+    with pytest.raises(FitCancelled):
+        create("ease").fit(log, progress=stop)
+
+
+def test_early_stopping_restores_the_best_validation_epoch():
+    ds = low_rank_log(n_users=120, n_items=60, density=0.3, explicit=False)
+    train, valid = random_holdout(ds, 0.2, seed=0)
+    model = create("bpr_mf", epochs=40, patience=2, lr=0.05).fit(train, valid=valid)
+    vals = [h["val_ndcg@10"] for h in model.history_ if "val_ndcg@10" in h]
+    assert model.best_epoch_ == int(np.argmax(vals)) + 1
+    assert len(vals) <= model.best_epoch_ + 2
+    restored = validation_ndcg(model._score, train, valid)
+    assert restored == pytest.approx(max(vals), abs=1e-9)
+
+
+def test_bpr_loss_goes_down(log):
+    model = create("bpr_mf", epochs=15).fit(log)
+    losses = [h["loss"] for h in model.history_]
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_validation_ndcg_equals_the_evaluator(log):
+    train, valid = random_holdout(log, 0.25, seed=1)
+    model = create("item_knn").fit(train)
+    report = evaluate(model, train, valid, k=[10], bootstrap=0)
+    assert validation_ndcg(model.score, train, valid) == pytest.approx(report.means["ndcg@10"], abs=1e-12)
+
+
+# ---------------------------------------------------------------------------- biased MF
+def test_mf_sgd_learns_a_low_rank_rating_matrix(log):
+    train, test = random_holdout(log, 0.2, seed=0)
+    model = create("mf_sgd", factors=8, epochs=60).fit(train)
+    rmse = np.sqrt(np.mean((model.predict(test.user, test.item) - test.rating) ** 2))
+    baseline = np.sqrt(np.mean((train.rating.mean() - test.rating) ** 2))
+    assert rmse < 0.8 * baseline, (rmse, baseline)
+
+
+def test_mf_sgd_scores_are_its_predictions(log):
+    model = create("mf_sgd", factors=4, epochs=3).fit(log)
+    users = np.array([0, 3, 9])
+    scores = model.score(users)
+    items = np.arange(log.n_items)
+    for row, user in enumerate(users):
+        raw = model.module_(*(__import__("torch").as_tensor(a) for a in (np.full(log.n_items, user), items)))
+        np.testing.assert_allclose(scores[row], raw.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_mf_sgd_losses_for_implicit_data_and_their_limits():
+    implicit = low_rank_log(explicit=False)
+    with pytest.raises(DataError, match="loss='bce' or loss='bpr'"):
+        create("mf_sgd").fit(implicit)
+    for loss in ("bce", "bpr"):
+        model = create("mf_sgd", loss=loss, epochs=5).fit(implicit)
+        assert np.isfinite(model.score([0])).all()
+        with pytest.raises(DataError, match="only when trained with loss='mse'"):
+            model.predict([0], [1])
+
+
+def test_embeddings_and_similar_items_come_from_the_factors(log):
+    model = create("bpr_mf", epochs=2).fit(log)
+    items = model.item_embeddings()
+    assert items.shape == (log.n_items, model.params.factors)
+    neighbours, sims = model.similar_items(5, k=4)
+    unit = items / np.linalg.norm(items, axis=1, keepdims=True)
+    brute = unit @ unit[5]
+    brute[5] = -np.inf
+    np.testing.assert_array_equal(neighbours, np.argsort(-brute, kind="stable")[:4])
+    np.testing.assert_allclose(sims, np.sort(brute)[::-1][:4], rtol=1e-5)
+
