@@ -79,7 +79,7 @@ def job_panel(spec: dict, job) -> None:
     if len(with_loss) >= 2:
         curves = ["loss"] + (["val_ndcg@10"] if any("val_ndcg@10" in h for h in job.history) else [])
         for column, metric in zip(st.columns(len(curves)), curves):
-            column.altair_chart(charts.training_curve(job.history, metric), use_container_width=True)
+            column.altair_chart(charts.training_curve(job.history, metric), width="stretch")
     stop_col, cancel_col, _ = st.columns([1, 1, 3])
     if cls.iterative:
         stop_col.button("Stop and keep", key=f"stop_{spec['run_id']}", on_click=job.request_stop,

@@ -329,6 +329,26 @@ def load_movielens(
         return _load_movielens_source(source, path, options)
 
 
+def load_movielens_100k_fold(path: str | Path, fold: str = "u1") -> tuple[Dataset, Dataset]:
+    """MovieLens 100K with one of its canonical splits (u1…u5, ua, ub): (train, test) sharing ids.
+
+    The train part is the dataset minus the pairs of ``<fold>.test``, which equals
+    ``<fold>.base`` because the folds partition u.data.
+    """
+    from recsys.data.split import by_pairs
+
+    path = Path(path)
+    ds = load_movielens(path)
+    with closing(_Folder(path) if path.is_dir() else _Zip(path)) as source:
+        member = _find(source, f"{fold}.test")
+        if member is None:
+            raise DataError(f"{path.name} has no {fold}.test; the canonical folds are u1…u5, ua and ub.")
+        with _parsing(source.describe(member), "MovieLens 100K fold (tab-separated user, item, rating, timestamp)"), \
+                source.open(member) as fh:
+            pairs = pd.read_csv(fh, sep="\t", header=None, usecols=[0, 1], names=["user", "item"])
+    return by_pairs(ds, pairs["user"].to_numpy(), pairs["item"].to_numpy(), name=fold)
+
+
 def _load_movielens_source(source, path: Path, options: dict) -> Dataset:
     if member := _find(source, "u.data"):
         return _load_ml100k(source, member, **options)

@@ -156,3 +156,18 @@ def make_split(
             "Use a dataset with more interactions per user or a different split."
         )
     return Split(train=train, test=test, valid=valid, method=method, config=config)
+
+
+def by_pairs(ds: Dataset, test_users, test_items, name: str = "fold") -> tuple[Dataset, Dataset]:
+    """A predefined split: the interactions whose (external user id, external item id) pair is
+    listed form the test set, all others the training set (e.g. MovieLens' u1.base/u1.test)."""
+    users = ds.user_codes(np.asarray(test_users))
+    items = ds.item_codes(np.asarray(test_items))
+    unknown = int(np.sum((users < 0) | (items < 0)))
+    if unknown:
+        raise DataError(f"{unknown} test pair(s) name a user or item that is not in {ds.name}; "
+                        "the test file must come from the same dataset.")
+    wanted = np.unique(users.astype(np.int64) * ds.n_items + items)
+    keys = ds.user.astype(np.int64) * ds.n_items + ds.item
+    held = np.isin(keys, wanted)
+    return ds.subset(~held, f"{ds.name} {name} train"), ds.subset(held, f"{ds.name} {name} test")

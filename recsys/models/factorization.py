@@ -15,7 +15,7 @@ from recsys.models.base import StopTraining, param
 from recsys.models.latent import FactorizationModel, cosine_neighbours
 from recsys.models.neighborhood import ItemSimilarityModel
 from recsys.models.registry import register
-from recsys.models.training import NegativeSampler, TorchModel, TorchParams, minibatches
+from recsys.models.training import MIN_STEPS_PER_EPOCH, NegativeSampler, TorchModel, TorchParams, minibatches
 
 
 @register
@@ -83,14 +83,14 @@ class BPRMF(FactorizationModel, TorchModel):
     @dataclass
     class Params(TorchParams):
         factors: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
-        reg: float = param(1e-4, help="L2 penalty on the user and item vectors of each triple.",
+        reg: float = param(0.01, help="L2 penalty on the user and item vectors of each triple.",
                            low=0.0, high=1.0)
         negatives: str = param("uniform", help="How negatives are drawn: uniformly, or in proportion to "
                                                "popularity^0.75 (harder negatives, less popularity bias).",
                                choices=("uniform", "popularity"))
-        epochs: int = param(30, help="Passes over the training interactions.", low=1, high=1000)
-        batch_size: int = param(1024, help="Triples per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(5e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
+        epochs: int = param(60, help="Passes over the training interactions.", low=1, high=1000)
+        batch_size: int = param(8192, help="Triples per gradient step.", low=1, high=65536, log=True)
+        lr: float = param(0.01, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
 
     def _prepare(self, train):
         super()._prepare(train)
@@ -357,12 +357,14 @@ class _BiasedMF(torch.nn.Module):
         return (self.global_mean + self.user_bias(users) + self.item_bias.weight.T
                 + self.user(users) @ self.item.weight.T)
 
-    def penalty(self, users: torch.Tensor, *item_batches: torch.Tensor) -> torch.Tensor:
-        """Squared norms of the rows this batch touched (classic per-example L2), per example."""
-        total = self.user(users).pow(2).sum() + self.user_bias(users).pow(2).sum()
+    def penalty(self, reg: float, bias_reg: float, users: torch.Tensor, *item_batches: torch.Tensor) -> torch.Tensor:
+        """Classic per-example L2: squared norms of the rows this batch touched, per example."""
+        vectors = self.user(users).pow(2).sum()
+        biases = self.user_bias(users).pow(2).sum()
         for items in item_batches:
-            total = total + self.item(items).pow(2).sum() + self.item_bias(items).pow(2).sum()
-        return total / len(users)
+            vectors = vectors + self.item(items).pow(2).sum()
+            biases = biases + self.item_bias(items).pow(2).sum()
+        return (reg * vectors + bias_reg * biases) / len(users)
 
 
 @register
@@ -382,15 +384,21 @@ class MFSGD(TorchModel):
 
     @dataclass
     class Params(TorchParams):
-        factors: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+        factors: int = param(256, help="Embedding size d (strong L2 keeps a large d from overfitting).",
+                             low=1, high=2048, log=True)
         loss: str = param("mse", help="mse: predict ratings; bce: consumed vs sampled unconsumed; "
                                       "bpr: rank consumed above unconsumed.", choices=("mse", "bce", "bpr"))
-        reg: float = param(0.05, help="L2 penalty on the vectors and biases each example touches.",
+        reg: float = param(0.08, help="L2 penalty on the user and item vectors each example touches.",
                            low=0.0, high=10.0)
+        bias_reg: float = param(0.008, help="L2 penalty on the user and item biases each example touches.",
+                                low=0.0, high=10.0)
         negatives: int = param(4, help="Sampled unconsumed items per consumed one (loss = bce).", low=1, high=100)
-        epochs: int = param(30, help="Passes over the observed cells.", low=1, high=1000)
+        epochs: int = param(45, help="Passes over the observed cells.", low=1, high=1000)
         batch_size: int = param(512, help="Observed cells per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(3e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
+        lr: float = param(0.008, help="SGD step size per example (as in one-example-at-a-time SGD).",
+                          low=1e-5, high=1.0, log=True)
+        lr_decay: float = param(0.975, help="Step size multiplier after every epoch (1 = constant).",
+                                low=0.5, high=1.0)
 
     def _prepare(self, train):
         super()._prepare(train)
@@ -413,6 +421,16 @@ class MFSGD(TorchModel):
     def _build(self, train):
         return _BiasedMF(train.n_users, train.n_items, self.params.factors, self.global_mean_, init_std=0.01)
 
+    def _optimizer(self):
+        """Plain SGD, as the model's name says. The loss is a batch mean, so the step is scaled by
+        the batch size to keep ``lr`` meaning what it means for one-example SGD (Funk's 0.005–0.01)."""
+        batch = min(self.params.batch_size, -(-len(self.cells_[0]) // MIN_STEPS_PER_EPOCH))
+        return torch.optim.SGD(self.module_.parameters(), lr=self.params.lr * batch)
+
+    def _start_epoch(self, epoch):
+        for group in self.optimizer_.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * self.params.lr_decay ** (epoch - 1)
+
     def _batches(self, train, rng):
         users, items, ratings = self.cells_
         for idx in minibatches(len(users), self.params.batch_size, rng):
@@ -426,12 +444,12 @@ class MFSGD(TorchModel):
 
     def _loss(self, batch):
         users, items, third = batch
-        m, reg = self.module_, self.params.reg
+        m, reg, bias_reg = self.module_, self.params.reg, self.params.bias_reg
         if self.params.loss == "mse":
-            return torch.mean((m(users, items) - third) ** 2) + reg * m.penalty(users, items)
+            return torch.mean((m(users, items) - third) ** 2) + m.penalty(reg, bias_reg, users, items)
         if self.params.loss == "bpr":
             diff = m(users, items) - m(users, third)
-            return -torch.nn.functional.logsigmoid(diff).mean() + reg * m.penalty(users, items, third)
+            return -torch.nn.functional.logsigmoid(diff).mean() + m.penalty(reg, bias_reg, users, items, third)
         # bce: one consumed cell against `negatives` sampled ones per row of the batch
         negatives = third                                                     # (B, n)
         pos_logit = m(users, items)                                           # (B,)
@@ -439,7 +457,7 @@ class MFSGD(TorchModel):
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         loss = bce(pos_logit, torch.ones_like(pos_logit)) + negatives.shape[1] * bce(
             neg_logit, torch.zeros_like(neg_logit))
-        return loss + reg * m.penalty(users, items)
+        return loss + m.penalty(reg, bias_reg, users, items)
 
     def _score_batch(self, users):
         return self.module_.all_items(users)

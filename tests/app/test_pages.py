@@ -179,6 +179,46 @@ def test_train_page_trains_two_models(app, sample):
 
 
 # ---------------------------------------------------------------------------- Compare
+def test_live_training_shows_curves_and_stop_keeps_the_model(app):
+    app.run()
+    app.switch_page(TRAIN).run()
+    app.multiselect(key="train_models").set_value(["bpr_mf"]).run()
+    submit(app, "Train BPR-MF")
+    deadline = time.monotonic() + 60
+    while not [c for c in charts(app) if c == "Training loss by epoch"]:
+        assert time.monotonic() < deadline, "no live loss curve appeared"
+        time.sleep(0.3)
+        app.run()
+    assert_clean(app)
+    assert any(p.proto.text.startswith("BPR-MF: epoch ") for p in app.get("progress"))
+    [stop] = [b for b in app.button if b.label == "Stop and keep"]
+    stop.click().run()
+    found = wait_for_training(app, "BPR-MF")
+    assert_clean(app)
+    assert len(found) == 1
+    [note] = [i.value for i in app.info if "stopped early" in i.value]
+    match = re.search(r"after epoch (\d+) of (\d+)\.$", note)
+    assert match, note
+    assert 2 <= int(match.group(1)) < int(match.group(2))
+    assert [spec["model"] for spec in app.session_state["runs"]] == ["bpr_mf"]
+
+
+def test_cancel_keeps_nothing(app):
+    app.run()
+    app.switch_page(TRAIN).run()
+    app.multiselect(key="train_models").set_value(["bpr_mf"]).run()
+    submit(app, "Train BPR-MF")
+    [cancel] = [b for b in app.button if b.label == "Cancel"]
+    cancel.click().run()
+    deadline = time.monotonic() + 60
+    while not [w for w in app.warning if "cancelled" in w.value]:
+        assert time.monotonic() < deadline, "cancel was not honoured"
+        time.sleep(0.3)
+        app.run()
+    assert_clean(app)
+    assert app.session_state["runs"] == []
+
+
 def test_compare_page_without_runs_points_to_train(app):
     app.run()
     app.switch_page(COMPARE).run()

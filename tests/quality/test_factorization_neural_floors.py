@@ -1,0 +1,99 @@
+"""Accuracy floors of the factorization and neural families on real MovieLens-100K, DEFAULT parameters.
+
+Protocol: per-user random 80/20 (ceil(0.2 n) held out), full ranking, training items excluded,
+every rating an interaction, NDCG@10.
+
+How the floors are asserted: the issue's floors were measured on one split elsewhere and
+move about +-0.01 from split to split. On this protocol the two closed-form references
+land ~0.01 under their floors on every seed we tried (EASE lambda=500: 0.443 / 0.447 /
+0.446, PureSVD 20 factors: 0.431 / 0.438 / 0.428, both also reproduced with a
+twenty-line numpy/scipy implementation), so each floor is asserted as
+``floor - 0.01``: on the mean of three split seeds for the fast models, on seed 42 for
+the slow ones (to keep this file inside a few minutes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.data.loaders import load_movielens_100k_fold
+from recsys.data.split import random_holdout
+from recsys.evaluation import evaluate
+from recsys.models import create
+from recsys.serving.ranking import top_k
+
+pytestmark = pytest.mark.quality
+SEEDS = (42, 1, 2)
+TOLERANCE = 0.01
+FAST_FLOORS = {"ease": 0.455, "pure_svd": 0.44, "ials": 0.42}
+SLOW_FLOORS = {"bpr_mf": 0.41, "mult_vae": 0.42, "cdae": 0.41, "neumf": 0.39}
+ABOVE_POPULARITY = ("ncf_gmf", "ncf_mlp", "autorec", "mf_sgd")
+
+
+@pytest.fixture(scope="module")
+def splits(ml100k):
+    return {seed: random_holdout(ml100k, 0.2, seed) for seed in SEEDS}
+
+
+@pytest.fixture(scope="module")
+def fitted(splits):
+    """Models fitted once on seed 42 and shared by the tests below."""
+    cache = {}
+
+    def get(key: str):
+        if key not in cache:
+            train, _ = splits[42]
+            cache[key] = create(key).fit(train)
+        return cache[key]
+
+    return get
+
+
+def ndcg(model, split) -> float:
+    train, test = split
+    return evaluate(model, train, test, k=[10], bootstrap=0).means["ndcg@10"]
+
+
+@pytest.mark.parametrize("key", sorted(FAST_FLOORS))
+def test_fast_models_reach_their_floor_on_three_seeds(key, splits, fitted):
+    values = [ndcg(fitted(key) if seed == 42 else create(key).fit(splits[seed][0]), splits[seed]) for seed in SEEDS]
+    assert np.mean(values) >= FAST_FLOORS[key] - TOLERANCE, values
+
+
+@pytest.mark.parametrize("key", sorted(SLOW_FLOORS))
+def test_slow_models_reach_their_floor(key, splits, fitted):
+    assert ndcg(fitted(key), splits[42]) >= SLOW_FLOORS[key] - TOLERANCE
+
+
+@pytest.mark.parametrize("key", ABOVE_POPULARITY)
+def test_other_models_beat_popularity(key, splits, fitted):
+    assert ndcg(fitted(key), splits[42]) > ndcg(fitted("pop"), splits[42]) + 0.02
+
+
+@pytest.mark.parametrize("key", ["ease", "ials", "mult_vae"])
+def test_fold_in_reproduces_the_training_users_top_10(key, splits, fitted):
+    train, _ = splits[42]
+    model = fitted(key)
+    users = np.arange(0, train.n_users, 5)
+    direct, _ = model.recommend(users, k=10)
+    folded = np.stack([model.score_history(train.positives[u].indices) for u in users]).astype(np.float32)
+    via_history, _ = top_k(folded, 10, exclude=train.seen[users])
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(direct, via_history)])
+    assert overlap >= (1.0 if key == "ease" else 0.95), overlap
+
+
+def test_biased_mf_rmse_on_the_canonical_u1_split(data_dir):
+    train, test = load_movielens_100k_fold(data_dir / "ml-100k", "u1")
+    model = create("mf_sgd").fit(train)
+    rmse = float(np.sqrt(np.mean((model.predict(test.user, test.item) - test.rating) ** 2)))
+    global_mean = float(np.sqrt(np.mean((train.rating.mean() - test.rating) ** 2)))
+    assert rmse <= 0.915, rmse
+    assert rmse < global_mean - 0.2
+
+
+def test_same_seed_gives_the_same_torch_model(splits):
+    train, _ = splits[42]
+    a = create("bpr_mf", epochs=3).fit(train).score(np.arange(50))
+    b = create("bpr_mf", epochs=3).fit(train).score(np.arange(50))
+    np.testing.assert_array_equal(a, b)
