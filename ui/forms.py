@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from recsys.models import describe_params
 
 
+# Names that read badly when merely capitalised.
+LABELS = {"lr": "Learning rate", "lr_decay": "Learning-rate decay", "reg": "L2 penalty",
+          "bias_reg": "Bias L2 penalty", "lam": "λ (L2 penalty)", "cg_steps": "CG steps", "k": "k (neighbours)"}
+# Hyperparameters of the shared training loop: drawn after the model's own, under their own caption.
+TRAINING_LOOP = ("epochs", "batch_size", "lr", "lr_decay", "weight_decay", "patience", "seed", "device")
+
+
 def _widget(field: dict, key: str):
-    name = field["name"].replace("_", " ").capitalize()
+    name = LABELS.get(field["name"], field["name"].replace("_", " ").capitalize())
     default, helptext = field["default"], field["help"]
     if field.get("choices") is not None:
         choices = list(field["choices"])
@@ -20,14 +28,16 @@ def _widget(field: dict, key: str):
                                    max_value=field.get("high"), help=helptext, key=key))
     if isinstance(default, float):
         low, high = field.get("low"), field.get("high")
-        step = field.get("step") or _float_step(default, low, high)
+        step = field.get("step") or _float_step(default, low, high, field.get("log", False))
         return float(st.number_input(name, value=default, min_value=None if low is None else float(low),
                                      max_value=None if high is None else float(high), step=float(step),
                                      format="%g", help=helptext, key=key))
     return st.text_input(name, value=str(default), help=helptext, key=key)
 
 
-def _float_step(default: float, low, high) -> float:
+def _float_step(default: float, low, high, log: bool = False) -> float:
+    if log and default > 0:  # a log-scaled value moves by its own order of magnitude
+        return float(10 ** np.floor(np.log10(default)))
     span = (high - low) if low is not None and high is not None else abs(default) or 1.0
     return max(span / 100.0, 1e-4)
 
@@ -38,8 +48,20 @@ def params_widgets(model_cls, key_prefix: str) -> dict:
     if not fields:
         st.caption("This model has no hyperparameters.")
         return {}
+    own = [f for f in fields if f["name"] not in TRAINING_LOOP]
+    loop = [f for f in fields if f["name"] in TRAINING_LOOP]
+    values = _grid(own, key_prefix)
+    if loop and own:
+        st.caption("Training loop")
+    values.update(_grid(loop, key_prefix))
+    return values
+
+
+def _grid(fields: list[dict], key_prefix: str) -> dict:
     values = {}
-    cols = st.columns(min(3, len(fields)))
+    if not fields:
+        return values
+    cols = st.columns(3)
     for i, field in enumerate(fields):
         with cols[i % len(cols)]:
             values[field["name"]] = _widget(field, f"{key_prefix}.{field['name']}")
