@@ -45,6 +45,8 @@ pages = [
     st.Page("app_pages/data.py", title="Data", icon=":material/bar_chart:", default=True),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/balance:"),
+    st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page("app_pages/graph.py", title="Graph", icon=":material/hub:"),
 ]
 sidebar()
 st.navigation(pages).run()

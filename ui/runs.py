@@ -80,3 +80,23 @@ def train(spec: dict, progress=None) -> dict:
 
 def result(spec: dict) -> dict | None:
     return run_cache().get(spec["run_id"])
+
+
+def trained_here(capability: str | None = None) -> dict[str, dict]:
+    """{display name: spec} of this session's trained runs on the current dataset and split,
+    optionally only those whose model has ``capability`` (a method name such as
+    "item_embeddings")."""
+    current = state.current_source()["label"]
+    split_key = state.split_config().key()
+    found = {}
+    for spec in state.runs():
+        entry = result(spec)
+        if entry is None or spec["dataset"] != current or spec["split"] != split_key:
+            continue
+        if capability and not callable(getattr(entry["model"], capability, None)):
+            continue
+        name = spec["label"]
+        if name in found:  # the same model twice: tell the runs apart by their parameters
+            name = f"{name} ({', '.join(f'{k}={v}' for k, v in spec['params'].items())})"
+        found[name] = spec
+    return found

@@ -5,6 +5,7 @@ from recsys.models import (  # noqa: F401  (importing a family module registers 
     baselines,
     content,
     factorization,
+    graph,
     ncf,
     neighborhood,
 )

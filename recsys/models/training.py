@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -195,10 +196,12 @@ class TorchModel(Recommender):
 def csr_to_torch(matrix, device) -> torch.Tensor:
     """A scipy CSR matrix as a torch sparse CSR tensor (float32) on ``device``."""
     m = matrix.tocsr().astype(np.float32)
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
-        torch.from_numpy(m.data), size=m.shape, device=device,
-    )
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data), size=m.shape, device=device,
+        )
 
 
 def dense_rows(matrix, rows: np.ndarray) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Looking inside trained models: embedding maps, latent dimensions, graph neighbourhoods."""

@@ -1,0 +1,142 @@
+"""2-D maps of embeddings, nearest neighbours and what each latent dimension learned."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.dataset import Dataset
+from recsys.data.errors import DataError
+from recsys.models.latent import cosine_neighbours
+
+
+def available_projections() -> list[str]:
+    """PCA always; t-SNE and UMAP when scikit-learn / umap-learn are installed."""
+    methods = ["pca"]
+    if importlib.util.find_spec("sklearn") is not None:
+        methods.append("tsne")
+    if importlib.util.find_spec("umap") is not None:
+        methods.append("umap")
+    return methods
+
+
+def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates on the first two principal axes and the share of variance each explains.
+
+    Signs are fixed (largest-magnitude loading positive) so the same embeddings always give
+    the same picture rather than a mirror image.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(x, full_matrices=False)
+    axes = vt[:2]
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])
+    axes = axes * signs[:, None]
+    coords = x @ axes.T
+    if coords.shape[1] < 2:  # a 1-d embedding: put everything on a line
+        coords = np.hstack([coords, np.zeros((len(coords), 2 - coords.shape[1]))])
+    variance = singular ** 2
+    explained = variance[:2] / variance.sum() if variance.sum() > 0 else np.zeros(2)
+    return coords, np.pad(explained, (0, 2 - len(explained)))
+
+
+def project(vectors: np.ndarray, method: str = "pca", seed: int = 42) -> np.ndarray:
+    """(n, 2) coordinates; deterministic for a given seed."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if len(vectors) < 3:
+        raise DataError("A map needs at least three embeddings.")
+    if method == "pca":
+        return pca_2d(vectors)[0]
+    if method not in available_projections():
+        raise DataError(f"Projection {method!r} is not available here; install scikit-learn (t-SNE) or "
+                        "umap-learn (UMAP), or use PCA.")
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30, max(2, (len(vectors) - 1) // 3)))
+        return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(vectors)
+    import umap
+
+    return umap.UMAP(n_components=2, random_state=seed).fit_transform(vectors)
+
+
+def primary_genre(ds: Dataset) -> np.ndarray:
+    """The first listed genre of each item ("(none)" without metadata)."""
+    return np.array([g[0] if g else "(none)" for g in ds.item_genres()], dtype=object)
+
+
+def item_table(ds: Dataset, coords: np.ndarray) -> pd.DataFrame:
+    """One row per item: coordinates plus what a tooltip and a colour scale need."""
+    popularity = ds.item_popularity
+    return pd.DataFrame({
+        "item": np.arange(ds.n_items),
+        "x": coords[:, 0],
+        "y": coords[:, 1],
+        "title": ds.item_titles(),
+        "genre": primary_genre(ds),
+        "genres": [", ".join(g) for g in ds.item_genres()],
+        "interactions": popularity,
+        "log_popularity": np.log10(popularity + 1),
+    })
+
+
+def user_table(ds: Dataset, coords: np.ndarray, metric: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per user: coordinates, activity and (optionally) a per-user metric."""
+    out = pd.DataFrame({
+        "user": np.arange(ds.n_users),
+        "x": coords[:, 0],
+        "y": coords[:, 1],
+        "user_id": [str(u) for u in ds.user_ids],
+        "interactions": ds.user_activity,
+        "log_activity": np.log10(ds.user_activity + 1),
+    })
+    if metric is not None:
+        out["metric"] = metric
+    return out
+
+
+def neighbours_table(ds: Dataset, vectors: np.ndarray, item: int, k: int = 10) -> pd.DataFrame:
+    """The k items nearest to ``item`` by cosine similarity of their embeddings."""
+    items, sims = cosine_neighbours(np.asarray(vectors, dtype=np.float32), int(item), k)
+    return pd.DataFrame({"title": ds.item_titles(items), "similarity": sims,
+                         "genres": [", ".join(ds.item_genres()[i]) for i in items]})
+
+
+def dimension_extremes(ds: Dataset, vectors: np.ndarray, dim: int, k: int = 8,
+                       min_interactions: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Items with the lowest and the highest value on latent dimension ``dim``.
+
+    Items with fewer than ``min_interactions`` are left out: their vectors are mostly the
+    random start plus regularisation, and would crowd both ends with noise.
+    """
+    vectors = np.asarray(vectors)
+    if not 0 <= dim < vectors.shape[1]:
+        raise DataError(f"Dimension must be in 0..{vectors.shape[1] - 1}; got {dim}.")
+    eligible = np.flatnonzero(ds.item_popularity >= min_interactions)
+    if len(eligible) == 0:
+        eligible = np.arange(ds.n_items)
+    values = vectors[eligible, dim]
+    order = eligible[np.argsort(values, kind="stable")]
+
+    def table(codes):
+        return pd.DataFrame({"title": ds.item_titles(codes), "value": vectors[codes, dim],
+                             "genres": [", ".join(ds.item_genres()[i]) for i in codes]})
+
+    return table(order[:k]), table(order[::-1][:k])
+
+
+def genre_share_by_dimension(ds: Dataset, vectors: np.ndarray, k: int = 50) -> pd.DataFrame:
+    """For every dimension, the genre most over-represented among its top-k items (lift over the catalogue)."""
+    genres, names = ds.genre_matrix
+    if not names:
+        return pd.DataFrame(columns=["dimension", "genre", "lift"])
+    base = np.asarray(genres.mean(axis=0)).ravel() + 1e-9
+    rows = []
+    for dim in range(vectors.shape[1]):
+        top = np.argsort(-vectors[:, dim], kind="stable")[:k]
+        share = np.asarray(genres[top].mean(axis=0)).ravel()
+        best = int(np.argmax(share / base))
+        rows.append({"dimension": dim, "genre": names[best], "lift": float(share[best] / base[best])})
+    return pd.DataFrame(rows)
