@@ -137,7 +137,7 @@ def embedding_map(df: pd.DataFrame, color: str, color_title: str, tooltip: list,
     if highlight is not None and len(highlight):
         ring = alt.Chart(highlight).mark_point(size=160, filled=False, color="black", strokeWidth=2).encode(
             x="x:Q", y="y:Q", tooltip=["title"])
-        text = alt.Chart(highlight.head(6)).mark_text(align="left", dx=8, dy=-6, fontSize=11).encode(
+        text = alt.Chart(highlight.head(4)).mark_text(align="left", dx=8, dy=-6, fontSize=11).encode(
             x="x:Q", y="y:Q", text="title:N")
         layers += [ring, text]
     return alt.layer(*layers).properties(autosize=FIT_WIDTH, height=520, title=title).interactive()

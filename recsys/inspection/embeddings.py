@@ -42,11 +42,18 @@ def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords, np.pad(explained, (0, 2 - len(explained)))
 
 
-def project(vectors: np.ndarray, method: str = "pca", seed: int = 42) -> np.ndarray:
-    """(n, 2) coordinates; deterministic for a given seed."""
+def project(vectors: np.ndarray, method: str = "pca", seed: int = 42, normalise: bool = True) -> np.ndarray:
+    """(n, 2) coordinates; deterministic for a given seed.
+
+    With ``normalise`` the vectors are scaled to unit length first: the map then shows the
+    angles that the neighbour lists (cosine) use, and a few popular items with long vectors
+    no longer squash everything else into one corner.
+    """
     vectors = np.asarray(vectors, dtype=np.float32)
     if len(vectors) < 3:
         raise DataError("A map needs at least three embeddings.")
+    if normalise:
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     if method == "pca":
         return pca_2d(vectors)[0]
     if method not in available_projections():

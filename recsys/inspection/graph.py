@@ -104,7 +104,7 @@ def radial_layout(nodes: pd.DataFrame) -> pd.DataFrame:
 def edge_segments(nodes: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
     """Edges with both end points' coordinates (for drawing as line segments)."""
     position = nodes.set_index("node")[["x", "y"]]
-    out = edges.join(position, on="source").join(position, on="target", rsuffix="2")
+    out = edges.join(position, on="source").join(position.rename(columns={"x": "x2", "y": "y2"}), on="target")
     return out.dropna()
 
 
