@@ -41,7 +41,8 @@ def cmd_bench(args) -> int:
 
     paths = [Path(p) for p in args.data] if args.data else [bench.find_dataset("ml-100k")]
     models = [k.strip() for k in args.models.split(",")] if args.models else None
-    rows = bench.run(paths, models, seed=args.seed)
+    protocols = tuple(bench.PROTOCOLS) if args.protocol == "both" else (args.protocol,)
+    rows = bench.run(paths, models, seed=args.seed, protocols=protocols)
     bench.write(rows, Path(args.out), args.seed)
     print(f"wrote {args.out}/benchmarks.md and benchmarks.json")
     return 0
@@ -63,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--data", nargs="*", help="dataset folders/zips (default: ml-100k from RECSYS_DATA_DIR)")
     be.add_argument("--models", help="comma-separated model keys (default: all registered)")
     be.add_argument("--seed", type=int, default=42)
+    be.add_argument("--protocol", choices=["random", "leave_last", "both"], default="both",
+                    help="random 80/20 per user, leave-last-out (where sequential models run), or both")
     be.add_argument("--out", default="docs")
     be.set_defaults(func=cmd_bench)
     return p

@@ -14,17 +14,25 @@ import numpy as np
 
 from recsys.data import load
 from recsys.data.errors import DataError
-from recsys.data.split import random_holdout
+from recsys.data.split import leave_last_out, random_holdout
 from recsys.evaluation import evaluate
 from recsys.models import create, registry
+
+
+PROTOCOLS = {
+    "random": "per-user random 80/20 (ceil(0.2 n) of each user's interactions held out)",
+    "leave_last": "leave the last interaction of each user out (by timestamp, ties by item id)",
+}
 
 
 @dataclass
 class BenchRow:
     dataset: str
+    protocol: str
     model: str
     label: str
     ndcg_10: float
+    hit_10: float
     recall_20: float
     coverage_10: float
     fit_seconds: float
@@ -81,7 +89,8 @@ def _rss_peak_kb() -> float:
     return 0.0
 
 
-def bench_model(key: str, train, test, dataset_name: str, score_repeats: int = 3) -> BenchRow:
+def bench_model(key: str, train, test, dataset_name: str, protocol: str = "random",
+                score_repeats: int = 3) -> BenchRow:
     model = create(key)
     with PeakMemory() as memory:
         start = time.perf_counter()
@@ -96,9 +105,11 @@ def bench_model(key: str, train, test, dataset_name: str, score_repeats: int = 3
     report = evaluate(model, train, test, k=[10, 20], bootstrap=0)
     return BenchRow(
         dataset=dataset_name,
+        protocol=protocol,
         model=key,
         label=model.label,
         ndcg_10=report.means["ndcg@10"],
+        hit_10=report.means["hit@10"],
         recall_20=report.means["recall@20"],
         coverage_10=report.list_level["coverage@10"],
         fit_seconds=fit_seconds,
@@ -129,22 +140,39 @@ def config(seed: int) -> dict:
     }
 
 
-def run(paths: list[Path], models: list[str] | None = None, seed: int = 42, log=print) -> list[BenchRow]:
+def run(paths: list[Path], models: list[str] | None = None, seed: int = 42, log=print,
+        protocols: tuple[str, ...] = ("random",)) -> list[BenchRow]:
+    """Every model (or ``models``) on every dataset under every protocol.
+
+    Sequential models are benchmarked only under ``leave_last`` (they predict the next
+    event, which a random split does not define); the others run under every protocol, so
+    the families can be compared on the same test set.
+    """
     rows = []
     for path in paths:
         ds = load(path)
-        train, test = random_holdout(ds, 0.2, seed)
         log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions")
-        for key in models or sorted(registry):
-            try:
-                row = bench_model(key, train, test, ds.name)
-            except DataError as exc:  # e.g. a content model on data without metadata
-                log(f"  {key:<16} skipped: {exc}")
-                continue
-            log(f"  {key:<16} NDCG@10 {row.ndcg_10:.4f}  fit {row.fit_seconds:6.2f}s  "
-                f"score {row.score_seconds:6.3f}s  peak {row.peak_mb:7.1f} MB")
-            rows.append(row)
+        for protocol in protocols:
+            train, test = _split(ds, protocol, seed)
+            log(f" {PROTOCOLS[protocol]}")
+            for key in models or sorted(registry):
+                if registry[key].family == "sequential" and protocol != "leave_last":
+                    continue
+                try:
+                    row = bench_model(key, train, test, ds.name, protocol)
+                except DataError as exc:  # e.g. a content model on data without metadata
+                    log(f"  {key:<16} skipped: {exc}")
+                    continue
+                log(f"  {key:<16} NDCG@10 {row.ndcg_10:.4f}  HR@10 {row.hit_10:.4f}  fit {row.fit_seconds:6.2f}s  "
+                    f"score {row.score_seconds:6.3f}s  peak {row.peak_mb:7.1f} MB")
+                rows.append(row)
     return rows
+
+
+def _split(ds, protocol: str, seed: int):
+    if protocol == "leave_last":
+        return leave_last_out(ds, n=1)
+    return random_holdout(ds, 0.2, seed)
 
 
 NOTES = """## Notes
@@ -163,20 +191,22 @@ def to_markdown(rows: list[BenchRow], seed: int) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python -m recsys bench --data path/to/ml-100k path/to/ml-latest-small`. Per-user random 80/20 split, "
-        f"seed {seed}, full ranking over the catalogue with training items excluded, every rating an "
-        "interaction, **default parameters**. Fit and score times are wall-clock seconds on "
+        "Written by `python -m recsys bench --data path/to/ml-100k path/to/ml-latest-small`. Each table names "
+        f"its split (random splits use seed {seed}); full ranking over the catalogue with training items "
+        "excluded, every rating an interaction, **default parameters**. Fit and score times are wall-clock seconds on "
         f"{platform.machine()} with {os.cpu_count()} CPU cores (score = all users, best of 3); peak MB is the "
         "process's peak resident memory during fit and scoring (it includes the loaded data and libraries). "
         "The JSON file beside this one holds the same rows, every parameter and the full configuration.",
         "",
     ]
-    for dataset in dict.fromkeys(r.dataset for r in rows):
-        lines += [f"## {dataset}", "", "| model | NDCG@10 | Recall@20 | Coverage@10 | fit s | score s | peak MB |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for r in sorted((r for r in rows if r.dataset == dataset), key=lambda r: -r.ndcg_10):
-            lines.append(f"| `{r.model}` | {r.ndcg_10:.4f} | {r.recall_20:.4f} | {r.coverage_10:.3f} | "
-                         f"{r.fit_seconds:.3f} | {r.score_seconds:.3f} | {r.peak_mb:.1f} |")
+    for dataset, protocol in dict.fromkeys((r.dataset, r.protocol) for r in rows):
+        lines += [f"## {dataset} — {PROTOCOLS[protocol]}", "",
+                  "| model | NDCG@10 | HR@10 | Recall@20 | Coverage@10 | fit s | score s | peak MB |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        group = [r for r in rows if r.dataset == dataset and r.protocol == protocol]
+        for r in sorted(group, key=lambda r: -r.ndcg_10):
+            lines.append(f"| `{r.model}` | {r.ndcg_10:.4f} | {r.hit_10:.4f} | {r.recall_20:.4f} | {r.coverage_10:.3f} | "
+                         f"{r.fit_seconds:.3f} | {r.score_seconds:.3f} | {r.peak_mb:.0f} |")
         lines.append("")
     return "\n".join(lines) + "\n" + NOTES
 

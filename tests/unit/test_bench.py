@@ -1,0 +1,38 @@
+"""The bench command's output: what it measures and how it writes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recsys import bench
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return bench.run([SAMPLE], models=["pop", "ease"], log=lambda *_: None)
+
+
+def test_bench_measures_accuracy_time_and_memory(rows):
+    assert [r.model for r in rows] == ["pop", "ease"]
+    pop, ease = rows
+    assert ease.ndcg_10 > pop.ndcg_10 > 0
+    assert 0 < ease.recall_20 <= 1 and 0 < ease.coverage_10 <= 1
+    assert ease.fit_seconds > 0 and ease.score_seconds > 0
+    assert ease.peak_mb > 0
+    assert ease.params == {"lam": 500.0}
+
+
+def test_bench_writes_markdown_and_json_with_its_configuration(rows, tmp_path):
+    bench.write(rows, tmp_path, seed=42)
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert "| `ease` |" in text and "| `pop` |" in text
+    assert text.index("| `ease` |") < text.index("| `pop` |"), "rows are sorted best NDCG first"
+    payload = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert payload["config"]["seed"] == 42
+    assert "ceil(0.2 n)" in payload["config"]["split"]
+    assert [r["model"] for r in payload["results"]] == ["pop", "ease"]
