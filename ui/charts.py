@@ -167,3 +167,16 @@ def _category_colours(n: int) -> list[str]:
             "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
             "#dbdb8d", "#9edae5", "#393b79", "#637939"]
     return [base[i % len(base)] for i in range(n)]
+
+
+def attention_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Query position (row) attends to key position (column); darker = more weight."""
+    order = list(dict.fromkeys(df.sort_values("key_pos")["key"]))
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("key:N", sort=order, title="Attended item (earlier → later)", axis=alt.Axis(labelAngle=-45,
+                                                                                        labelLimit=160)),
+        y=alt.Y("query:N", sort=order, title="Position predicting the next item", axis=alt.Axis(labelLimit=180)),
+        color=alt.Color("weight:Q", title="Attention", scale=alt.Scale(scheme="blues", domain=[0, 1])),
+        tooltip=[alt.Tooltip("query:N", title="At"), alt.Tooltip("key:N", title="Looks at"),
+                 alt.Tooltip("weight:Q", format=".3f", title="Weight")],
+    ).properties(autosize=FIT_WIDTH, height=alt.Step(22), title=title)

@@ -1,0 +1,66 @@
+"""Attention page: which past items a transformer looks at when it predicts the next one."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from recsys.inspection import attention as att
+from ui import charts, runs
+from ui.errors import attempt
+
+st.title("Attention")
+st.caption("A self-attention model reads a person's history in order and, at every step, decides how much each "
+           "earlier item matters for what comes next. Darker cells = more attention.")
+
+candidates = runs.trained_here("attention")
+if not candidates:
+    st.info("No trained attention model on this dataset and split yet. Train SASRec on the Train page (a "
+            "leave-last-out split in the sidebar is the natural setting for sequential models).")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+name = st.selectbox("Model", list(candidates), key="att_model")
+model = runs.result(candidates[name])["model"]
+train = model.train_
+titles = train.item_titles()
+max_len = int(getattr(model.params, "max_len", 50))
+
+source = st.radio("Sequence", ["a user's history", "type a sequence"], key="att_source", horizontal=True)
+if source == "a user's history":
+    order = np.argsort(-train.user_activity, kind="stable")
+    user = st.selectbox("User (most active first)", order, key="att_user",
+                        format_func=lambda u: f"user {train.user_ids[u]} · {train.user_activity[u]} interactions")
+    sequence = attempt("Reading the history", att.user_sequence, train, int(user))
+else:
+    popular = np.argsort(-train.item_popularity, kind="stable")
+    picked = st.multiselect("Items in the order they were consumed", popular, key="att_typed", max_selections=30,
+                            format_func=lambda i: str(titles[i]), default=list(popular[:3]))
+    sequence = np.asarray(picked, dtype=np.int64)
+if len(sequence) == 0:
+    st.info("Pick at least one item.")
+    st.stop()
+
+shown = sequence[-min(len(sequence), max_len, 20):]
+st.markdown(f"**The last {len(shown)} of {len(sequence)} items, oldest first**")
+for start in range(0, len(shown), 5):
+    for col, item in zip(st.columns(5), shown[start:start + 5]):
+        genres = ", ".join(train.item_genres()[item][:2])
+        col.container(border=True).markdown(f"**{titles[item]}**  \n:gray[{genres}]")
+
+weights = attempt("Computing attention", model.attention, shown)
+layers, heads = weights.shape[0], weights.shape[1]
+a, b = st.columns(2)
+layer = a.selectbox("Layer", ["average", *range(1, layers + 1)], key="att_layer")
+head = b.selectbox("Head", ["average", *range(1, heads + 1)], key="att_head")
+matrix = att.attention_map(weights, None if layer == "average" else layer - 1, None if head == "average" else head - 1)
+st.altair_chart(charts.attention_heatmap(att.attention_frame(matrix, titles[shown]),
+                                         f"{name}: layer {layer}, head {head}"), width="stretch")
+st.caption("Each row sums to 1; the empty upper triangle is the causal mask: a position never sees the future.")
+
+st.subheader("What it recommends next, and why")
+k = st.slider("How many", 5, 20, 10, key="att_k")
+table = attempt("Recommending", att.next_items_with_influences, model, sequence, k)
+st.dataframe(table, hide_index=True, column_config={"score": st.column_config.NumberColumn(format="%.3f")})
+st.caption("“Because of” = the past items with the highest attention from the last position (last layer) times "
+           "their similarity to the recommended item.")
