@@ -106,3 +106,33 @@ def test_newcomer_sees_data_trains_two_models_and_compares_them(server, browser_
     shot(page, "05-compare.png", DOC_SHOTS / "compare.png")
     page.get_by_role("heading", name="Is the difference real?").scroll_into_view_if_needed()
     shot(page, "06-compare-paired-test.png")
+
+    # 4. Look inside: train PureSVD, then its embedding map, then the user-item graph
+    nav(page, "Train")
+    page.get_by_role("heading", name="Train").first.wait_for()
+    choose = page.locator("[data-testid='stMultiSelect'] input").first
+    choose.click()
+    choose.type("PureSVD")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.get_by_text("PureSVD — ").click()
+    page.get_by_role("button", name="Train PureSVD").click()
+    page.get_by_text(re.compile(r"^PureSVD: NDCG@10 = ")).wait_for(timeout=TRAIN_TIMEOUT_MS)
+
+    nav(page, "Embeddings")
+    page.get_by_role("heading", name="Nearest in the embedding space").wait_for()
+    wait_charts(page, 1)
+    wait_idle(page)
+    no_exception_box(page)
+    shot(page, "07-embeddings.png", DOC_SHOTS / "embeddings.png")
+
+    nav(page, "Graph")
+    page.get_by_role("heading", name="How LightGCN's layers pull neighbours together").wait_for()
+    wait_charts(page, 1)
+    wait_idle(page)
+    no_exception_box(page)
+    shot(page, "08-graph.png", DOC_SHOTS / "graph.png")
+
+    nav(page, "Attention")
+    page.get_by_text("No trained attention model").wait_for()
+    no_exception_box(page)
