@@ -388,17 +388,20 @@ class MFSGD(TorchModel):
                              low=1, high=2048, log=True)
         loss: str = param("mse", help="mse: predict ratings; bce: consumed vs sampled unconsumed; "
                                       "bpr: rank consumed above unconsumed.", choices=("mse", "bce", "bpr"))
-        reg: float = param(0.08, help="L2 penalty on the user and item vectors each example touches.",
+        reg: float = param(0.075, help="L2 penalty on the user and item vectors each example touches.",
                            low=0.0, high=10.0)
-        bias_reg: float = param(0.008, help="L2 penalty on the user and item biases each example touches.",
+        bias_reg: float = param(0.02, help="L2 penalty on the user and item biases each example touches.",
                                 low=0.0, high=10.0)
         negatives: int = param(4, help="Sampled unconsumed items per consumed one (loss = bce).", low=1, high=100)
-        epochs: int = param(45, help="Passes over the observed cells.", low=1, high=1000)
+        epochs: int = param(50, help="Passes over the observed cells.", low=1, high=1000)
         batch_size: int = param(512, help="Observed cells per gradient step.", low=1, high=65536, log=True)
         lr: float = param(0.008, help="SGD step size per example (as in one-example-at-a-time SGD).",
                           low=1e-5, high=1.0, log=True)
         lr_decay: float = param(0.975, help="Step size multiplier after every epoch (1 = constant).",
                                 low=0.5, high=1.0)
+        average_last: int = param(20, help="Average the weights of the last n epochs (stochastic weight "
+                                          "averaging: smooths SGD noise); 0 = keep the last epoch's.",
+                                  low=0, high=1000)
 
     def _prepare(self, train):
         super()._prepare(train)
@@ -430,6 +433,20 @@ class MFSGD(TorchModel):
     def _start_epoch(self, epoch):
         for group in self.optimizer_.param_groups:
             group["lr"] = group.setdefault("initial_lr", group["lr"]) * self.params.lr_decay ** (epoch - 1)
+        if epoch == 1:
+            self._averaged, self._n_averaged = None, 0
+        elif self.params.average_last and epoch - 1 > self.params.epochs - self.params.average_last:
+            self._accumulate()
+
+    def _accumulate(self):
+        """Running sum of the weights after each of the last ``average_last`` epochs."""
+        state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+        if self._averaged is None:
+            self._averaged = state
+        else:
+            for k in self._averaged:
+                self._averaged[k] += state[k]
+        self._n_averaged += 1
 
     def _batches(self, train, rng):
         users, items, ratings = self.cells_
@@ -464,6 +481,10 @@ class MFSGD(TorchModel):
 
     def _finish(self, train):
         m = self.module_
+        if self.params.average_last and self.epochs_run_ == self.params.epochs:
+            self._accumulate()  # the final epoch's weights
+            m.load_state_dict({k: v / self._n_averaged for k, v in self._averaged.items()})
+        self._averaged = None
         self.user_factors_ = m.user.weight.detach().cpu().numpy()
         self.item_factors_ = m.item.weight.detach().cpu().numpy()
 
