@@ -399,6 +399,9 @@ class MFSGD(TorchModel):
                           low=1e-5, high=1.0, log=True)
         lr_decay: float = param(0.975, help="Step size multiplier after every epoch (1 = constant).",
                                 low=0.5, high=1.0)
+        init_std: float = param(0.01, help="Standard deviation of the random initial vectors (small: SGD "
+                                           "then grows only the directions the data supports).",
+                                low=0.0, high=1.0)
         average_last: int = param(20, help="Average the weights of the last n epochs (stochastic weight "
                                           "averaging: smooths SGD noise); 0 = keep the last epoch's.",
                                   low=0, high=1000)
@@ -422,7 +425,7 @@ class MFSGD(TorchModel):
             self.sampler_ = NegativeSampler(train)
 
     def _build(self, train):
-        return _BiasedMF(train.n_users, train.n_items, self.params.factors, self.global_mean_, init_std=0.01)
+        return _BiasedMF(train.n_users, train.n_items, self.params.factors, self.global_mean_, init_std=self.params.init_std)
 
     def _optimizer(self):
         """Plain SGD, as the model's name says. The loss is a batch mean, so the step is scaled by

@@ -170,7 +170,7 @@ def test_validation_ndcg_equals_the_evaluator(log):
 # ---------------------------------------------------------------------------- biased MF
 def test_mf_sgd_learns_a_low_rank_rating_matrix(log):
     train, test = random_holdout(log, 0.2, seed=0)
-    model = create("mf_sgd", factors=8, epochs=60).fit(train)
+    model = create("mf_sgd", factors=8, epochs=200, init_std=0.1, average_last=0).fit(train)
     rmse = np.sqrt(np.mean((model.predict(test.user, test.item) - test.rating) ** 2))
     baseline = np.sqrt(np.mean((train.rating.mean() - test.rating) ** 2))
     assert rmse < 0.8 * baseline, (rmse, baseline)
