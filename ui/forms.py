@@ -7,7 +7,6 @@ import streamlit as st
 
 from recsys.models import describe_params
 
-
 # Names that read badly when merely capitalised.
 LABELS = {"lr": "Learning rate", "lr_decay": "Learning-rate decay", "reg": "L2 penalty",
           "bias_reg": "Bias L2 penalty", "lam": "λ (L2 penalty)", "cg_steps": "CG steps", "k": "k (neighbours)"}

@@ -491,6 +491,12 @@ class MFSGD(TorchModel):
         self.user_factors_ = m.user.weight.detach().cpu().numpy()
         self.item_factors_ = m.item.weight.detach().cpu().numpy()
 
+    @property
+    def ranks_by_predicted_rating(self) -> bool:
+        """With loss='mse' the top-N list is a by-product of rating prediction: the model never
+        learned what people consume, only how they rate what they did."""
+        return self.params.loss == "mse"
+
     def predict(self, users, items) -> np.ndarray:
         """Predicted ratings for (user, item) pairs, clipped to the training rating range."""
         if self.params.loss != "mse":

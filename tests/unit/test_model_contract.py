@@ -103,6 +103,9 @@ def test_recommend_never_returns_seen_items(fitted, blocks):
 def test_recovers_held_out_block_pattern(key, fitted, blocks):
     if key in NON_PERSONALISED:
         pytest.skip("non-personalised baseline cannot recover a per-user pattern")
+    if getattr(fitted, "ranks_by_predicted_rating", False):
+        pytest.skip("a rating regressor learns how people rate, not what they consume (its loss='bce' "
+                    "variant is checked below)")
     train, test = blocks
     users = np.arange(train.n_users)
     items, _ = fitted.recommend(users, k=HELD_PER_USER)
@@ -134,3 +137,12 @@ def test_fit_reports_progress_and_can_be_cancelled(key, blocks):
 def test_unfitted_model_says_so(key):
     with pytest.raises(RuntimeError, match="not fitted"):
         create(key).score(np.array([0]))
+
+
+def test_the_classification_loss_of_the_rating_model_recovers_the_pattern(blocks):
+    train, test = blocks
+    model = create("mf_sgd", loss="bce", epochs=200, init_std=0.1).fit(train)
+    users = np.arange(train.n_users)
+    items, _ = model.recommend(users, k=HELD_PER_USER)
+    truth = test.positives.toarray().astype(bool)
+    assert truth[users[:, None], items].mean() >= 0.9

@@ -1,1 +1,0 @@
-"""Neural recommenders (autoencoders); see the module's models below."""

@@ -1,1 +1,0 @@
-"""Neural recommenders (ncf); see the module's models below."""
