@@ -64,7 +64,7 @@ def fit_and_evaluate(spec: dict, split, progress=None) -> dict:
     model.fit(split.train, valid=split.valid, progress=progress)
     fit_seconds = time.perf_counter() - start
     report = evaluate(model, split.train, split.test, k=list(EVAL_K), bootstrap=500)
-    return {"model": model, "report": report, "fit_seconds": fit_seconds, "history": list(model.history_),
+    return {"spec": spec, "model": model, "report": report, "fit_seconds": fit_seconds, "history": list(model.history_),
             "stopped_early": bool(getattr(model, "stopped_early_", False))}
 
 
@@ -80,6 +80,20 @@ def train(spec: dict, progress=None) -> dict:
 
 def result(spec: dict) -> dict | None:
     return run_cache().get(spec["run_id"])
+
+
+def lookup(run_id: str) -> dict | None:
+    """The spec of a finished run by id (e.g. from a shared link), or None when this server has no such run."""
+    entry = run_cache().get(run_id)
+    return entry.get("spec") if entry else None
+
+
+def visible_runs() -> list[dict]:
+    """Specs of the finished runs this session may see on the current dataset and split, oldest first."""
+    current = state.current_source()["label"]
+    split_key = state.split_config().key()
+    return [spec for spec in state.runs()
+            if result(spec) is not None and spec["dataset"] == current and spec["split"] == split_key]
 
 
 def trained_here(capability: str | None = None) -> dict[str, dict]:
