@@ -1,10 +1,12 @@
 """Models: the Recommender base class, the registry, and one module per family."""
 
 from recsys.models import (  # noqa: F401  (importing a family module registers its models)
+    autoencoders,
     baselines,
     content,
     factorization,
     graph,
+    ncf,
     neighborhood,
 )
 from recsys.models.base import FitCancelled, Recommender, describe_params

@@ -1,4 +1,4 @@
-"""Accuracy floors of the factorization family on real MovieLens-100K, DEFAULT parameters.
+"""Accuracy floors of the factorization and neural families on real MovieLens-100K, DEFAULT parameters.
 
 Protocol: per-user random 80/20 (ceil(0.2 n) held out), full ranking, training items excluded,
 every rating an interaction, NDCG@10.
@@ -27,7 +27,8 @@ pytestmark = pytest.mark.quality
 SEEDS = (42, 1, 2)
 TOLERANCE = 0.01
 FAST_FLOORS = {"ease": 0.455, "pure_svd": 0.44, "ials": 0.42}
-SLOW_FLOORS = {"bpr_mf": 0.41}
+SLOW_FLOORS = {"bpr_mf": 0.41, "mult_vae": 0.42, "cdae": 0.41, "neumf": 0.39}
+ABOVE_POPULARITY = ("ncf_gmf", "ncf_mlp", "autorec", "mf_sgd")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,12 @@ def test_slow_models_reach_their_floor(key, splits, fitted):
     assert ndcg(fitted(key), splits[42]) >= SLOW_FLOORS[key] - TOLERANCE
 
 
-@pytest.mark.parametrize("key", ["ease", "ials"])
+@pytest.mark.parametrize("key", ABOVE_POPULARITY)
+def test_other_models_beat_popularity(key, splits, fitted):
+    assert ndcg(fitted(key), splits[42]) > ndcg(fitted("pop"), splits[42]) + 0.02
+
+
+@pytest.mark.parametrize("key", ["ease", "ials", "mult_vae"])
 def test_fold_in_reproduces_the_training_users_top_10(key, splits, fitted):
     train, _ = splits[42]
     model = fitted(key)
