@@ -298,8 +298,10 @@ def _all_metrics(ranked: dict, train: Dataset, ks: list[int], features, head_fra
 
 # ---------------------------------------------------------------------- rating errors
 def _predicts_ratings(model, test: Dataset) -> bool:
-    # implicit "ratings" are all 1.0: an error against them measures nothing
-    return callable(getattr(model, "predict", None)) and test.feedback == "explicit"
+    # implicit "ratings" are all 1.0: an error against them measures nothing; a model may have a
+    # predict method yet not predict ratings in its current configuration (mf_sgd with loss='bce')
+    return (callable(getattr(model, "predict", None)) and getattr(model, "predicts_ratings", True)
+            and test.feedback == "explicit")
 
 
 def _rating_errors(model, train, test, eval_users, users, batch_size):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 
@@ -176,14 +177,37 @@ def test_mf_sgd_learns_a_low_rank_rating_matrix(log):
     assert rmse < 0.8 * baseline, (rmse, baseline)
 
 
-def test_mf_sgd_scores_are_its_predictions(log):
-    model = create("mf_sgd", factors=4, epochs=3).fit(log)
+def test_mf_sgd_without_presence_head_scores_are_its_predictions(log):
+    model = create("mf_sgd", factors=4, epochs=3, presence_factors=0).fit(log)
     users = np.array([0, 3, 9])
     scores = model.score(users)
     items = np.arange(log.n_items)
     for row, user in enumerate(users):
-        raw = model.module_(*(__import__("torch").as_tensor(a) for a in (np.full(log.n_items, user), items)))
+        raw = model.module_(*(torch.as_tensor(a) for a in (np.full(log.n_items, user), items)))
         np.testing.assert_allclose(scores[row], raw.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_mf_sgd_presence_head_leaves_rating_predictions_untouched(log):
+    """The presence head has its own parameters and its own negative-sampling stream, so
+    the rating half (and its RMSE) is bit-identical with the head on or off."""
+    with_head = create("mf_sgd", factors=4, epochs=4).fit(log)
+    plain = create("mf_sgd", factors=4, epochs=4, presence_factors=0).fit(log)
+    users, items = np.repeat(np.arange(log.n_users), 3), np.tile(np.arange(3), log.n_users)
+    np.testing.assert_array_equal(with_head.predict(users, items), plain.predict(users, items))
+    assert with_head.ranks_by_predicted_rating is False and plain.ranks_by_predicted_rating is True
+
+
+def test_mf_sgd_ranks_by_presence_times_clipped_rating(log):
+    model = create("mf_sgd", factors=4, epochs=3).fit(log)
+    users = np.array([0, 5])
+    items = np.arange(log.n_items)
+    m = model.module_
+    for row, user in zip(model.score(users), users):
+        u, i = torch.full((log.n_items,), int(user)), torch.as_tensor(items)
+        presence = torch.sigmoid(m.presence_logit(u, i)).detach().numpy()
+        rating = np.clip(m(u, i).detach().numpy(), *model.rating_range_)
+        np.testing.assert_allclose(row, presence * rating, rtol=1e-5, atol=1e-6)
+        assert (row >= 0).all() and (row <= model.rating_range_[1]).all()
 
 
 def test_mf_sgd_losses_for_implicit_data_and_their_limits():
