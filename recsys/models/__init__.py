@@ -6,8 +6,10 @@ from recsys.models import (  # noqa: F401  (importing a family module registers 
     content,
     factorization,
     graph,
+    hybrid,
     ncf,
     neighborhood,
+    sequential,
 )
 from recsys.models.base import FitCancelled, Recommender, describe_params
 from recsys.models.registry import create, get, registry

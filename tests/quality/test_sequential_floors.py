@@ -1,0 +1,58 @@
+"""Accuracy floors of the sequential family on real MovieLens-100K, DEFAULT parameters.
+
+Protocol: leave-last-out (each user's newest interaction by time, ties broken by item id,
+is the test item), full ranking over all 1682 items, training items excluded, HR@10 and
+NDCG@10. There is one split (it has no seed) and each torch model is fitted once with its
+default seed, so every number here is deterministic on a given machine. Measured with the
+defaults (one torch thread): markov HR@10 0.177 / NDCG@10 0.098, sasrec 0.189 / 0.098,
+gru4rec 0.173 / 0.092, pop 0.050 / 0.025. The floors are the issue's; `markov` mixes the
+last five items, which is why it sits above the plain first-order chain's 0.149.
+Popularity is checked too: it anchors how much the order of events adds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from recsys.data.split import leave_last_out
+from recsys.evaluation import evaluate
+from recsys.models import create
+
+pytestmark = pytest.mark.quality
+
+FLOORS = {
+    "markov": {"hit@10": 0.14},
+    "gru4rec": {"hit@10": 0.15},
+    "sasrec": {"hit@10": 0.18, "ndcg@10": 0.095},
+}
+
+
+@pytest.fixture(scope="module")
+def split(ml100k):
+    return leave_last_out(ml100k, n=1)
+
+
+@pytest.fixture(scope="module")
+def means(split):
+    train, test = split
+    cache = {}
+
+    def get(key: str) -> dict:
+        if key not in cache:
+            model = create(key).fit(train)
+            cache[key] = evaluate(model, train, test, k=[10], bootstrap=0).means
+        return cache[key]
+
+    return get
+
+
+def test_popularity_is_the_weak_anchor(means):
+    assert 0.035 <= means("pop")["hit@10"] <= 0.065
+
+
+@pytest.mark.parametrize("key", sorted(FLOORS))
+def test_sequential_models_reach_their_floor(key, means):
+    got = means(key)
+    for metric, floor in FLOORS[key].items():
+        assert got[metric] >= floor, f"{key} {metric} = {got[metric]:.4f} < {floor}"
+    assert got["hit@10"] >= 2.5 * means("pop")["hit@10"]

@@ -1,0 +1,188 @@
+"""Sequential models: Markov chain, SASRec and GRU4Rec learn what comes next."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import Dataset
+from recsys.inspection.attention import user_sequence
+from recsys.models import create
+from recsys.models.sequential import next_item_pairs, sequence_windows, time_ordered
+
+N_ITEMS, A, B, COMMON = 30, 0, 1, 2
+NOISE = np.arange(3, N_ITEMS)
+
+# small and quick, but enough to learn the synthetic pattern below
+SMALL = {
+    "markov": {},
+    "sasrec": {"hidden": 32, "layers": 1, "heads": 2, "dropout": 0.1, "max_len": 16, "epochs": 15, "lr": 1e-2},
+    "gru4rec": {"hidden": 32, "dropout": 0.1, "max_len": 16, "epochs": 15, "lr": 1e-2},
+}
+
+
+def _a_then_b(seed: int = 0, n_users: int = 80) -> Dataset:
+    """Half the users consumed A and, right after it, B, somewhere among noise items; every user
+    also consumed COMMON, the most popular item. Only the order says that B follows A."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(n_users):
+        items = list(rng.choice(NOISE, size=8, replace=False))
+        items.insert(int(rng.integers(0, len(items) + 1)), COMMON)
+        if user % 2 == 0:
+            at = int(rng.integers(0, len(items) + 1))
+            items[at:at] = [A, B]
+        rows += [(user, int(item), 1.0, 100 * user + t) for t, item in enumerate(items)]
+    frame = pd.DataFrame(rows, columns=["user", "item", "rating", "ts"])
+    return Dataset.from_frame(frame, timestamp="ts", name="A then B")
+
+
+@pytest.fixture(scope="module")
+def a_then_b():
+    return _a_then_b()
+
+
+@pytest.fixture(scope="module")
+def fitted(a_then_b):
+    return {key: create(key, **params).fit(a_then_b) for key, params in SMALL.items()}
+
+
+def _rank_among_unseen(scores: np.ndarray, history, item: int) -> int:
+    scores = np.asarray(scores, dtype=np.float64).copy()
+    scores[np.asarray(history)] = -np.inf
+    return int(np.sum(scores > scores[item])) + 1
+
+
+@pytest.mark.parametrize("key", sorted(SMALL))
+def test_b_is_the_top_recommendation_after_a(key, fitted):
+    for history in ([5, 9, A], [COMMON, 17, 4, 22, A], [A]):
+        scores = fitted[key].score_history(history)
+        assert scores.shape == (N_ITEMS,) and scores.dtype == np.float32
+        assert _rank_among_unseen(scores, history, B) == 1, (key, history)
+
+
+def test_popularity_alone_does_not_put_b_first(a_then_b):
+    """The synthetic data can fail a model: without the order, COMMON beats B."""
+    pop = create("pop").fit(a_then_b)
+    assert _rank_among_unseen(pop.score_history([5, 9, A]), [5, 9, A], B) > 1
+
+
+@pytest.mark.parametrize("key", sorted(SMALL))
+def test_score_history_of_a_training_sequence_equals_the_users_score(key, fitted, a_then_b):
+    model = fitted[key]
+    users = np.array([0, 1, 7, 42, 79])
+    direct = model.score(users)
+    for row, user in zip(direct, users):
+        np.testing.assert_allclose(model.score_history(user_sequence(a_then_b, user)), row, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("key", ["sasrec", "gru4rec"])
+def test_same_seed_same_model_other_seed_other_model(key, a_then_b):
+    params = {**SMALL[key], "epochs": 3}
+    users = np.arange(a_then_b.n_users)
+    first = create(key, **params).fit(a_then_b).score(users)
+    np.testing.assert_array_equal(first, create(key, **params).fit(a_then_b).score(users))
+    assert not np.array_equal(first, create(key, **params, seed=7).fit(a_then_b).score(users))
+
+
+def _margin(scores: np.ndarray, history, item: int) -> float:
+    """How far ``item`` scores above the best other unseen item."""
+    others = np.asarray(scores, dtype=np.float64).copy()
+    others[np.r_[np.asarray(history), item]] = -np.inf
+    return float(scores[item] - others.max())
+
+
+@pytest.mark.parametrize("key", sorted(SMALL))
+def test_score_history_reads_the_order_given(key, fitted):
+    model = fitted[key]
+    assert _margin(model.score_history([5, 9, A]), [5, 9, A], B) > _margin(model.score_history([A, 5, 9]), [A, 5, 9], B)
+
+
+# ---------------------------------------------------------------------------- Markov chain
+
+
+def _tiny_log() -> Dataset:
+    # user 0 has a timestamp tie (items 3 and 1 at t=20): the item id breaks it, 1 before 3
+    rows = [(0, 0, 10), (0, 3, 20), (0, 1, 20), (0, 2, 30),
+            (1, 0, 5), (1, 1, 6), (1, 2, 7),
+            (2, 1, 1), (2, 0, 2), (2, 4, 3),
+            (3, 4, 9)]
+    frame = pd.DataFrame(rows, columns=["user", "item", "ts"]).assign(rating=1.0)
+    return Dataset.from_frame(frame, timestamp="ts", name="tiny")
+
+
+def _brute_force_counts(ds: Dataset) -> np.ndarray:
+    counts = np.zeros((ds.n_items, ds.n_items))
+    for user in range(ds.n_users):
+        events = sorted((int(t), int(i)) for u, i, t in zip(ds.user, ds.item, ds.timestamp) if u == user)
+        for (_, before), (_, after) in zip(events, events[1:]):
+            counts[before, after] += 1
+    return counts
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 2.0])
+def test_markov_transition_probabilities_match_brute_force_counts(smoothing):
+    ds = _tiny_log()
+    model = create("markov", smoothing=smoothing, window=1).fit(ds)
+    counts = _brute_force_counts(ds)
+    assert counts[1, 3] == 1 and counts[3, 1] == 0, "the tie must be broken by item id"
+    popularity = np.bincount(ds.item, minlength=ds.n_items) / ds.n_interactions
+    for item in range(ds.n_items):
+        out = counts[item].sum()
+        expected = (counts[item] + smoothing * popularity) / (out + smoothing) if out + smoothing else popularity
+        probabilities = model.transition_probabilities(item)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-12)
+        assert probabilities.sum() == pytest.approx(1.0)
+        # with window=1 a history is scored by its last item's row alone
+        np.testing.assert_allclose(model.score_history([4, item]), expected, atol=1e-6)
+
+
+def test_markov_window_mixes_recent_items_with_decay():
+    ds = _tiny_log()
+    model = create("markov", smoothing=1.0, window=2, decay=0.5).fit(ds)
+    expected = (0.5 * model.transition_probabilities(0) + 1.0 * model.transition_probabilities(1)) / 1.5
+    np.testing.assert_allclose(model.score_history([2, 0, 1]), expected, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- SASRec attention
+
+
+@pytest.mark.parametrize("length", [1, 5, 16, 23])
+def test_attention_rows_sum_to_one_and_never_look_ahead(fitted, length):
+    model = fitted["sasrec"]
+    history = np.random.default_rng(length).choice(N_ITEMS, size=length)
+    weights = model.attention(history)
+    shown = min(length, model.params.max_len)
+    assert weights.shape == (model.params.layers, model.params.heads, shown, shown)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+    future = np.triu(np.ones((shown, shown), dtype=bool), k=1)
+    assert np.all(weights[..., future] == 0.0)
+    assert np.all(weights >= 0.0)
+
+
+def test_item_embeddings_have_one_row_per_item(fitted):
+    for key in ("sasrec", "gru4rec"):
+        vectors = fitted[key].item_embeddings()
+        assert vectors.shape == (N_ITEMS, SMALL[key]["hidden"])
+
+
+# ---------------------------------------------------------------------------- data layout
+
+
+@pytest.mark.parametrize("pad_side", ["left", "right"])
+def test_training_windows_hold_every_transition_exactly_once(a_then_b, pad_side):
+    users, items = time_ordered(a_then_b)
+    pair_user, before, after = next_item_pairs(users, items)
+    pad = a_then_b.n_items
+    (inputs, targets), row_user = sequence_windows(pair_user, (before, after), 4, pad=pad, pad_side=pad_side,
+                                                   n_owners=a_then_b.n_users)
+    real = inputs != pad
+    np.testing.assert_array_equal(real, targets != pad)
+    got = sorted(zip(np.repeat(row_user, real.sum(1)), inputs[real], targets[real]))
+    assert got == sorted(zip(pair_user, before, after))
+    # the padding of every row sits on one side only
+    edge = real[:, -1] if pad_side == "left" else real[:, 0]
+    assert edge.all()
+    assert (np.diff(real.astype(int), axis=1) >= 0).all() if pad_side == "left" else \
+        (np.diff(real.astype(int), axis=1) <= 0).all()
