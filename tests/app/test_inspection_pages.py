@@ -66,3 +66,19 @@ def test_graph_page_draws_a_neighbourhood_and_lightgcn_layers(app):
     app.radio(key="graph_kind").set_value("user").run()
     assert_clean(app)
     assert charts(app)[0].startswith("user ")
+
+
+def test_attention_page_draws_the_heatmap_and_next_items(app):
+    train_models(app, {"sasrec": "SASRec (self-attention)"}, epochs=1, max_len=12, hidden=16)
+    app.switch_page("app_pages/attention.py").run()
+    assert_clean(app)
+    [title] = charts(app)
+    assert title.startswith("SASRec (self-attention): layer average, head average")
+    table = app.dataframe[0].value
+    assert len(table) == 10 and table["score"].is_monotonic_decreasing
+    app.selectbox(key="att_layer").set_value(2).run()
+    assert_clean(app)
+    assert "layer 2" in charts(app)[0]
+    app.radio(key="att_source").set_value("type a sequence").run()
+    assert_clean(app)
+    assert len(app.dataframe[0].value) == 10

@@ -1,0 +1,179 @@
+"""Homepage page: the Netflix-style page a trained model would build for a user or a new visitor.
+
+Rows, re-ranking, cold start and page metrics are computed in recsys.serving; this page
+reads the widgets, calls it and draws tiles (ui.homepage).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from recsys.data.errors import DataError
+from recsys.serving.coldstart import supports_fold_in
+from recsys.serving.page import HomepageBuilder, PageSettings, typical_users
+from ui import homepage as tiles
+from ui import runs, state
+from ui.errors import attempt
+
+QUICK_MODEL = ("item_knn", "item-item kNN")
+MIN_PICKS, MAX_PICKS = 3, 10
+WHO = {
+    "user": "A user (by id)",
+    "light": "A typical light user",
+    "heavy": "A typical heavy user",
+    "new": "A new visitor (pick titles)",
+}
+
+st.title("Homepage")
+st.caption("The page a model would build for one person: rows of titles, each with the reason it is there. "
+           "Turn the knobs a streaming service turns and watch the page and its metrics change.")
+
+models = runs.trained_here()
+if not models:
+    st.info("No trained model on this dataset and split yet. A homepage needs one: train "
+            f"{QUICK_MODEL[1]} here in a few seconds, or any model on the Train page.")
+    if st.button(f"Train {QUICK_MODEL[1]} now", key="hp_quick_train", type="primary"):
+        spec = runs.run_spec(QUICK_MODEL[0], {})
+        attempt(f"Training {QUICK_MODEL[1]}", runs.train, spec)
+        state.add_run(spec)
+        st.rerun()
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+
+@st.cache_resource(show_spinner="Preparing the catalogue…", max_entries=8)
+def builder_for(run_id: str, created_at: str, _model) -> HomepageBuilder:
+    """One builder per trained run (per-dataset work such as trending counts happens once)."""
+    return HomepageBuilder(_model)
+
+
+def load_builder(name: str) -> HomepageBuilder:
+    spec = models[name]
+    entry = runs.result(spec)
+    model = entry["model"] if entry is not None else None
+    if model is None:
+        st.error(f"The model of {name} is not stored on this server; train it again on the Train page.")
+        st.stop()
+    return attempt("Preparing the homepage", builder_for, spec["run_id"], str(entry.get("created_at", "")), model)
+
+
+def knobs(suffix: str, container) -> PageSettings:
+    """The re-ranking knobs in one compact row; ``suffix`` keeps the widget keys of two sides apart."""
+    alpha_col, lambda_col, tail_col, dedupe_col = container.columns([3, 3, 3, 2])
+    alpha = alpha_col.slider("Popularity blend α", 0.0, 1.0, 0.0, 0.05, key=f"hp_alpha{suffix}",
+                             help="score' = (1−α)·model + α·popularity, both scaled to [0, 1]. 1 = most popular.")
+    lam = lambda_col.slider("Relevance ↔ diversity λ", 0.0, 1.0, 1.0, 0.05, key=f"hp_lambda{suffix}",
+                            help="MMR: 1 = pure relevance; lower values trade relevance for titles unlike those "
+                                 "already in the row (by genre, else by embeddings).")
+    tail = tail_col.slider("Long-tail floor (% of a row)", 0, 100, 0, 10, key=f"hp_tail{suffix}",
+                           help="At least this share of every recommended row comes from the long tail "
+                                "(outside the 20 % most popular titles).")
+    dedupe = dedupe_col.toggle("No title twice", value=True, key=f"hp_dedupe{suffix}",
+                               help="De-duplicate across rows: a title appears only in its highest row.")
+    return PageSettings(row_length=int(st.session_state.get("hp_length", 10)),
+                        max_rows=int(st.session_state.get("hp_rows", 8)),
+                        dedupe=dedupe, alpha=alpha, mmr_lambda=lam, tail_share=tail / 100.0)
+
+
+def choose_person(builder: HomepageBuilder, who: str) -> tuple[str, object]:
+    """("user", code) or ("new", [item codes]); stops the page with a message when the choice is incomplete."""
+    train = builder.train
+    if who in ("light", "heavy"):
+        code = typical_users(train)[who]
+        st.caption(f"User {train.user_ids[code]}: {train.user_activity[code]:,} interactions in training "
+                   f"(the {'10th' if who == 'light' else '90th'} percentile of activity).")
+        return "user", code
+    if who == "user":
+        typed = st.text_input("User id", value=str(train.user_ids[0]), key="hp_user_id",
+                              help=f"Any of the {train.n_users:,} user ids of the training set.")
+        code = int(train.user_codes([typed.strip()])[0])
+        if code < 0:
+            st.error(f"There is no user {typed.strip()!r} in this dataset. User ids look like "
+                     f"{', '.join(map(str, train.user_ids[:3]))}; pick one of those or a typical user.")
+            st.stop()
+        st.caption(f"User {train.user_ids[code]}: {train.user_activity[code]:,} interactions in training.")
+        return "user", code
+    order = np.lexsort((np.arange(train.n_items), -train.item_popularity))
+    labels = builder.catalogue
+    picks = st.multiselect(f"Pick {MIN_PICKS}–{MAX_PICKS} titles you like (most popular first; type to search)",
+                           order.tolist(), key="hp_picks", max_selections=MAX_PICKS,
+                           format_func=lambda i: labels.label(int(i)))
+    if len(picks) < MIN_PICKS:
+        st.info(f"Pick at least {MIN_PICKS} titles ({len(picks)} so far) and the page appears at once.")
+        st.stop()
+    return "new", [int(i) for i in picks]
+
+
+def build(builder: HomepageBuilder, person: tuple[str, object], settings: PageSettings):
+    """The page, or None with a warning when the model cannot serve this person (no fold-in)."""
+    kind, who = person
+    if kind == "new" and not supports_fold_in(builder.model):
+        st.warning(f"{builder.label} cannot build a page for a new visitor: it only knows the users it was "
+                   "trained on. Pick a model with fold-in (EASE, item-item kNN, iALS, PureSVD, content TF-IDF…).")
+        return None
+    try:
+        if kind == "new":
+            return builder.for_new_visitor(who, settings)
+        return builder.for_user(who, settings)
+    except DataError as exc:
+        st.error(str(exc))
+        return None
+
+
+# ---------------------------------------------------------------------------- controls
+names = list(models)
+top = st.columns([3, 3, 1, 1, 2])
+model_a = top[0].selectbox("Model", names, key="hp_model")
+who = top[1].selectbox("Whose page?", list(WHO), format_func=WHO.get, key="hp_who")
+top[2].number_input("Titles per row", 4, 20, 10, key="hp_length")
+top[3].number_input("Rows", 2, 12, 8, key="hp_rows")
+compare = top[4].selectbox("Side by side", ["off", "two models", "two knob settings"], key="hp_compare",
+                           help="Build two pages for the same person and compare them.")
+
+builder_a = load_builder(model_a)
+person = choose_person(builder_a, who)
+
+if compare == "off":
+    settings_a = knobs("", st.container(border=True))
+    page = build(builder_a, person, settings_a)
+    if page is not None:
+        left, right = st.columns([5, 1])
+        with left:
+            tiles.show_page(page, builder_a.catalogue)
+        with right:
+            st.markdown("**This page**")
+            tiles.show_metrics(page)
+        mix = tiles.genre_mix({page.visitor: page}, builder_a.catalogue)
+        if len(mix):
+            st.altair_chart(tiles.genre_mix_chart(mix, f"Genre mix of the page ({builder_a.label})"),
+                            width="stretch")
+    st.stop()
+
+# ---------------------------------------------------------------------------- side by side
+a_col, b_col = st.columns(2)
+if compare == "two models":
+    others = [n for n in names if n != model_a] or names
+    model_b = b_col.selectbox("Second model", others, key="hp_model_b")
+    builder_b = load_builder(model_b)
+    shared = knobs("", st.container(border=True))
+    sides = {f"A: {model_a}": (builder_a, shared), f"B: {model_b}": (builder_b, shared)}
+else:
+    sides = {"A: knobs A": (builder_a, knobs("", a_col.container(border=True))),
+             "B: knobs B": (builder_a, knobs("_b", b_col.container(border=True)))}
+
+pages = {}
+for column, (label, (side_builder, side_settings)) in zip((a_col, b_col), sides.items()):
+    with column:
+        st.subheader(label)
+        side_page = build(side_builder, person, side_settings)
+        if side_page is not None:
+            pages[label] = side_page
+            tiles.show_page(side_page, side_builder.catalogue)
+
+if pages:
+    st.subheader("Page metrics")
+    st.dataframe(tiles.metrics_table(pages), width="stretch")
+    mix = tiles.genre_mix(pages, builder_a.catalogue)
+    if len(mix):
+        st.altair_chart(tiles.genre_mix_chart(mix, "Genre mix of the two pages"), width="stretch")
