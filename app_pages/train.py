@@ -8,7 +8,7 @@ import streamlit as st
 from recsys.models import registry
 from recsys.models.registry import FAMILIES
 from ui import charts, data, forms, jobs, runs, state
-from ui.errors import attempt
+from ui.errors import attempt, shown_errors
 
 st.title("Train")
 
@@ -28,12 +28,16 @@ chosen = st.multiselect("Models to train", list(labels), format_func=labels.get,
 
 def train_one(key: str, params: dict) -> None:
     """Start training in the background (or reuse the run when it is already trained)."""
-    spec = runs.run_spec(key, params)
+    spec = None
+    with shown_errors("Checking the parameters"):
+        spec = runs.run_spec(key, params)
+    if spec is None:  # the parameters were refused; the message is on the page
+        return
     if runs.result(spec) is not None:
         state.add_run(spec)
         st.info(f"{spec['label']} with these settings is already trained — reusing it.")
         return
-    jobs.board().start(spec, split, runs.run_cache())
+    jobs.board().start(spec, split, runs.storage_target(spec))
     state.watch_training(spec)
     st.rerun()  # redraw with the live panel polling
 
@@ -68,6 +72,8 @@ def job_panel(spec: dict, job) -> None:
     cls = registry[spec["model"]]
     if job.phase == "evaluating":
         text = f"{spec['label']}: evaluating on the test set…"
+    elif job.phase == "saving":
+        text = f"{spec['label']}: saving the run to the experiment store…"
     elif job.history:
         latest = ", ".join(f"{charts.TRAINING_METRICS.get(k, k).lower()} {v:.4g}" for k, v in job.history[-1].items()
                            if k != "step")

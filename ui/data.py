@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import streamlit as st
 
+from recsys import store
 from recsys.data import Dataset, loaders
-from recsys.data.split import Split, make_split
+from recsys.data.split import Split
 from ui import state
 
 
 def data_home() -> Path:
-    """Where uploads are kept so a rerun or server restart loses nothing (RECSYS_HOME overrides)."""
+    """Where uploads and the experiment store (``store/``) are kept, so a rerun or server restart
+    loses nothing (RECSYS_HOME overrides)."""
     home = Path(os.environ.get("RECSYS_HOME", Path.home() / ".recsys-explorer"))
     (home / "uploads").mkdir(parents=True, exist_ok=True)
     return home
@@ -57,15 +60,18 @@ def load_source(descriptor: dict) -> Dataset:
 
 
 def with_positives(ds: Dataset, config: state.SplitConfig) -> Dataset:
-    if config.positives == "threshold" and ds.feedback == "explicit":
-        return ds.with_feedback("explicit", config.threshold)
-    return ds
+    return store.with_positives(ds, asdict(config))
 
 
 @st.cache_resource(show_spinner="Splitting…", max_entries=32)
 def _split(descriptor_items: tuple, config: state.SplitConfig) -> Split:
-    ds = with_positives(_load(descriptor_items), config)
-    return make_split(ds, config.method, test_fraction=config.test_fraction, seed=config.seed, n=config.n)
+    # the same function the experiment store uses to re-make a run's split, so both agree
+    return store.split_dataset(_load(descriptor_items), asdict(config))
+
+
+def split_of(source: dict, config: state.SplitConfig) -> Split:
+    """The split of ``source`` under ``config`` (cached like the current one)."""
+    return _split(_freeze(source), config)
 
 
 def current_dataset() -> Dataset:

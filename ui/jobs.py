@@ -7,6 +7,7 @@ The worker thread never calls Streamlit; pages poll the job's state.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from recsys.models.base import FitCancelled, StopTraining
 from ui import runs
 
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
+log = logging.getLogger("recsys.ui")
 
 
 @dataclass
@@ -64,19 +66,35 @@ class Job:
             raise StopTraining
 
 
-def _work(job: Job, split, cache) -> None:
+def _work(job: Job, split, target: dict) -> None:
+    """Train, then store: the run is ``running`` in the store from the start, ``done`` once its
+    files are written, ``failed`` with the reason; a cancelled run is removed from the store."""
+    run_id = job.spec["run_id"]
     try:
+        runs.begin_stored(job.spec, target)
         entry = runs.fit_and_evaluate(job.spec, split, _evaluating(job))
-        cache.put(job.spec["run_id"], entry)
+        job.phase = "saving"
+        runs.store_finished(job.spec, entry, target)
         job.entry, job.status = entry, DONE
     except FitCancelled:
+        _quietly(target["store"].discard, run_id)
         job.status = CANCELLED
-    except DataError as exc:
+    except DataError as exc:  # StoreError included: its message says what to fix
         job.error, job.status = str(exc), FAILED
+        _quietly(target["store"].fail, run_id, job.error)
     except Exception as exc:  # a worker must always end in a state the page can show
         job.error, job.status = f"{type(exc).__name__}: {exc}", FAILED
+        _quietly(target["store"].fail, run_id, job.error)
     finally:
         job.finished = time.time()
+
+
+def _quietly(action, *args) -> None:
+    """Record an outcome in the store; a store that fails here must not hide the job's own outcome."""
+    try:
+        action(*args)
+    except Exception:
+        log.exception("updating the experiment store failed")
 
 
 def _evaluating(job: Job):
@@ -95,15 +113,16 @@ class JobBoard:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
 
-    def start(self, spec: dict, split, cache) -> Job:
-        """Start training ``spec`` on ``split`` unless the same run is already being trained."""
+    def start(self, spec: dict, split, target: dict) -> Job:
+        """Start training ``spec`` on ``split`` unless the same run is already being trained;
+        ``target`` (``runs.storage_target``) says where the finished run is stored."""
         with self._lock:
             job = self._jobs.get(spec["run_id"])
             if job is not None and not job.finished_running:
                 return job
             job = Job(spec)
             self._jobs[spec["run_id"]] = job
-        thread = threading.Thread(target=_work, args=(job, split, cache), name=f"train-{spec['model']}",
+        thread = threading.Thread(target=_work, args=(job, split, target), name=f"train-{spec['model']}",
                                   daemon=True)
         thread.start()
         return job

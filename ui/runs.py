@@ -1,62 +1,133 @@
-"""Training and evaluating runs for the pages, with progress; fitted models live in a process cache."""
+"""Runs for the pages: specs, training with progress, and the experiment store behind them.
+
+Finished runs live in the experiment store (``recsys.store``) under the data directory, so a
+restart loses nothing and nobody retrains what the server already trained. Loaded models
+and reports are kept per process (``st.cache_resource``) keyed by run id, so pages do not
+read them from disk on every rerun. A spec (the dict pages pass around) is
+``{"model", "label", "params", "dataset", "split", "run_id"}``: keys, never models.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict
 
 import streamlit as st
 
 from recsys.evaluation import evaluate
-from recsys.models import create, get
+from recsys.models import create, get, registry
+from recsys.store import SHARED, ExperimentStore, RunRecord, StoreError, owner_scope, run_id_for
 from ui import data, state
+from ui.errors import attempt
 
 EVAL_K = (1, 5, 10, 20, 50)
+MODEL_CACHE_SIZE = 16
+REPORT_CACHE_SIZE = 256
 
 
-class RunCache:
-    """Fitted models and reports by run id, shared by sessions of this server process.
+class LoadedCache:
+    """Models or reports by (store, run id, created-at), least recently used dropped first.
 
-    The key covers (dataset, split, model, params, seed), so two people who train the same
-    thing share it and nobody retrains what is already trained.
+    The created-at stamp is part of the key, so a run deleted and trained again is never
+    served from the copy of its predecessor. Entries are read-only once put.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, dict] = {}
+        self._size = size
+        self._entries: OrderedDict = OrderedDict()
 
-    def get(self, run_id: str) -> dict | None:
+    def get(self, key):
         with self._lock:
-            return self._entries.get(run_id)
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            return None
 
-    def put(self, run_id: str, entry: dict) -> None:
+    def put(self, key, value) -> None:
         with self._lock:
-            self._entries[run_id] = entry
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
 
 
 @st.cache_resource
-def run_cache() -> RunCache:
-    return RunCache()
+def _models() -> LoadedCache:
+    return LoadedCache(MODEL_CACHE_SIZE)
 
 
+@st.cache_resource
+def _reports() -> LoadedCache:
+    return LoadedCache(REPORT_CACHE_SIZE)
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(root: str) -> ExperimentStore:
+    return ExperimentStore(root)
+
+
+def store() -> ExperimentStore:
+    """The experiment store under the data directory; a page that cannot open it says why and stops."""
+    return attempt("Opening the experiment store", _open_store, str(data.data_home() / "store"))
+
+
+def owner_token() -> str:
+    """This session's owner token: runs on its uploads are visible to it alone."""
+    return st.session_state.setdefault("owner_token", uuid.uuid4().hex)
+
+
+def owner_for(source: dict) -> str:
+    return owner_scope(source, owner_token(), data.data_home() / "uploads")
+
+
+def split_dict(config: state.SplitConfig) -> dict:
+    return asdict(config)
+
+
+# ---------------------------------------------------------------------- specs
 def run_spec(model_key: str, params: dict) -> dict:
+    """The spec of training ``model_key`` with ``params`` on the current dataset and split."""
     source = state.current_source()
     config = state.split_config()
-    spec = {
+    params = create(model_key, **params).get_params()  # every parameter, typed: equal settings, equal id
+    fingerprint = data.current_dataset().fingerprint
+    return {
         "model": model_key,
         "label": get(model_key).label,
         "params": params,
         "dataset": source["label"],
         "split": config.key(),
+        "run_id": run_id_for(fingerprint, split_dict(config), model_key, params, config.seed, owner_for(source)),
     }
-    spec["run_id"] = hashlib.sha256(
-        json.dumps([source, spec["model"], params, spec["split"]], sort_keys=True, default=str).encode()
-    ).hexdigest()[:16]
-    return spec
 
 
+def _spec_of(record: RunRecord, dataset_label: str) -> dict:
+    """A stored run as a spec, equal to the one ``run_spec`` makes for the same settings."""
+    return {
+        "model": record.model,
+        "label": record.label,
+        "params": record.params,
+        "dataset": dataset_label,
+        "split": state.SplitConfig(**record.split).key(),
+        "run_id": record.run_id,
+    }
+
+
+def storage_target(spec: dict) -> dict:
+    """What a worker thread needs to store the run (captured here, in the page's thread)."""
+    source = state.current_source()
+    ds = data.current_dataset()
+    st_store = store()
+    st_store.register_dataset(ds, source, source["label"])
+    return {"store": st_store, "owner": owner_for(source), "fingerprint": ds.fingerprint,
+            "split": split_dict(state.split_config()), "models": _models(), "reports": _reports()}
+
+
+# ---------------------------------------------------------------------- training
 def fit_and_evaluate(spec: dict, split, progress=None) -> dict:
     """Fit the run's model on ``split`` and evaluate it; no Streamlit calls (runs in a worker thread)."""
     model = create(spec["model"], **spec["params"])
@@ -68,49 +139,146 @@ def fit_and_evaluate(spec: dict, split, progress=None) -> dict:
             "stopped_early": bool(getattr(model, "stopped_early_", False))}
 
 
+def begin_stored(spec: dict, target: dict) -> None:
+    """Mark the run ``running`` in the store (no Streamlit calls)."""
+    target["store"].begin(run_id=spec["run_id"], owner=target["owner"], model=spec["model"], label=spec["label"],
+                          params=spec["params"], dataset=target["fingerprint"], split=target["split"])
+
+
+def store_finished(spec: dict, entry: dict, target: dict) -> None:
+    """Write a finished run into the store and keep its model and report loaded (no Streamlit calls)."""
+    record = target["store"].complete(
+        spec["run_id"], model=entry["model"], report=entry["report"],
+        timings={"fit_seconds": entry["fit_seconds"], "score_seconds": entry["report"].score_seconds,
+                 "eval_seconds": entry["report"].total_seconds},
+        extra={"history": entry["history"], "stopped_early": entry["stopped_early"]})
+    key = (str(target["store"].root), record.run_id, record.created_at)
+    target["models"].put(key, entry["model"])
+    target["reports"].put(key, entry["report"])
+
+
 def train(spec: dict, progress=None) -> dict:
-    """Fit and evaluate the run in this thread (or reuse the cached one); returns the entry."""
-    cached = run_cache().get(spec["run_id"])
-    if cached is not None:
-        return cached
-    entry = fit_and_evaluate(spec, data.current_split(), progress)
-    run_cache().put(spec["run_id"], entry)
-    return entry
+    """Fit and evaluate the run in this thread (or reuse the stored one); returns the entry."""
+    found = result(spec)
+    if found is not None:
+        return found
+    target = storage_target(spec)
+    begin_stored(spec, target)
+    try:
+        entry = fit_and_evaluate(spec, data.current_split(), progress)
+    except Exception as exc:
+        target["store"].fail(spec["run_id"], f"{type(exc).__name__}: {exc}")
+        raise
+    store_finished(spec, entry, target)
+    return result(spec)
+
+
+# ---------------------------------------------------------------------- finished runs
+class RunEntry(dict):
+    """A finished run's entry; its model is loaded from the store only when a page asks for it."""
+
+    def __init__(self, load_model, **fields) -> None:
+        super().__init__(**fields)
+        self._load_model = load_model
+
+    def __missing__(self, key):
+        if key != "model":
+            raise KeyError(key)
+        self["model"] = self._load_model()
+        return self["model"]
+
+    def get(self, key, default=None):
+        return self[key] if key == "model" or key in self else default
+
+
+def _entry(spec: dict, record: RunRecord) -> RunEntry:
+    st_store = store()
+    key = (str(st_store.root), record.run_id, record.created_at)
+    report = _reports().get(key)
+    if report is None:
+        report = attempt(f"Reading the results of {record.name}", st_store.load_report, record.run_id)
+        _reports().put(key, report)
+    return RunEntry(lambda: _model(spec, record, key), spec=spec, report=report,
+                    fit_seconds=float(record.timings.get("fit_seconds", 0.0)),
+                    history=list(record.extra.get("history", [])),
+                    stopped_early=bool(record.extra.get("stopped_early", False)), name=record.name,
+                    created_at=record.created_at)
+
+
+def _model(spec: dict, record: RunRecord, key: tuple):
+    """The run's fitted model: from this process's cache, else from the store (None when not stored)."""
+    model = _models().get(key)
+    if model is not None or not record.has_model:
+        return model
+    source = state.sources().get(spec["dataset"])
+    if source is None:
+        st.error(f"The dataset {spec['dataset']!r} of {record.name} is not loaded in this session; load it on the "
+                 "Data page to use this model.")
+        st.stop()
+    split = attempt("Re-making the run's split", data.split_of, source, state.SplitConfig(**record.split))
+    model = attempt(f"Loading the model of {record.name}", store().load_model, record.run_id, split.train)
+    _models().put(key, model)
+    return model
+
+
+def _visible_record(run_id: str) -> RunRecord | None:
+    try:
+        return store().find_done(run_id, owner_token())
+    except StoreError:
+        return None
 
 
 def result(spec: dict) -> dict | None:
-    return run_cache().get(spec["run_id"])
+    """The finished run's entry (spec, model, report, fit_seconds, history, stopped_early), or None."""
+    record = _visible_record(spec["run_id"])
+    return _entry(spec, record) if record is not None else None
 
 
 def lookup(run_id: str) -> dict | None:
-    """The spec of a finished run by id (e.g. from a shared link), or None when this server has no such run."""
-    entry = run_cache().get(run_id)
-    return entry.get("spec") if entry else None
+    """The spec of a finished run by id (e.g. from a shared link), or None when this session cannot see one."""
+    record = _visible_record(run_id)
+    if record is None:
+        return None
+    current = attempt("Loading the dataset", data.current_dataset).fingerprint
+    if record.dataset == current:
+        label = state.current_source()["label"]
+    else:
+        info = store().dataset_info(record.dataset)
+        label = info["label"] if info else record.dataset
+    return _spec_of(record, label)
+
+
+def visible_records() -> list[RunRecord]:
+    """Every finished run this session may see on the current dataset and split, oldest first."""
+    fingerprint = attempt("Loading the dataset", data.current_dataset).fingerprint
+    return store().list(owner=owner_token(), dataset=fingerprint, split=split_dict(state.split_config()),
+                        status="done")
 
 
 def visible_runs() -> list[dict]:
-    """Specs of the finished runs this session may see on the current dataset and split, oldest first."""
-    current = state.current_source()["label"]
-    split_key = state.split_config().key()
-    return [spec for spec in state.runs()
-            if result(spec) is not None and spec["dataset"] == current and spec["split"] == split_key]
+    """Specs of the finished runs this session may see on the current dataset and split, oldest first
+    (every stored one, not only those trained in this session: after a restart they are all here)."""
+    label = state.current_source()["label"]
+    return [_spec_of(record, label) for record in visible_records()]
 
 
 def trained_here(capability: str | None = None) -> dict[str, dict]:
-    """{display name: spec} of this session's trained runs on the current dataset and split,
-    optionally only those whose model has ``capability`` (a method name such as
-    "item_embeddings")."""
-    current = state.current_source()["label"]
-    split_key = state.split_config().key()
+    """{display name: spec} of the finished runs with a stored model on the current dataset and split,
+    optionally only those whose model has ``capability`` (a method name such as "item_embeddings")."""
+    label = state.current_source()["label"]
     found = {}
-    for spec in state.runs():
-        entry = result(spec)
-        if entry is None or spec["dataset"] != current or spec["split"] != split_key:
+    for record in visible_records():
+        cls = registry.get(record.model)
+        # a run imported without its model has numbers but nothing to inspect
+        if cls is None or not record.has_model or (capability and not callable(getattr(cls, capability, None))):
             continue
-        if capability and not callable(getattr(entry["model"], capability, None)):
-            continue
-        name = spec["label"]
+        name = record.label if record.name == record.label else record.name
         if name in found:  # the same model twice: tell the runs apart by their parameters
-            name = f"{name} ({', '.join(f'{k}={v}' for k, v in spec['params'].items())})"
-        found[name] = spec
+            name = f"{name} ({', '.join(f'{k}={v}' for k, v in record.params.items())})"
+        found[name] = _spec_of(record, label)
     return found
+
+
+def is_shared(spec: dict) -> bool:
+    record = _visible_record(spec["run_id"])
+    return record is not None and record.owner == SHARED

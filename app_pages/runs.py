@@ -1,0 +1,105 @@
+"""Runs page: every stored run this session may see; rename, delete, export and import bundles."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from recsys.store import run_rows
+from ui import runs
+from ui.errors import shown_errors
+
+st.title("Runs")
+st.caption("Every trained run is kept in the experiment store and survives a server restart. Runs on the sample "
+           "and on server-side data are shared by everyone; runs on your uploads are visible to you alone.")
+
+store = runs.store()
+owner = runs.owner_token()
+records = store.list(owner=owner)
+
+
+def table(rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows)
+    frame = frame[[c for c in frame.columns if c != "run_id"] + ["run_id"]]  # the id last: for the CLI and links
+    st.dataframe(frame, hide_index=True, width="stretch", key="runs_table", column_config={
+        "ndcg@10": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
+        "model stored": st.column_config.CheckboxColumn("model stored"),
+        "run_id": st.column_config.TextColumn("run id"),
+    })
+
+
+def manage(by_id: dict) -> None:
+    """Rename or delete one run (deleting asks first)."""
+    ss = st.session_state
+    run_id = st.selectbox("Run", list(by_id), format_func=lambda r: f"{by_id[r]['name']} · {by_id[r]['dataset']} "
+                                                                    f"· {by_id[r]['split']}", key="runs_pick")
+    new_name = st.text_input("New name", value=by_id[run_id]["name"], key=f"runs_name_{run_id}")
+    rename_col, delete_col, _ = st.columns([1, 1, 3])
+    if rename_col.button("Rename", key="runs_rename", icon=":material/edit:"):
+        with shown_errors("Renaming the run"):
+            store.rename(run_id, new_name)
+            st.rerun()
+    if delete_col.button("Delete…", key="runs_delete", icon=":material/delete:"):
+        ss["runs_confirm"] = run_id
+    if ss.get("runs_confirm") == run_id:
+        st.warning(f"Delete {by_id[run_id]['name']} and its stored model? This cannot be undone.")
+        yes_col, no_col, _ = st.columns([1, 1, 3])
+        if yes_col.button("Yes, delete", key="runs_delete_yes", type="primary"):
+            with shown_errors("Deleting the run"):
+                store.delete(run_id)
+                ss.pop("runs_confirm", None)
+                ss["runs_message"] = f"Deleted {by_id[run_id]['name']}."
+                st.rerun()
+        if no_col.button("Keep it", key="runs_delete_no"):
+            ss.pop("runs_confirm", None)
+            st.rerun()
+
+
+def export(by_id: dict) -> None:
+    done = [r for r in by_id if by_id[r]["status"] == "done"]
+    if not done:
+        st.caption("No finished runs to export yet.")
+        return
+    chosen = st.multiselect("Runs to export", done, default=done, key="runs_export_pick",
+                            format_func=lambda r: by_id[r]["name"])
+    with_models = st.checkbox("Include the trained models (bigger file)", key="runs_export_models")
+    if chosen:
+        st.download_button("Download experiment bundle (.zip)", key="runs_export",
+                           data=lambda: store.export_bundle(chosen, include_models=with_models),
+                           file_name="recsys-experiment-bundle.zip", mime="application/zip",
+                           icon=":material/download:", on_click="ignore")
+
+
+def import_bundle() -> None:
+    upload = st.file_uploader("Experiment bundle (.zip)", type=["zip"], key="runs_import_file",
+                              help="A bundle exported from this page, here or on another server.")
+    if upload is not None and st.button("Import", key="runs_import", icon=":material/upload:"):
+        with shown_errors("Importing the bundle"):
+            outcome = store.import_bundle(upload.getvalue(), owner)
+            message = f"Imported {len(outcome['imported'])} run(s)"
+            if outcome["skipped"]:
+                message += f"; {len(outcome['skipped'])} were already here"
+            st.session_state["runs_message"] = message + "."
+            st.rerun()
+
+
+if message := st.session_state.pop("runs_message", None):
+    st.success(message)
+rows = run_rows(store, records, owner)
+if rows:
+    finished = [row for row in rows if row["status"] == "done" and row["ndcg@10"] is not None]
+    if finished:
+        best = max(finished, key=lambda row: row["ndcg@10"])
+        st.caption(f"{len(rows)} run(s) stored · best NDCG@10: {best['name']} = {best['ndcg@10']:.4f} "
+                   f"({best['dataset']}, {best['split']})")
+    table(rows)
+    by_id = {row["run_id"]: row for row in rows}
+    st.subheader("Rename or delete")
+    manage(by_id)
+    st.subheader("Export")
+    export(by_id)
+else:
+    st.info("No runs stored yet. Train some on the Train page, or import a bundle below.")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+st.subheader("Import")
+import_bundle()

@@ -1,0 +1,747 @@
+"""Experiment store: runs, their metrics and their fitted models on disk, so nothing is retrained twice.
+
+Layout under the store folder (default ``$RECSYS_HOME/store``, ``~/.recsys-explorer/store``)::
+
+    store.sqlite            datasets and runs (SQLite in WAL mode; one transaction per change)
+    artifacts/<run_id>/     model.json + arrays.npz [+ modules.pt] (recsys.models.persist),
+                            report.json + report.npz (the evaluation, per-user arrays included)
+    tmp/                    artifacts being written; renamed into artifacts/ when complete
+
+A run's id is a hash of (dataset fingerprint, split config, model key, params, seed), so the
+same configuration finds the stored run instead of training again. A run row says ``done``
+only after its artifacts are completely on disk; a row left ``running`` by a process that
+has died reads as ``interrupted``. Nothing is pickled: arrays load with
+``allow_pickle=False`` and torch weights with ``weights_only=True``.
+
+Owner scopes: runs on an upload belong to the session that uploaded it (its owner token);
+runs on the bundled sample or on a dataset from the server's own disk are ``shared``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from recsys.data.dataset import Dataset
+from recsys.data.errors import DataError
+from recsys.data.split import Split, make_split
+from recsys.evaluation.evaluator import Report
+from recsys.models.persist import ArtifactError, load_model, read_header, save_model
+
+SCHEMA_VERSION = 1
+BUNDLE_FORMAT = "recsys-explorer-bundle"
+BUNDLE_SCHEMA_VERSION = 1
+SHARED = "shared"
+STATUSES = ("running", "done", "failed", "interrupted")
+DB_FILE = "store.sqlite"
+REPORT_JSON, REPORT_NPZ = "report.json", "report.npz"
+MODEL_FILES = ("model.json", "arrays.npz", "modules.pt")
+_RUN_ID_LENGTH = 16
+# identifies this process in "running" rows: a row whose process is gone reads as interrupted
+_PROCESS_TOKEN = uuid.uuid4().hex
+_HOST = socket.gethostname()
+_ACTIVE: set[str] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS datasets (
+    fingerprint TEXT PRIMARY KEY, label TEXT NOT NULL, source TEXT NOT NULL, card TEXT NOT NULL,
+    created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, model TEXT NOT NULL,
+    label TEXT NOT NULL, params TEXT NOT NULL, seed INTEGER NOT NULL, dataset TEXT NOT NULL,
+    split TEXT NOT NULL, metrics TEXT NOT NULL DEFAULT '{}', timings TEXT NOT NULL DEFAULT '{}',
+    extra TEXT NOT NULL DEFAULT '{}', has_model INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL, status TEXT NOT NULL, error TEXT,
+    pid INTEGER, host TEXT, token TEXT);
+CREATE INDEX IF NOT EXISTS runs_by_dataset ON runs (dataset, split);
+"""
+_RUN_COLUMNS = ("run_id", "owner", "name", "model", "label", "params", "seed", "dataset", "split", "metrics",
+                "timings", "extra", "has_model", "created_at", "status", "error", "pid", "host", "token")
+
+
+class StoreError(DataError):
+    """The store cannot do what was asked; the message says what is wrong and how to fix it."""
+
+
+def default_root() -> Path:
+    """``$RECSYS_HOME/store`` (``~/.recsys-explorer/store`` when RECSYS_HOME is not set)."""
+    home = Path(os.environ.get("RECSYS_HOME", Path.home() / ".recsys-explorer")).expanduser()
+    return home / "store"
+
+
+# ---------------------------------------------------------------------- identities
+def canonical_split(config: dict) -> str:
+    """The split config as canonical JSON (the form stored and compared)."""
+    return json.dumps(config, sort_keys=True)
+
+
+def run_id_for(fingerprint: str, split: dict, model: str, params: dict, seed: int, owner: str = SHARED) -> str:
+    """Hash of what determines a run; a private owner is part of it so scopes never collide."""
+    key = [fingerprint, json.loads(canonical_split(split)), model, params, int(seed)]
+    if owner != SHARED:
+        key.append(owner)
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:_RUN_ID_LENGTH]
+
+
+def owner_scope(source: dict, session_owner: str, uploads_dir: str | Path | None = None) -> str:
+    """``session_owner`` for a dataset someone uploaded, ``SHARED`` for the sample and server-side files."""
+    if source.get("kind") == "table":
+        return session_owner
+    if source.get("kind") == "path" and uploads_dir is not None:
+        path = Path(str(source.get("path", ""))).expanduser().resolve()
+        if path.is_relative_to(Path(uploads_dir).expanduser().resolve()):
+            return session_owner
+    return SHARED
+
+
+def with_positives(ds: Dataset, config: dict) -> Dataset:
+    """Read explicit ratings at or above the threshold as the positives when the config says so."""
+    if config.get("positives") == "threshold" and ds.feedback == "explicit":
+        return ds.with_feedback("explicit", float(config.get("threshold", 4.0)))
+    return ds
+
+
+def split_dataset(ds: Dataset, config: dict) -> Split:
+    """The split a run was trained on, re-made deterministically from the dataset and its config."""
+    return make_split(with_positives(ds, config), config.get("method", "random"),
+                      test_fraction=float(config.get("test_fraction", 0.2)), seed=int(config.get("seed", 42)),
+                      n=int(config.get("n", 1)), validation=bool(config.get("validation", False)))
+
+
+def data_card(ds: Dataset, source: dict) -> dict:
+    """What a bundle says about the data a run used (never the data itself)."""
+    return {"name": ds.name, "fingerprint": ds.fingerprint, "source_kind": source.get("kind", "unknown"),
+            "n_users": int(ds.n_users), "n_items": int(ds.n_items), "n_interactions": int(ds.n_interactions),
+            "feedback": ds.feedback, "has_timestamps": ds.timestamp is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One stored run as the pages and the CLI see it."""
+
+    run_id: str
+    owner: str
+    name: str
+    model: str
+    label: str
+    params: dict
+    seed: int
+    dataset: str
+    split: dict
+    metrics: dict
+    timings: dict
+    extra: dict
+    has_model: bool
+    created_at: float
+    status: str
+    error: str | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------- reports
+def save_report(report: Report, folder: Path) -> None:
+    """The report as JSON (scalars, means, intervals) and an npz (every per-user array)."""
+    arrays = {"users": report.users, "recommended": report.recommended, "hits": report.hits,
+              "n_relevant": report.n_relevant, "gains": report.gains, "ideal_gains": report.ideal_gains}
+    arrays.update({f"per_user/{name}": values for name, values in report.per_user.items()})
+    header = {"k": list(report.k), "means": report.means, "ci": {k: list(v) for k, v in report.ci.items()},
+              "list_level": report.list_level, "per_user": list(report.per_user), "n_items": report.n_items,
+              "n_skipped_users": report.n_skipped_users, "score_seconds": report.score_seconds,
+              "total_seconds": report.total_seconds, "rmse": report.rmse, "mae": report.mae,
+              "n_rated": report.n_rated, "model": report.model, "extra": report.extra}
+    _write_file(folder / REPORT_JSON, lambda f: f.write(json.dumps(header).encode()))
+    _write_file(folder / REPORT_NPZ, lambda f: np.savez(f, **arrays))
+
+
+def load_report(folder: Path) -> Report:
+    """A report saved by :func:`save_report`; damaged or foreign files raise ArtifactError."""
+    try:
+        header = json.loads((folder / REPORT_JSON).read_text())
+        with np.load(folder / REPORT_NPZ, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{Path(exc.filename).name} is missing; the run's evaluation is incomplete.") from None
+    except (ValueError, OSError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"the evaluation files are damaged or not this program's ({type(exc).__name__}).") from None
+    try:
+        return Report(
+            k=[int(k) for k in header["k"]], users=arrays["users"],
+            per_user={name: arrays[f"per_user/{name}"] for name in header["per_user"]},
+            means={k: float(v) for k, v in header["means"].items()},
+            ci={k: (float(v[0]), float(v[1])) for k, v in header["ci"].items()},
+            list_level={k: float(v) for k, v in header["list_level"].items()},
+            recommended=arrays["recommended"], hits=arrays["hits"], n_relevant=arrays["n_relevant"],
+            gains=arrays["gains"], ideal_gains=arrays["ideal_gains"], n_items=int(header["n_items"]),
+            n_skipped_users=int(header["n_skipped_users"]), score_seconds=float(header["score_seconds"]),
+            total_seconds=float(header["total_seconds"]), rmse=header["rmse"], mae=header["mae"],
+            n_rated=int(header["n_rated"]), model=str(header["model"]), extra=dict(header.get("extra") or {}),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ArtifactError(f"{REPORT_JSON} lacks or garbles the entry {exc}; it is not this program's file.") from None
+
+
+def report_metrics(report: Report) -> dict:
+    """The flat metric row kept in the database (tables and the CLI read it without the arrays)."""
+    row = dict(report.means)
+    row.update(report.list_level)
+    row.update({f"{name} ci": list(ci) for name, ci in report.ci.items()})
+    if report.rmse is not None:
+        row.update({"rmse": report.rmse, "mae": report.mae})
+    row["n_users"] = int(len(report.users))
+    return row
+
+
+def _write_file(path: Path, write) -> None:
+    """Temporary file + rename: a crash never leaves a half-written file under the final name."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# ---------------------------------------------------------------------- the store
+class ExperimentStore:
+    """Runs and artifacts under ``root``; safe to share between threads and processes."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_root()
+        self.artifacts = self.root / "artifacts"
+        self.tmp = self.root / "tmp"
+        self._prepare_folders()
+        self._db_path = self.root / DB_FILE
+        self._init_schema()
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_folders(self) -> None:
+        fix = "Set RECSYS_HOME (or --store) to a folder this user can write, or fix the folder's permissions."
+        try:
+            for folder in (self.root, self.artifacts, self.tmp):
+                folder.mkdir(parents=True, exist_ok=True)
+            probe = self.tmp / f".probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(f"The experiment store folder {self.root} cannot be written ({exc.strerror or exc}). "
+                             f"{fix}") from None
+        self._sweep_tmp()
+
+    def _sweep_tmp(self) -> None:
+        """Remove artifacts half-written by processes that are gone (their names carry the pid)."""
+        for entry in self.tmp.iterdir():
+            pid = entry.name.split(".")[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def _init_schema(self) -> None:
+        """Create the tables in a new store; an existing database is checked read-only first, so a
+        foreign or newer file is refused without a single byte of it changed."""
+        fix = "Move the file away (the store then starts empty) or point RECSYS_HOME to another folder."
+        if self._db_path.exists() and self._db_path.stat().st_size > 0:
+            try:
+                db = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True)
+                try:
+                    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                    found = (db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                             if "meta" in tables else None)
+                    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+                finally:
+                    db.close()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self._db_path} is not an experiment store database ({exc}). {fix}") from None
+            if tables and found is None:
+                raise StoreError(f"{self._db_path} is an SQLite database of another program (tables "
+                                 f"{sorted(tables)}). {fix}")
+            if found is not None and (found[0] != str(SCHEMA_VERSION) or not set(_RUN_COLUMNS) <= columns):
+                raise StoreError(f"The experiment store at {self.root} has schema version {found[0]}, and this "
+                                 f"program uses version {SCHEMA_VERSION}. Export its runs with the version that wrote "
+                                 "it, or move the folder away to start an empty store.")
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @contextlib.contextmanager
+    def _connect(self):
+        """One connection per operation (sqlite connections are not shared between threads);
+        ``with`` makes the block one transaction, committed on success and rolled back on error."""
+        try:
+            db = sqlite3.connect(self._db_path, timeout=30)
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot open {self._db_path} ({exc}). Check the folder's permissions.") from None
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                yield db
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                raise StoreError(f"The experiment store {self._db_path} cannot be written ({exc}). Set RECSYS_HOME "
+                                 "to a writable folder or fix its permissions.") from None
+            raise
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------ datasets
+    def register_dataset(self, ds: Dataset, source: dict, label: str | None = None) -> str:
+        """Remember the dataset by fingerprint (label, source descriptor, data card); returns the fingerprint."""
+        card = data_card(ds, source)
+        with self._connect() as db:
+            db.execute("INSERT OR IGNORE INTO datasets VALUES (?, ?, ?, ?, ?)",
+                       (ds.fingerprint, label or source.get("label") or ds.name,
+                        json.dumps(source, sort_keys=True, default=str), json.dumps(card), time.time()))
+        return ds.fingerprint
+
+    def dataset_info(self, fingerprint: str) -> dict | None:
+        with self._connect() as db:
+            row = db.execute("SELECT label, source, card FROM datasets WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        if row is None:
+            return None
+        return {"fingerprint": fingerprint, "label": row[0], "source": json.loads(row[1]), "card": json.loads(row[2])}
+
+    # ------------------------------------------------------------------ run lifecycle
+    def begin(self, *, run_id: str, owner: str, model: str, label: str, params: dict, dataset: str, split: dict,
+              name: str | None = None) -> None:
+        """Record a run as ``running`` by this process (replacing a failed or interrupted row of the same id)."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(run_id)
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs (run_id, owner, name, model, label, params, seed, dataset, split, "
+                "created_at, status, pid, host, token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                (run_id, owner, name or label, model, label, json.dumps(params, sort_keys=True),
+                 int(split.get("seed", 0)), dataset, canonical_split(split), time.time(), os.getpid(), _HOST,
+                 _PROCESS_TOKEN))
+
+    def complete(self, run_id: str, *, model, report: Report, timings: dict, extra: dict | None = None) -> RunRecord:
+        """Write the run's artifacts completely, then (one transaction) mark it ``done`` with its metrics."""
+        staging = self.tmp / f"{run_id}.{uuid.uuid4().hex[:8]}.{os.getpid()}"
+        extra = dict(extra or {})
+        model_stored = False
+        try:
+            staging.mkdir(parents=True)
+            if model is not None:
+                try:
+                    save_model(model, staging)
+                    model_stored = True
+                except ArtifactError as exc:  # keep the evaluation; say why the model itself is missing
+                    extra["model_not_stored"] = str(exc)
+                    for name in MODEL_FILES:
+                        (staging / name).unlink(missing_ok=True)
+            save_report(report, staging)
+            self._install(staging, self.artifacts / run_id)
+        except ArtifactError as exc:
+            self.fail(run_id, f"the run could not be stored: {exc}")
+            raise StoreError(f"The run could not be stored: {exc}") from None
+        except OSError as exc:
+            self.fail(run_id, f"writing the artifacts failed: {exc}")
+            raise StoreError(f"Writing the run's files under {self.artifacts} failed ({exc.strerror or exc}). "
+                             "Free some disk space or fix the folder's permissions.") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(run_id)
+        with self._connect() as db:
+            db.execute("UPDATE runs SET status = 'done', metrics = ?, timings = ?, extra = ?, has_model = ?, "
+                       "error = NULL WHERE run_id = ?",
+                       (json.dumps(report_metrics(report)), json.dumps(timings, default=_plain),
+                        json.dumps(extra, default=_plain), int(model_stored), run_id))
+        return self.get(run_id)
+
+    def fail(self, run_id: str, error: str) -> None:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(run_id)
+        with self._connect() as db:
+            db.execute("UPDATE runs SET status = 'failed', error = ? WHERE run_id = ?", (error, run_id))
+
+    def discard(self, run_id: str) -> None:
+        """Forget a cancelled run entirely (row and any files)."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(run_id)
+        self.delete(run_id)
+
+    def _install(self, staging: Path, target: Path) -> None:
+        """Move a complete artifact folder into place; an older folder of the same run is replaced."""
+        old = None
+        if target.exists():
+            old = self.tmp / f"{target.name}.old.{uuid.uuid4().hex[:8]}.{os.getpid()}"
+            os.replace(target, old)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, run_id: str) -> RunRecord | None:
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return self._record(row) if row else None
+
+    def list(self, *, owner: str | None = None, dataset: str | None = None, split: dict | None = None,
+             status: str | Iterable[str] | None = None) -> list[RunRecord]:
+        """Runs oldest first; ``owner`` = runs that session may see (its own and the shared ones)."""
+        where, args = [], []
+        if owner is not None:
+            where.append("owner IN (?, ?)")
+            args += [SHARED, owner]
+        if dataset is not None:
+            where.append("dataset = ?")
+            args.append(dataset)
+        if split is not None:
+            where.append("split = ?")
+            args.append(canonical_split(split))
+        sql = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._connect() as db:
+            rows = db.execute(sql + " ORDER BY created_at, run_id", args).fetchall()
+        records = [self._record(row) for row in rows]
+        if status is not None:
+            wanted = {status} if isinstance(status, str) else set(status)
+            records = [r for r in records if r.status in wanted]
+        return records
+
+    def _record(self, row) -> RunRecord:
+        values = dict(zip(_RUN_COLUMNS, row))
+        status = values["status"]
+        if status == "running" and not _still_running(values):
+            status = "interrupted"
+        return RunRecord(
+            run_id=values["run_id"], owner=values["owner"], name=values["name"], model=values["model"],
+            label=values["label"], params=json.loads(values["params"]), seed=int(values["seed"]),
+            dataset=values["dataset"], split=json.loads(values["split"]), metrics=json.loads(values["metrics"]),
+            timings=json.loads(values["timings"]), extra=json.loads(values["extra"]),
+            has_model=bool(values["has_model"]), created_at=float(values["created_at"]), status=status,
+            error=values["error"])
+
+    def find_done(self, run_id: str, owner: str | None = None) -> RunRecord | None:
+        """The run when it is finished and visible to ``owner`` (None = any owner)."""
+        record = self.get(run_id)
+        if record is None or record.status != "done":
+            return None
+        if owner is not None and record.owner not in (SHARED, owner):
+            return None
+        return record
+
+    def load_report(self, run_id: str) -> Report:
+        try:
+            return load_report(self._artifact_dir(run_id))
+        except ArtifactError as exc:
+            raise StoreError(f"The evaluation of run {run_id} cannot be read: {exc} Delete the run and train it "
+                             "again.") from None
+
+    def load_model(self, run_id: str, train: Dataset):
+        """The run's fitted model, re-attached to ``train`` (the run's training set, re-made from its split)."""
+        record = self.get(run_id)
+        if record is not None and not record.has_model:
+            raise StoreError(f"Run {run_id} ({record.name}) was stored without its model (e.g. imported from a "
+                             "bundle without models); train it again to inspect the model.")
+        try:
+            return load_model(self._artifact_dir(run_id), train)
+        except ArtifactError as exc:
+            raise StoreError(f"The model of run {run_id} cannot be loaded: {exc} Delete the run and train it "
+                             "again.") from None
+
+    def _artifact_dir(self, run_id: str) -> Path:
+        if not _valid_run_id(run_id):
+            raise StoreError(f"{run_id!r} is not a run id (expected {_RUN_ID_LENGTH} hex digits).")
+        folder = self.artifacts / run_id
+        if not folder.is_dir():
+            raise StoreError(f"The files of run {run_id} are missing from {self.artifacts}; delete the run and "
+                             "train it again.")
+        return folder
+
+    # ------------------------------------------------------------------ managing
+    def rename(self, run_id: str, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise StoreError("A run name cannot be empty; type a name.")
+        with self._connect() as db:
+            changed = db.execute("UPDATE runs SET name = ? WHERE run_id = ?", (name, run_id)).rowcount
+        if not changed:
+            raise StoreError(f"There is no run {run_id} in the store; list the runs to see their ids.")
+
+    def delete(self, run_id: str) -> bool:
+        """Remove the run's row and its files; True when there was such a run."""
+        with self._connect() as db:
+            deleted = db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
+        if _valid_run_id(run_id) and (self.artifacts / run_id).exists():
+            trash = self.tmp / f"{run_id}.deleted.{uuid.uuid4().hex[:8]}.{os.getpid()}"
+            os.replace(self.artifacts / run_id, trash)  # the rename is atomic; the slow removal is not
+            shutil.rmtree(trash, ignore_errors=True)
+        return bool(deleted)
+
+    # ------------------------------------------------------------------ bundles
+    def export_bundle(self, run_ids: Iterable[str], *, include_models: bool = False) -> bytes:
+        """A zip: manifest.json (schema, params, metrics, data cards) + each run's evaluation [+ model]."""
+        manifest = {"format": BUNDLE_FORMAT, "schema_version": BUNDLE_SCHEMA_VERSION, "exported_at": time.time(),
+                    "runs": [], "datasets": {}}
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+            for run_id in run_ids:
+                record = self.get(run_id)
+                if record is None or record.status != "done":
+                    raise StoreError(f"Run {run_id} is not a finished run in this store; only finished runs export.")
+                folder = self._artifact_dir(run_id)
+                with_model = include_models and record.has_model
+                entry = {k: v for k, v in record.to_dict().items() if k not in ("owner", "status", "error")}
+                entry["has_model"] = with_model
+                manifest["runs"].append(entry)
+                info = self.dataset_info(record.dataset)
+                if info is not None:
+                    manifest["datasets"][record.dataset] = {"label": info["label"], "card": info["card"]}
+                names = [REPORT_JSON, REPORT_NPZ] + (list(MODEL_FILES) if with_model else [])
+                for name in names:
+                    if (folder / name).exists():
+                        zf.write(folder / name, f"runs/{run_id}/{name}")
+            zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+        return buffer.getvalue()
+
+    def import_bundle(self, payload: bytes, owner: str) -> dict:
+        """Add a bundle's runs (owned by ``owner``); all are checked before anything is written.
+
+        Returns {"imported": [run ids], "skipped": [run ids already in the store]}. A damaged
+        zip or a wrong schema raises StoreError and leaves the store as it was.
+        """
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(payload))
+        except zipfile.BadZipFile:
+            raise StoreError("The file is not a zip archive, so it is not an experiment bundle. Export a bundle "
+                             "from the Runs page and upload that file.") from None
+        with zf:
+            manifest = _read_manifest(zf)
+            runs = [_check_bundle_run(entry, zf) for entry in manifest["runs"]]
+            datasets = manifest.get("datasets") if isinstance(manifest.get("datasets"), dict) else {}
+            existing = {r.run_id for r in self.list()}
+            new = [entry for entry in runs if entry["run_id"] not in existing]
+            installed = []
+            try:
+                for entry in new:
+                    staging = self.tmp / f"{entry['run_id']}.import.{uuid.uuid4().hex[:8]}.{os.getpid()}"
+                    staging.mkdir(parents=True)
+                    for name in entry["_files"]:
+                        member = zf.read(f"runs/{entry['run_id']}/{name}")
+                        _write_file(staging / name, lambda f, data=member: f.write(data))
+                    self._install(staging, self.artifacts / entry["run_id"])
+                    installed.append(entry["run_id"])
+                with self._connect() as db:
+                    for entry in new:
+                        self._insert_imported(db, entry, owner, datasets.get(entry["dataset"]))
+            except Exception:
+                for run_id in installed:  # the rows were rolled back: take the files back out too
+                    shutil.rmtree(self.artifacts / run_id, ignore_errors=True)
+                raise
+        return {"imported": [e["run_id"] for e in new], "skipped": [e["run_id"] for e in runs if e not in new]}
+
+    def _insert_imported(self, db, entry: dict, owner: str, dataset: dict | None) -> None:
+        if isinstance(dataset, dict) and isinstance(dataset.get("card"), dict):
+            db.execute("INSERT OR IGNORE INTO datasets VALUES (?, ?, ?, ?, ?)",
+                       (entry["dataset"], str(dataset.get("label", entry["dataset"])),
+                        json.dumps({"kind": "imported"}), json.dumps(dataset["card"]), time.time()))
+        db.execute(
+            "INSERT INTO runs (run_id, owner, name, model, label, params, seed, dataset, split, metrics, timings, "
+            "extra, has_model, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'done')",
+            (entry["run_id"], owner, entry["name"], entry["model"], entry["label"],
+             json.dumps(entry["params"], sort_keys=True), int(entry["seed"]), entry["dataset"],
+             canonical_split(entry["split"]), json.dumps(entry["metrics"]), json.dumps(entry["timings"]),
+             json.dumps(entry["extra"]), int(entry["has_model"]), float(entry["created_at"])))
+
+
+def _read_manifest(zf: zipfile.ZipFile) -> dict:
+    try:
+        manifest = json.loads(zf.read("manifest.json"))
+    except KeyError:
+        raise StoreError("The zip has no manifest.json, so it is not an experiment bundle.") from None
+    except (ValueError, zipfile.BadZipFile, UnicodeDecodeError):
+        raise StoreError("The bundle's manifest.json is damaged (not readable JSON); export the bundle again.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise StoreError("The zip's manifest.json is not an experiment bundle manifest (wrong 'format').")
+    if manifest.get("schema_version") != BUNDLE_SCHEMA_VERSION:
+        raise StoreError(f"The bundle has schema version {manifest.get('schema_version')!r}; this program reads "
+                         f"version {BUNDLE_SCHEMA_VERSION}. Export it again with a matching version.")
+    if not isinstance(manifest.get("runs"), list):
+        raise StoreError("The bundle's manifest has no list of runs.")
+    return manifest
+
+
+_BUNDLE_FIELDS = {"run_id": str, "name": str, "model": str, "label": str, "params": dict, "seed": int,
+                  "dataset": str, "split": dict, "metrics": dict, "timings": dict, "extra": dict, "has_model": bool,
+                  "created_at": (int, float)}
+
+
+def _check_bundle_run(entry, zf: zipfile.ZipFile) -> dict:
+    """One manifest run, type-checked, with its files present and readable without pickle."""
+    if not isinstance(entry, dict):
+        raise StoreError("A run in the bundle's manifest is not an object; the manifest is damaged.")
+    for key, kind in _BUNDLE_FIELDS.items():
+        if not isinstance(entry.get(key), kind):
+            raise StoreError(f"A run in the bundle lacks {key!r} or has the wrong type for it; the manifest is "
+                             "damaged or from another program.")
+    run_id = entry["run_id"]
+    if not _valid_run_id(run_id):
+        raise StoreError(f"The bundle names a run {run_id!r}, which is not a run id.")
+    present = set(zf.namelist())
+    required = [REPORT_JSON, REPORT_NPZ] + (["model.json", "arrays.npz"] if entry["has_model"] else [])
+    missing = [name for name in required if f"runs/{run_id}/{name}" not in present]
+    # the weights file exists only for torch models
+    files = required + [name for name in ("modules.pt",) if entry["has_model"] and f"runs/{run_id}/{name}" in present]
+    if missing:
+        raise StoreError(f"The bundle lacks {missing} of run {run_id}; export the bundle again.")
+    try:
+        json.loads(zf.read(f"runs/{run_id}/{REPORT_JSON}"))
+        with np.load(io.BytesIO(zf.read(f"runs/{run_id}/{REPORT_NPZ}")), allow_pickle=False) as npz:
+            for name in npz.files:
+                npz[name]
+        if entry["has_model"]:
+            with _extracted(zf, run_id, ["model.json"]) as folder:
+                read_header(folder)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, ArtifactError) as exc:
+        raise StoreError(f"The files of run {run_id} in the bundle are damaged ({exc}); export the bundle "
+                         "again.") from None
+    return {**entry, "_files": files}
+
+
+@contextlib.contextmanager
+def _extracted(zf: zipfile.ZipFile, run_id: str, names: list[str]):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            (Path(tmp) / name).write_bytes(zf.read(f"runs/{run_id}/{name}"))
+        yield Path(tmp)
+
+
+def _plain(value):
+    """JSON for numpy scalars (losses in a training history are often float32)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _valid_run_id(run_id) -> bool:
+    return isinstance(run_id, str) and len(run_id) == _RUN_ID_LENGTH and all(c in "0123456789abcdef" for c in run_id)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _still_running(values: dict) -> bool:
+    """Whether the process that wrote a ``running`` row is still training it."""
+    if values["token"] == _PROCESS_TOKEN:
+        with _ACTIVE_LOCK:
+            return values["run_id"] in _ACTIVE
+    if values["host"] != _HOST:
+        return True  # another machine's process: nothing here can tell, so trust the row
+    pid = values["pid"]
+    return pid is not None and int(pid) != os.getpid() and _pid_alive(int(pid))
+
+
+# ---------------------------------------------------------------------- training through the store
+@dataclasses.dataclass
+class StoredRun:
+    """What :func:`train_or_reuse` returns."""
+
+    record: RunRecord
+    report: Report
+    model: object | None
+    reused: bool
+
+
+def train_or_reuse(store: ExperimentStore, dataset: Dataset, source: dict, split: dict, model_key: str,
+                   params: dict | None = None, *, owner: str = SHARED, name: str | None = None,
+                   progress: Callable | None = None, load: bool = True, bootstrap: int = 500,
+                   k: Iterable[int] = (1, 5, 10, 20, 50)) -> StoredRun:
+    """The finished run of this configuration from the store, or train, evaluate and store it now."""
+    from recsys.evaluation import evaluate
+    from recsys.models import create, get
+
+    params = create(model_key, **(params or {})).get_params()
+    fingerprint = store.register_dataset(dataset, source)
+    run_id = run_id_for(fingerprint, split, model_key, params, int(split.get("seed", 0)), owner)
+    parts = None
+    record = store.find_done(run_id, owner)
+    if record is not None:
+        model = None
+        if load and record.has_model:
+            parts = split_dataset(dataset, split)
+            model = store.load_model(run_id, parts.train)
+        return StoredRun(record, store.load_report(run_id), model, reused=True)
+    parts = split_dataset(dataset, split)
+    store.begin(run_id=run_id, owner=owner, model=model_key, label=get(model_key).label, params=params,
+                dataset=fingerprint, split=split, name=name)
+    try:
+        model = create(model_key, **params)
+        start = time.perf_counter()
+        model.fit(parts.train, valid=parts.valid, progress=progress)
+        fit_seconds = time.perf_counter() - start
+        report = evaluate(model, parts.train, parts.test, k=list(k), bootstrap=bootstrap)
+    except Exception as exc:
+        store.fail(run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    record = store.complete(run_id, model=model, report=report,
+                            timings={"fit_seconds": fit_seconds, "score_seconds": report.score_seconds,
+                                     "eval_seconds": report.total_seconds},
+                            extra={"history": model.history_, "stopped_early": bool(getattr(model, "stopped_early_",
+                                                                                            False))})
+    return StoredRun(record, report, model, reused=False)
+
+
+# ---------------------------------------------------------------------- listing for people
+def split_text(split: dict) -> str:
+    """A split config in words: "random 20% · seed 42"."""
+    method = split.get("method", "?")
+    if method == "leave_last":
+        text = f"leave last {split.get('n', 1)} out"
+    else:
+        text = f"{method} {float(split.get('test_fraction', 0.2)):.0%}"
+    if method == "random":
+        text += f" · seed {split.get('seed')}"
+    if split.get("positives") == "threshold":
+        text += f" · ratings ≥ {split.get('threshold')}"
+    return text
+
+
+def run_rows(store: ExperimentStore, records: Iterable[RunRecord], owner: str | None = None) -> list[dict]:
+    """One row per run for a table: name, model, dataset, split, NDCG@10, status, created, scope."""
+    labels: dict[str, str] = {}
+    rows = []
+    for record in records:
+        if record.dataset not in labels:
+            info = store.dataset_info(record.dataset)
+            labels[record.dataset] = info["label"] if info else record.dataset
+        rows.append({
+            "run_id": record.run_id, "name": record.name, "model": record.label, "dataset": labels[record.dataset],
+            "split": split_text(record.split), "ndcg@10": record.metrics.get("ndcg@10"), "status": record.status,
+            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at)),
+            "scope": "shared" if record.owner == SHARED else ("yours" if record.owner == owner else record.owner),
+            "model stored": record.has_model,
+        })
+    return rows

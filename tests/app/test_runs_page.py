@@ -1,0 +1,206 @@
+"""Runs page: stored runs listed after a "restart", renamed, deleted, exported and imported.
+
+Runs are put into the store the way another server process would (``recsys.store``
+directly, into the same RECSYS_HOME), so the page must find them without this session
+having trained anything.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from recsys.data import load
+from recsys.store import ExperimentStore, train_or_reuse
+
+RUNS = "app_pages/runs.py"
+SAMPLE = {"kind": "sample", "label": "Sample catalogue (synthetic)"}
+SPLIT = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "positives": "all", "threshold": 4.0}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load("sample")
+
+
+def home_store() -> ExperimentStore:
+    return ExperimentStore(Path(os.environ["RECSYS_HOME"]) / "store")
+
+
+def assert_clean(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def button(at, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return found[0]
+
+
+def open_runs(app):
+    app.run()
+    app.switch_page(RUNS).run()
+    assert_clean(app)
+    return app
+
+
+def test_an_empty_store_says_how_to_get_runs(app):
+    open_runs(app)
+    assert app.title[0].value == "Runs"
+    assert [i.value for i in app.info] == ["No runs stored yet. Train some on the Train page, or import a bundle "
+                                           "below."]
+    assert not app.dataframe
+
+
+def test_runs_stored_by_another_process_are_listed_compared_and_reused(app, sample):
+    store = home_store()
+    pop = train_or_reuse(store, sample, SAMPLE, SPLIT, "pop", load=False).record
+    knn = train_or_reuse(store, sample, SAMPLE, SPLIT, "item_knn", load=False).record
+    # a run on someone else's upload stays invisible to this session
+    train_or_reuse(store, sample, {"kind": "table", "label": "their.csv"}, SPLIT, "pop", owner="someone-else",
+                   load=False)
+    open_runs(app)
+    table = app.dataframe[0].value
+    assert list(table["name"]) == ["Most popular", "Item-item kNN"]
+    assert list(table["status"]) == ["done", "done"] and list(table["scope"]) == ["shared", "shared"]
+    assert list(table["dataset"]) == [SAMPLE["label"]] * 2
+    assert [round(v, 6) for v in table["ndcg@10"]] == [round(pop.metrics["ndcg@10"], 6),
+                                                        round(knn.metrics["ndcg@10"], 6)]
+    assert list(table["split"]) == ["random 20% · seed 42"] * 2
+
+    # the Compare page shows them without this session having trained anything
+    app.switch_page("app_pages/compare.py").run()
+    assert_clean(app)
+    compared = app.dataframe[0].value
+    assert list(compared["model"]) == ["Most popular", "Item-item kNN"]
+    assert [round(v, 6) for v in compared["ndcg@10"]] == [round(pop.metrics["ndcg@10"], 6),
+                                                          round(knn.metrics["ndcg@10"], 6)]
+
+    # training the same settings reuses the stored run instead of training again
+    app.switch_page("app_pages/train.py").run()
+    button(app, "Train Most popular").click().run()
+    assert_clean(app)
+    assert any("already trained" in i.value for i in app.info), [i.value for i in app.info]
+    assert [spec["run_id"] for spec in app.session_state["runs"]] == [pop.run_id]
+
+
+def test_rename_and_delete_with_confirmation(app, sample):
+    store = home_store()
+    pop = train_or_reuse(store, sample, SAMPLE, SPLIT, "pop", load=False).record
+    knn = train_or_reuse(store, sample, SAMPLE, SPLIT, "item_knn", load=False).record
+    open_runs(app)
+    app.selectbox(key="runs_pick").set_value(knn.run_id).run()
+    app.text_input(key=f"runs_name_{knn.run_id}").set_value("kNN, k=200").run()
+    button(app, "Rename").click().run()
+    assert_clean(app)
+    assert list(app.dataframe[0].value["name"]) == ["Most popular", "kNN, k=200"]
+    assert store.get(knn.run_id).name == "kNN, k=200"
+
+    app.selectbox(key="runs_pick").set_value(pop.run_id).run()
+    button(app, "Delete…").click().run()
+    assert [w.value for w in app.warning] == ["Delete Most popular and its stored model? This cannot be undone."]
+    button(app, "Keep it").click().run()
+    assert not app.warning and store.get(pop.run_id) is not None
+
+    button(app, "Delete…").click().run()
+    button(app, "Yes, delete").click().run()
+    assert_clean(app)
+    assert [s.value for s in app.success] == ["Deleted Most popular."]
+    assert list(app.dataframe[0].value["name"]) == ["kNN, k=200"]
+    assert store.get(pop.run_id) is None and not (store.artifacts / pop.run_id).exists()
+
+
+def test_import_a_bundle_and_refuse_a_bad_one(app, sample, tmp_path):
+    source = ExperimentStore(tmp_path / "elsewhere")
+    run = train_or_reuse(source, sample, SAMPLE, SPLIT, "pop", load=False).record
+    bundle = source.export_bundle([run.run_id])
+    open_runs(app)
+    assert not app.get("download_button")  # nothing to export yet
+
+    broken = io.BytesIO()
+    with zipfile.ZipFile(broken, "w") as zf:
+        zf.writestr("manifest.json", json.dumps({"format": "recsys-explorer-bundle", "schema_version": 99,
+                                                 "runs": []}))
+    app.file_uploader(key="runs_import_file").set_value(("old.zip", broken.getvalue(), "application/zip")).run()
+    button(app, "Import").click().run()
+    assert [e.value for e in app.error] == ["The bundle has schema version 99; this program reads version 1. "
+                                            "Export it again with a matching version."]
+    assert home_store().list() == []
+
+    app.file_uploader(key="runs_import_file").set_value(("good.zip", bundle, "application/zip")).run()
+    button(app, "Import").click().run()
+    assert_clean(app)
+    assert [s.value for s in app.success] == ["Imported 1 run(s)."]
+    table = app.dataframe[0].value
+    assert list(table["name"]) == ["Most popular"] and list(table["scope"]) == ["yours"]
+    assert list(table["model stored"]) == [False]
+    [imported] = home_store().list()
+    assert imported.metrics == run.metrics and imported.owner == app.session_state["owner_token"]
+    assert [b.label for b in app.get("download_button")] == ["Download experiment bundle (.zip)"]
+
+
+def test_an_unwritable_store_is_explained_not_a_traceback(app):
+    home = Path(os.environ["RECSYS_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "store").write_text("a file where the store folder should be")
+    for page in (RUNS, "app_pages/compare.py"):
+        app.run()
+        app.switch_page(page).run()
+        assert not app.exception, [e.value for e in app.exception]
+        [message] = [e.value for e in app.error]
+        assert "cannot be written" in message and "Set RECSYS_HOME" in message, message
+
+
+def _job_target(store: ExperimentStore, sample) -> dict:
+    from ui import runs
+
+    return {"store": store, "owner": "shared", "fingerprint": store.register_dataset(sample, SAMPLE),
+            "split": SPLIT, "models": runs.LoadedCache(4), "reports": runs.LoadedCache(4)}
+
+
+def _job_spec(model: str, params: dict, sample) -> dict:
+    from recsys.models import create, get
+    from recsys.store import run_id_for
+
+    params = create(model, **params).get_params()
+    return {"model": model, "label": get(model).label, "params": params, "dataset": SAMPLE["label"],
+            "split": tuple(SPLIT.values()), "run_id": run_id_for(sample.fingerprint, SPLIT, model, params, 42)}
+
+
+def test_background_jobs_store_done_runs_mark_failures_and_drop_cancelled_ones(sample, tmp_path, monkeypatch):
+    from recsys.store import split_dataset
+    from ui import jobs, runs
+
+    store = ExperimentStore(tmp_path / "store")
+    target = _job_target(store, sample)
+    split = split_dataset(sample, SPLIT)
+
+    done = jobs.Job(_job_spec("pop", {}, sample))
+    jobs._work(done, split, target)
+    assert done.status == jobs.DONE
+    record = store.get(done.spec["run_id"])
+    assert record.status == "done" and record.metrics["ndcg@10"] == done.entry["report"].means["ndcg@10"]
+    key = (str(store.root), record.run_id, record.created_at)
+    assert target["models"].get(key) is done.entry["model"]  # no reload from disk for this process
+
+    cancelled = jobs.Job(_job_spec("bpr_mf", {"epochs": 3}, sample))
+    cancelled.request_cancel()
+    jobs._work(cancelled, split, target)
+    assert cancelled.status == jobs.CANCELLED and store.get(cancelled.spec["run_id"]) is None
+    assert not (store.artifacts / cancelled.spec["run_id"]).exists()
+
+    def explode(spec, split, progress=None):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(runs, "fit_and_evaluate", explode)
+    failed = jobs.Job(_job_spec("item_knn", {}, sample))
+    jobs._work(failed, split, target)
+    assert failed.status == jobs.FAILED and failed.error == "RuntimeError: out of memory"
+    assert (store.get(failed.spec["run_id"]).status, store.get(failed.spec["run_id"]).error) == (
+        "failed", "RuntimeError: out of memory")

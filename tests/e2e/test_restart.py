@@ -1,0 +1,166 @@
+"""Kill the server mid-session, start another on the same data directory: every run is still there.
+
+Server A trains two models through the Train page in a real browser and is then killed
+(SIGKILL, no clean shutdown). Server B starts on the same RECSYS_HOME; a fresh browser
+opens the Runs and Compare pages and finds both runs with the NDCG@10 that A reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recsys.store import ExperimentStore
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAIN_TIMEOUT_MS = 45_000
+MODELS = ("Most popular", "Item-item kNN")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def streamlit_server(home: Path, log_path: Path):
+    """`streamlit run app.py` with RECSYS_HOME=home; yields (url, process). Killed hard at exit if still alive."""
+    port = _free_port()
+    env = {**os.environ, "RECSYS_HOME": str(home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+               "--server.headless", "true", "--server.address", "127.0.0.1",
+               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()}")
+            assert time.monotonic() < deadline, f"streamlit not healthy after 60 s:\n{log_path.read_text()}"
+            time.sleep(0.25)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    log_text = log_path.read_text(errors="replace")
+    assert "Traceback" not in log_text, log_text
+
+
+@contextlib.contextmanager
+def fresh_browser(chromium: str):
+    """A new headless browser (no cookies, no session shared with an earlier one)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"], headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_idle(page) -> None:
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')",
+                           timeout=TRAIN_TIMEOUT_MS)
+
+
+def no_exception_box(page) -> None:
+    boxes = page.locator("[data-testid=stException]")
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def main_text_matching(page, pattern: str, timeout_s: float = 30.0) -> str:
+    """The main area's text once it contains ``pattern`` (the page draws its sections one after another)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = page.locator("[data-testid=stMain]").inner_text()
+        if re.search(pattern, text):
+            return text
+        assert time.monotonic() < deadline, f"{pattern!r} never appeared in:\n{text}"
+        page.wait_for_timeout(250)
+
+
+def train_on_server_a(page, url: str) -> dict[str, str]:
+    """Train both models through the Train page; returns {label: NDCG@10 as shown}."""
+    page.goto(f"{url}/train")
+    page.get_by_role("heading", name="Train").first.wait_for()
+    wait_idle(page)
+    shown = {}
+    for label in MODELS:
+        page.get_by_role("button", name=f"Train {label}").click()
+        success = page.get_by_text(re.compile(rf"^{re.escape(label)}: NDCG@10 = \d\.\d{{4}} on [\d,]+ test users\.$"))
+        success.wait_for(timeout=TRAIN_TIMEOUT_MS)
+        shown[label] = re.search(r"NDCG@10 = (\d\.\d{4})", success.inner_text()).group(1)
+        wait_idle(page)
+        no_exception_box(page)
+    return shown
+
+
+@pytest.mark.e2e
+def test_runs_survive_killing_the_server(chromium, tmp_path):
+    home = tmp_path / "recsys-home"
+    with streamlit_server(home, tmp_path / "server-a.log") as (url, process):
+        with fresh_browser(chromium) as page:
+            shown = train_on_server_a(page, url)
+        process.kill()  # no clean shutdown: whatever survives is on disk
+        process.wait(timeout=10)
+
+    stored = {r.label: r for r in ExperimentStore(home / "store").list()}
+    assert sorted(stored) == sorted(MODELS)
+    assert {label: f"{r.metrics['ndcg@10']:.4f}" for label, r in stored.items()} == shown
+    assert all(r.status == "done" and r.has_model for r in stored.values())
+
+    with streamlit_server(home, tmp_path / "server-b.log") as (url, _):
+        with fresh_browser(chromium) as page:
+            page.goto(f"{url}/runs")
+            page.get_by_role("heading", name="Runs").first.wait_for()
+            wait_idle(page)
+            no_exception_box(page)
+            best = max(shown, key=lambda label: float(shown[label]))
+            summary = page.get_by_text(re.compile(r"^2 run\(s\) stored · best NDCG@10: "))
+            summary.wait_for()
+            assert f"best NDCG@10: {best} = {shown[best]}" in summary.inner_text()
+
+            page.locator("[data-testid=stSidebarNav] a", has_text="Compare").click()
+            page.get_by_role("heading", name="Metrics at K = 10").wait_for()
+            page.get_by_role("heading", name="Is the difference real?").wait_for()
+            wait_idle(page)
+            no_exception_box(page)
+            main = main_text_matching(page, rf"{re.escape(best)} is better than .* on NDCG@10")
+            assert "No trained models" not in main
+
+        # a link shared before the restart opens the same runs in another fresh browser
+        ids = ",".join(stored[label].run_id for label in MODELS)
+        with fresh_browser(chromium) as page:
+            page.goto(f"{url}/compare?runs={ids}&k=20")
+            page.get_by_role("heading", name="Metrics at K = 20").wait_for()
+            page.get_by_role("heading", name="Is the difference real?").wait_for()
+            wait_idle(page)
+            no_exception_box(page)
+            main = main_text_matching(page, rf"{re.escape(best)} is better than .* on NDCG@20")
+            assert "does not have" not in main and "No trained models" not in main
