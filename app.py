@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+# Import the backend before any page runs: a rerun interrupts a page wherever it is, and a
+# page stopped half-way through its first import of a package leaves that package
+# half-initialised in sys.modules (a "circular import" error on the next run).
+import recsys.evaluation  # noqa: F401
+import recsys.models  # noqa: F401
+import recsys.serving  # noqa: F401
 from ui import state
 
 st.set_page_config(page_title="Recommender Explorer", page_icon=":material/movie:", layout="wide")
@@ -45,9 +51,12 @@ pages = [
     st.Page("app_pages/data.py", title="Data", icon=":material/bar_chart:", default=True),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/balance:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/inventory_2:"),
     st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
     st.Page("app_pages/graph.py", title="Graph", icon=":material/hub:"),
+    st.Page("app_pages/homepage.py", title="Homepage", icon=":material/home:"),
+    st.Page("app_pages/serving.py", title="Serving", icon=":material/speed:"),
 ]
 sidebar()
 st.navigation(pages).run()

@@ -1,4 +1,4 @@
-"""Command line: python -m recsys evaluate | bench."""
+"""Command line: python -m recsys evaluate | bench | runs."""
 
 from __future__ import annotations
 
@@ -40,11 +40,63 @@ def cmd_bench(args) -> int:
     from recsys import bench
 
     paths = [Path(p) for p in args.data] if args.data else [bench.find_dataset("ml-100k")]
+    if args.serving:
+        return cmd_bench_serving(args, paths[0])
     models = [k.strip() for k in args.models.split(",")] if args.models else None
     protocols = tuple(bench.PROTOCOLS) if args.protocol == "both" else (args.protocol,)
     rows = bench.run(paths, models, seed=args.seed, protocols=protocols)
     bench.write(rows, Path(args.out), args.seed)
+    figure = bench.store_reuse(paths[0], seed=args.seed)
+    print(f"experiment store, {figure['model']} on {figure['dataset']}: first request {figure['train_seconds']:.3f} s, "
+          f"same configuration again {figure['reuse_seconds']:.3f} s")
+    with open(Path(args.out) / "benchmarks.md", "a") as md:
+        md.write("\n" + bench.store_markdown(figure))
     print(f"wrote {args.out}/benchmarks.md and benchmarks.json")
+    return 0
+
+
+def cmd_bench_serving(args, path: Path) -> int:
+    """Only the two-stage serving figures, written as their own section of benchmarks.md."""
+    from recsys import bench
+
+    print(f"two-stage serving on {path}")
+    figures = bench.serving_figures(path, seed=args.seed)
+    target = Path(args.out) / "benchmarks.md"
+    bench.write_section(target, bench.SERVING_HEADING, bench.serving_markdown(figures))
+    print(f"wrote the serving section of {target}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    """List, show or delete runs in the experiment store the dashboard uses."""
+    import json
+
+    from recsys.store import ExperimentStore, StoreError, run_rows
+
+    store = ExperimentStore(args.store)
+    if args.action == "list":
+        rows = run_rows(store, store.list())
+        if not rows:
+            print(f"no runs in {store.root}")
+            return 0
+        frame = pd.DataFrame(rows)[["run_id", "name", "model", "dataset", "split", "ndcg@10", "status", "created",
+                                    "scope"]]
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format",
+                               "{:.4f}".format):
+            print(frame.to_string(index=False))
+        return 0
+    if not args.run_id:
+        raise StoreError(f"'runs {args.action}' needs a run id; 'python -m recsys runs list' shows them.")
+    record = store.get(args.run_id)
+    if record is None:
+        raise StoreError(f"There is no run {args.run_id} in {store.root}; 'python -m recsys runs list' shows the ids.")
+    if args.action == "show":
+        shown = record.to_dict()
+        shown["dataset_info"] = store.dataset_info(record.dataset)
+        print(json.dumps(shown, indent=2, sort_keys=True, default=str))
+    else:
+        store.delete(args.run_id)
+        print(f"deleted run {args.run_id} ({record.name})")
     return 0
 
 
@@ -67,7 +119,16 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--protocol", choices=["random", "leave_last", "both"], default="both",
                     help="random 80/20 per user, leave-last-out (where sequential models run), or both")
     be.add_argument("--out", default="docs")
+    be.add_argument("--serving", action="store_true",
+                    help="only measure two-stage serving (ANN retrieval + re-ranking vs exact scoring) and write "
+                         "its section of benchmarks.md")
     be.set_defaults(func=cmd_bench)
+    ru = sub.add_parser("runs", help="list, show or delete runs in the experiment store")
+    ru.add_argument("action", choices=["list", "show", "delete"])
+    ru.add_argument("run_id", nargs="?", help="the run's id (for show and delete)")
+    ru.add_argument("--store", default=None,
+                    help="the store folder (default: $RECSYS_HOME/store, i.e. ~/.recsys-explorer/store)")
+    ru.set_defaults(func=cmd_runs)
     return p
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import streamlit as st
+import torch
 
 from recsys.data.errors import DataError
 from recsys.models.base import FitCancelled, StopTraining
@@ -20,6 +21,12 @@ from ui import runs
 
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 log = logging.getLogger("recsys.ui")
+
+# Jobs of several people run side by side with the page renders in one process: torch's
+# busy-waiting worker threads, one per core each, then fight over the cores (on two shared
+# cores NeuMF took 692 s instead of 48 s). One thread per job keeps every job moving.
+TORCH_THREADS = 1
+torch.set_num_threads(TORCH_THREADS)
 
 
 @dataclass

@@ -1,0 +1,54 @@
+"""The Serving page in a real browser: train a retrieval model (iALS) and a ranker (EASE), then
+see the retrieve-then-rank trade-off. The page is saved as docs/screenshots/serving.png."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.test_newcomer import DOC_SHOTS, TRAIN_TIMEOUT_MS, nav, no_exception_box, shot, wait_charts, wait_idle
+
+
+def train_model(page, label: str) -> None:
+    """Add ``label`` to the Train page's model list, open its form and train it."""
+    choose = page.locator("[data-testid='stMultiSelect'] input").first
+    choose.click()
+    choose.type(label)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.get_by_text(f"{label} — ").click()
+    page.get_by_role("button", name=f"Train {label}").click()
+    page.get_by_text(re.compile(rf"^{re.escape(label)}: NDCG@10 = ")).wait_for(timeout=TRAIN_TIMEOUT_MS)
+    wait_idle(page)
+
+
+@pytest.mark.e2e
+def test_serving_page_shows_the_tradeoff(server, browser_page):
+    page = browser_page
+    page.goto(server)
+    page.get_by_role("heading", name="Data").first.wait_for()
+    wait_charts(page, 5)
+    wait_idle(page)
+
+    nav(page, "Train")
+    page.get_by_role("heading", name="Train").first.wait_for()
+    wait_idle(page)
+    for label in ("iALS", "EASE"):
+        train_model(page, label)
+    no_exception_box(page)
+
+    nav(page, "Serving")
+    page.wait_for_url(re.compile(r"/serving$"))
+    page.get_by_role("heading", name="Latency percentiles per request").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    page.locator("[data-testid=stSelectbox]", has_text="Ranking model").click()
+    page.get_by_role("option", name="EASE").click()
+    page.get_by_text("Retrieval: iALS; ranking: EASE.", exact=False).wait_for(timeout=TRAIN_TIMEOUT_MS)
+    wait_idle(page)
+    wait_charts(page, 2)
+    no_exception_box(page)
+    main = page.locator("[data-testid=stMain]").inner_text()
+    # the table itself is drawn on a canvas; the metrics above it are text
+    for text in ("Recall@10 with 200 candidates", "p50 per request, exact scoring"):
+        assert text in main, text
+    shot(page, "30-serving.png", DOC_SHOTS / "serving.png")
