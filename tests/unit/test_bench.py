@@ -36,3 +36,20 @@ def test_bench_writes_markdown_and_json_with_its_configuration(rows, tmp_path):
     assert payload["config"]["seed"] == 42
     assert "ceil(0.2 n)" in payload["config"]["split"]
     assert [r["model"] for r in payload["results"]] == ["pop", "ease"]
+
+
+def test_homepage_latency_figures_cover_plain_and_all_knobs_pages():
+    from recsys.data import load
+    from recsys.data.split import random_holdout
+    from recsys.models import create
+
+    train, _ = random_holdout(load(SAMPLE), 0.2, seed=42)
+    model = create("ease").fit(train)
+    figures = bench.homepage_figures([model], train, n_users=5, log=lambda *_: None)
+    assert [(f["model"], f["knobs"], f["pages"]) for f in figures] == [("ease", "default", 5), ("ease", "all knobs", 5)]
+    for f in figures:
+        assert 0 < f["p50_ms"] <= f["p99_ms"] <= f["max_ms"]
+    text = bench.serving_markdown({"dataset": "x", "seed": 42, "backend": "exact", "latency_requests": 5,
+                                   "n_items": train.n_items, "scale_retriever": "ease", "rows": [], "scaling": [],
+                                   "homepage": figures})
+    assert "| `ease` | all knobs |" in text and "100 ms at the median" in text
