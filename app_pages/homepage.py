@@ -24,6 +24,8 @@ WHO = {
     "heavy": "A typical heavy user",
     "new": "A new visitor (pick titles)",
 }
+MODEL_MODES = {"one": "One model for all rows", "per row": "A model per row"}
+SAME_AS_MAIN = ""  # a row's choice that follows the main model
 
 st.title("Homepage")
 st.caption("The page a model would build for one person: rows of titles, each with the reason it is there. "
@@ -48,14 +50,43 @@ def builder_for(run_id: str, created_at: str, _model) -> HomepageBuilder:
     return HomepageBuilder(_model)
 
 
-def load_builder(name: str) -> HomepageBuilder:
-    spec = models[name]
-    entry = runs.result(spec)
+def load_model(name: str):
+    """(the run's entry, its fitted model); stops the page with a message when the model is not stored."""
+    entry = runs.result(models[name])
     model = entry["model"] if entry is not None else None
     if model is None:
         st.error(f"The model of {name} is not stored on this server; train it again on the Train page.")
         st.stop()
-    return attempt("Preparing the homepage", builder_for, spec["run_id"], str(entry.get("created_at", "")), model)
+    return entry, model
+
+
+def load_builder(name: str) -> HomepageBuilder:
+    entry, model = load_model(name)
+    return attempt("Preparing the homepage", builder_for, models[name]["run_id"], str(entry.get("created_at", "")),
+                   model)
+
+
+def per_row_builder(base: HomepageBuilder, main: str) -> HomepageBuilder:
+    """The main model's builder with the rows chosen in the "Model per row" panel given their own models."""
+    kinds = base.row_kinds()
+    with st.expander("Model per row", expanded=True):
+        st.caption(f"Each kind of row can come from its own trained model (all on this dataset and split); rows "
+                   f"left at the default come from {main}. Trending and Watch it again use no model. Rows are "
+                   "ordered by each model's percentile ranks, so rows of different models compare.")
+        choices = {}
+        for column, (kind, label) in zip(st.columns(len(kinds)), kinds.items()):
+            choices[kind] = column.selectbox(
+                label, [SAME_AS_MAIN, *names], key=f"hp_row_model_{kind}",
+                format_func=lambda name: f"Same as main ({main})" if name == SAME_AS_MAIN else name)
+    chosen = {kind: name for kind, name in choices.items() if name not in (SAME_AS_MAIN, main)}
+    if not chosen:
+        return base
+    row_models = {kind: load_model(name)[1] for kind, name in chosen.items()}
+    try:
+        return base.with_row_models(row_models, names=chosen)
+    except DataError as exc:
+        st.error(str(exc))
+        st.stop()
 
 
 def knobs(suffix: str, container) -> PageSettings:
@@ -131,7 +162,13 @@ top[3].number_input("Rows", 2, 12, 8, key="hp_rows")
 compare = top[4].selectbox("Side by side", ["off", "two models", "two knob settings"], key="hp_compare",
                            help="Build two pages for the same person and compare them.")
 
+model_mode = st.radio("Models", list(MODEL_MODES), format_func=MODEL_MODES.get, horizontal=True,
+                      key="hp_model_mode", help="One model builds every row, or each kind of row gets its own "
+                                                "model (for example top picks by EASE, genre rows by iALS).")
+
 builder_a = load_builder(model_a)
+if model_mode == "per row":
+    builder_a = per_row_builder(builder_a, model_a)
 person = choose_person(builder_a, who)
 
 if compare == "off":
@@ -146,7 +183,7 @@ if compare == "off":
             tiles.show_metrics(page)
         mix = tiles.genre_mix({page.visitor: page}, builder_a.catalogue)
         if len(mix):
-            st.altair_chart(tiles.genre_mix_chart(mix, f"Genre mix of the page ({builder_a.label})"),
+            st.altair_chart(tiles.genre_mix_chart(mix, f"Genre mix of the page ({builder_a.description})"),
                             width="stretch")
     st.stop()
 
@@ -157,7 +194,8 @@ if compare == "two models":
     model_b = b_col.selectbox("Second model", others, key="hp_model_b")
     builder_b = load_builder(model_b)
     shared = knobs("", st.container(border=True))
-    sides = {f"A: {model_a}": (builder_a, shared), f"B: {model_b}": (builder_b, shared)}
+    label_a = f"A: {model_a} + per-row models" if builder_a.row_models else f"A: {model_a}"
+    sides = {label_a: (builder_a, shared), f"B: {model_b}": (builder_b, shared)}
 else:
     sides = {"A: knobs A": (builder_a, knobs("", a_col.container(border=True))),
              "B: knobs B": (builder_a, knobs("_b", b_col.container(border=True)))}

@@ -74,12 +74,22 @@ def page_html(page: Homepage, catalogue: Catalogue) -> str:
     for row in page.rows:
         tiles = "".join(tile_html(int(i), r, catalogue) for i, r in zip(row.items, row.reasons))
         parts.append(f'<div class="hp-row-title">{html.escape(row.title)}'
-                     f'<span class="hp-row-note">relevance {row.relevance:.2f}</span></div>'
+                     f'<span class="hp-row-note">{html.escape(row_note(page, row))}</span></div>'
                      f'<div class="hp-tiles">{tiles}</div>')
     return "".join(parts)
 
 
+def row_note(page: Homepage, row) -> str:
+    """The small print beside a row title: its relevance, and on a mixed page the model that made it."""
+    note = f"relevance {row.relevance:.2f}"
+    if page.mixed:
+        note = f"by {row.model} · {note}" if row.model else f"no model · {note}"
+    return note
+
+
 def show_page(page: Homepage, catalogue: Catalogue) -> None:
+    for message in page.skipped:
+        st.warning(message)
     if not page.rows:
         st.info("No row has anything left to show for this person.")
         return

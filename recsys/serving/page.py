@@ -4,15 +4,20 @@
 and ``for_new_visitor(items, settings)`` then build one page each. A page is a list of rows
 of item codes with one readable reason per tile, plus page-level metrics (how much of the
 page is distinct, how many genres it spans, how novel and how long-tail it is).
+
+A page may mix models: ``with_row_models({"top_picks": ease, "genre": ials})`` gives row
+kinds their own model (all trained on the same data); the rest come from the default model.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import rankdata
 
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
@@ -65,7 +70,10 @@ class Row:
     kind: str
     items: np.ndarray
     reasons: list[str]
-    relevance: float  # mean ranking score (normalised, in [0, 1]) of the row's items, times the row's weight
+    # mean ranking score (normalised, in [0, 1]) of the row's items, times the row's weight;
+    # on a page that mixes models, the mean percentile rank under the row's own model
+    relevance: float
+    model: str = ""  # the model that made the row ("" for rows no model shapes: trending, watch again)
 
 
 @dataclass
@@ -75,9 +83,18 @@ class Homepage:
     settings: PageSettings
     rows: list[Row]
     metrics: dict = field(default_factory=dict)
+    # readable row kind ("Top picks") -> model name, for the kinds given a model other than the default
+    row_models: dict[str, str] = field(default_factory=dict)
+    # rows left out because their model cannot serve this person, each with the reason
+    skipped: list[str] = field(default_factory=list)
 
     def row(self, key: str) -> Row | None:
         return next((r for r in self.rows if r.key == key), None)
+
+    @property
+    def mixed(self) -> bool:
+        """Do the rows come from more than one model?"""
+        return bool(self.row_models)
 
     @property
     def items(self) -> np.ndarray:
@@ -86,86 +103,249 @@ class Homepage:
 
 
 class HomepageBuilder:
-    """Builds pages from one fitted model over its training set; per-dataset work happens once here."""
+    """Builds pages from fitted models over one training set; per-dataset work happens once here.
+
+    ``model`` is the page's default model: it makes every row not given a model of its own,
+    and it places the rows no model shapes (trending, watch again). ``row_models`` gives a
+    row kind (``"top_picks"``, ``"because"``, ``"genre"``, ``"new"``, ``"just_added"``) its own
+    model trained on the same data; ``with_row_models`` does the same on a copy that shares
+    the catalogue. Each distinct model scores the person once per page.
+
+    A new visitor needs fold-in (``score_history``): the default model must have it (the page
+    cannot be placed without it, so ``for_new_visitor`` raises a DataError naming it); a row
+    whose own model lacks it is left out, and ``Homepage.skipped`` says which and why.
+    """
 
     def __init__(self, model, train: Dataset | None = None, generators: list | None = None,
-                 catalogue: Catalogue | None = None):
+                 catalogue: Catalogue | None = None, row_models: dict | None = None, *,
+                 name: str | None = None, names: dict[str, str] | None = None):
         train = train if train is not None else getattr(model, "train_", None)
         if train is None:
             raise DataError("The model is not trained yet; train it before building a homepage.")
         self.model = model
         self.train = train
+        self.name = name
         self.catalogue = catalogue if catalogue is not None else Catalogue(train)
         self.generators = generators if generators is not None else default_generators()
-        self._vectors = _dense_unit_rows(self.catalogue.similarity_vectors(model))
+        self._vector_cache: dict = {}
+        self._vectors = self._vectors_for(model)
         self._histories = _ordered_histories(train)
+        self.row_models, self._names = self._checked_row_models(row_models or {}, names or {})
 
     @property
     def label(self) -> str:
-        return getattr(self.model, "label", type(self.model).__name__)
+        return self.name or model_label(self.model)
+
+    # ------------------------------------------------------------------ a model per row
+    def row_kinds(self) -> dict[str, str]:
+        """{kind: readable name} of the rows that can be given their own model, in generator order."""
+        return {g.kind: getattr(g, "label", g.kind) for g in self.generators if getattr(g, "uses_model", True)}
+
+    def with_row_models(self, row_models: dict, names: dict[str, str] | None = None) -> HomepageBuilder:
+        """A builder sharing this one's catalogue and histories whose rows of the given kinds come from
+        other models; ``names`` (kind -> name) labels them in reasons, else each model's label is used."""
+        clone = copy.copy(self)
+        clone.row_models, clone._names = self._checked_row_models(row_models, names or {})
+        return clone
+
+    def model_for(self, kind: str):
+        return self.row_models.get(kind, self.model)
+
+    def name_of(self, model) -> str:
+        return self.label if model is self.model else self._names.get(id(model), model_label(model))
+
+    @property
+    def description(self) -> str:
+        """The default model, then each row kind given another model: "EASE; Genre rows by iALS"."""
+        kinds = self.row_kinds()
+        extra = [f"{kinds[kind]} by {self.name_of(model)}" for kind, model in self.row_models.items()]
+        return "; ".join([self.label, *extra])
+
+    def _checked_row_models(self, row_models: dict, names: dict[str, str]) -> tuple[dict, dict[int, str]]:
+        """Row kind -> model, without the kinds assigned the default model itself (those rows are the
+        single-model rows), each checked to be trained on this builder's training data."""
+        kinds = self.row_kinds()
+        checked, labels = {}, {}
+        for kind, model in row_models.items():
+            if kind not in kinds:
+                raise DataError(f"There is no row kind {kind!r} that takes its own model; the kinds are "
+                                f"{', '.join(map(repr, kinds))}. Trending and watch-again rows use no model.")
+            if model is self.model or model is None:
+                continue
+            name = names.get(kind) or model_label(model)
+            trained_on = getattr(model, "train_", None)
+            if trained_on is None:
+                raise DataError(f"{name}, chosen for {kinds[kind]}, is not trained yet; train it on the "
+                                "same data and split as the main model first.")
+            if trained_on is not self.train and (trained_on.n_items != self.train.n_items
+                                                 or trained_on.fingerprint != self.train.fingerprint):
+                raise DataError(f"{name}, chosen for {kinds[kind]}, was trained on different data than "
+                                f"{self.label}; every row model must be trained on the same dataset and split.")
+            checked[kind] = model
+            labels[id(model)] = name
+        return checked, labels
+
+    def _models(self) -> list:
+        """Every model the page uses, the default first, each once (by identity)."""
+        distinct = {id(self.model): self.model}
+        for model in self.row_models.values():
+            distinct.setdefault(id(model), model)
+        return list(distinct.values())
+
+    def _vectors_for(self, model):
+        """Unit item vectors for MMR: genres when known (shared by every model), else the model's own."""
+        key = None if self.catalogue.has_genres else id(model)
+        if key not in self._vector_cache:
+            self._vector_cache[key] = _dense_unit_rows(self.catalogue.similarity_vectors(model))
+        return self._vector_cache[key]
 
     # ------------------------------------------------------------------ visitors
-    def user_visitor(self, user: int, settings: PageSettings) -> Visitor:
+    def user_visitor(self, user: int, settings: PageSettings, model=None) -> Visitor:
+        """A training user as seen by ``model`` (default: the page's default model)."""
+        user = self._check_user(user)
+        items, ratings = self._histories(user)
+        return self._user_visitor(user, items, ratings, settings, model if model is not None else self.model)
+
+    def user_visitors(self, user: int, settings: PageSettings) -> dict[int, Visitor]:
+        """The user as seen by each model of the page (keyed by model identity); one score call per model."""
+        user = self._check_user(user)
+        items, ratings = self._histories(user)
+        return {id(model): self._user_visitor(user, items, ratings, settings, model) for model in self._models()}
+
+    def _check_user(self, user: int) -> int:
         if not 0 <= int(user) < self.train.n_users:
             raise DataError(f"User code {user} is not in this training set (it has {self.train.n_users:,} users).")
-        items, ratings = self._histories(int(user))
-        scores = np.asarray(self.model.score(np.array([int(user)]))[0], dtype=np.float32)
-        return self._visitor(f"user {self.train.user_ids[int(user)]}", items, ratings, scores, settings, False)
+        return int(user)
 
-    def new_visitor(self, items, settings: PageSettings) -> Visitor:
+    def _user_visitor(self, user: int, items, ratings, settings: PageSettings, model) -> Visitor:
+        scores = np.asarray(model.score(np.array([user]))[0], dtype=np.float32)
+        return self._visitor(f"user {self.train.user_ids[user]}", items, ratings, scores, settings, False, model)
+
+    def new_visitor(self, items, settings: PageSettings, model=None) -> Visitor:
+        """A new visitor from picked item codes, as seen by ``model`` (default: the page's default model)."""
         picks = coldstart.check_picks(items, self.train.n_items)
-        scores = coldstart.new_visitor_scores(self.model, picks)
+        model = model if model is not None else self.model
+        scores = coldstart.new_visitor_scores(model, picks)
         # picks arrive in the order chosen; the last one is treated as the most recent
-        return self._visitor("a new visitor", picks, None, scores, settings, True)
+        return self._visitor("a new visitor", picks, None, scores, settings, True, model)
 
-    def _visitor(self, name, items, ratings, scores, settings: PageSettings, is_new: bool) -> Visitor:
+    def new_visitors(self, items, settings: PageSettings) -> tuple[dict[int, Visitor], dict[int, str]]:
+        """The new visitor as seen by each model that can fold in, and why each other model cannot.
+
+        The default model must fold in (it fills and places the page): without it this raises
+        the DataError of ``coldstart.new_visitor_scores``, which names the model.
+        """
+        visitors = {id(self.model): self.new_visitor(items, settings)}
+        unable = {}
+        for model in self._models()[1:]:
+            if coldstart.supports_fold_in(model):
+                visitors[id(model)] = self.new_visitor(items, settings, model)
+            else:
+                unable[id(model)] = (f"{self.name_of(model)} cannot fold in a new visitor (it only knows the "
+                                     "users it was trained on)")
+        return visitors, unable
+
+    def _visitor(self, name, items, ratings, scores, settings: PageSettings, is_new: bool, model=None) -> Visitor:
+        model = model if model is not None else self.model
+        label = self.name_of(model)
         ranking = popularity_blend(scores, self.catalogue.popularity, settings.alpha)
-        ranked_by = f"by {self.label}"
+        ranked_by = f"by {label}"
         if settings.alpha > 0:
             ranked_by += f" blended with {settings.alpha:.0%} popularity"
         reserve = settings.row_length if settings.tail_share > 0 else 0
         return Visitor(name, np.asarray(items, np.int64), ratings, scores, ranking, is_new, ranked_by,
-                       self.catalogue.is_tail, reserve)
+                       self.catalogue.is_tail, reserve, model_label=label, names_model=bool(self.row_models))
 
     # ------------------------------------------------------------------ pages
     def for_user(self, user: int, settings: PageSettings | None = None) -> Homepage:
         settings = settings or PageSettings()
-        return self.build(self.user_visitor(user, settings), settings)
+        return self.build(self.user_visitors(user, settings), settings)
 
     def for_new_visitor(self, items, settings: PageSettings | None = None) -> Homepage:
         settings = settings or PageSettings()
-        return self.build(self.new_visitor(items, settings), settings)
+        visitors, unable = self.new_visitors(items, settings)
+        return self.build(visitors, settings, unable)
 
-    def build(self, visitor: Visitor, settings: PageSettings) -> Homepage:
-        candidates = []
+    def build(self, visitors: Visitor | dict[int, Visitor], settings: PageSettings,
+              unable: dict[int, str] | None = None) -> Homepage:
+        """Assemble a page from the person as seen by each model (a single Visitor: the default model's).
+
+        ``unable`` (model identity -> why) names models that cannot serve this person: their rows
+        are left out and listed in ``Homepage.skipped``.
+        """
+        if isinstance(visitors, Visitor):
+            visitors = {id(self.model): visitors}
+        unable = unable or {}
+        default = visitors[id(self.model)]
+        candidates, skipped = [], []
         for generator in self.generators:
-            candidates.extend(generator.rows(visitor, self.catalogue, self.model, settings.pool))
-        ordered = order_rows(candidates, visitor.ranking_scores, settings.row_length)
+            uses_model = getattr(generator, "uses_model", True)
+            model = self.model_for(generator.kind) if uses_model else self.model
+            visitor = visitors.get(id(model))
+            if visitor is None:
+                why = unable.get(id(model), f"no scores from {self.name_of(model)} were given for this person")
+                skipped.append(f"{getattr(generator, 'label', generator.kind)}: left out, because {why}.")
+                continue
+            made_by = self.name_of(model) if uses_model else ""
+            for row in generator.rows(visitor, self.catalogue, model, settings.pool):
+                candidates.append((row, visitor, model, made_by))
+        relevance_scores = self._relevance_scores(visitors)
+        ordered = order_rows([(row, relevance_scores[id(visitor)]) for row, visitor, _, _ in candidates],
+                             settings.row_length)
         rows, used = [], np.zeros(self.train.n_items, dtype=bool)
-        for row, _ in ordered:
+        for position, _ in ordered:
             if len(rows) >= settings.max_rows:
                 break
-            finished = self._finish_row(row, visitor, settings, used if settings.dedupe else None)
+            row, visitor, model, made_by = candidates[position]
+            finished = self._finish_row(row, relevance_scores[id(visitor)], settings,
+                                        used if settings.dedupe else None, self._vectors_for(model), made_by)
             if finished is not None:
                 rows.append(finished)
                 used[finished.items] = True
-        page = Homepage(visitor.name, self.label, settings, rows)
+        kinds = self.row_kinds()
+        row_models = {kinds[kind]: self.name_of(model) for kind, model in self.row_models.items()}
+        page = Homepage(default.name, self.label, settings, rows, row_models=row_models, skipped=skipped)
         page.metrics = page_metrics(page, self.catalogue)
         return page
 
-    def _finish_row(self, row: RowCandidates, visitor: Visitor, settings: PageSettings,
-                    used: np.ndarray | None) -> Row | None:
+    def _relevance_scores(self, visitors: dict[int, Visitor]) -> dict[int, np.ndarray]:
+        """Per visitor (by identity): the scores rows are ordered by.
+
+        One model: its ranking scores, as they are. Several models: each model's ranking scores
+        as percentile ranks in [0, 1], because min-max scaled scores of different models sit on
+        different curves (iALS crowds its top near 1, EASE spreads it), and a row should not lead
+        the page only because its model's scores are shaped that way.
+        """
+        if not self.row_models:
+            return {id(v): v.ranking_scores for v in visitors.values()}
+        return {id(v): percentile_ranks(v.ranking_scores) for v in visitors.values()}
+
+    def _finish_row(self, row: RowCandidates, relevance_scores: np.ndarray, settings: PageSettings,
+                    used: np.ndarray | None, vectors=None, made_by: str = "") -> Row | None:
         keep = np.ones(len(row.items), dtype=bool) if used is None else ~used[row.items]
         pool, scores = row.items[keep], np.asarray(row.scores)[keep]
         reasons = dict(zip(row.items.tolist(), row.reasons))
         if len(pool) == 0 or (settings.full_rows_only and len(pool) < settings.row_length):
             return None
         if row.rerankable:
-            chosen = rerank_pool(pool, scores, self._vectors, self.catalogue.is_tail, settings)
+            vectors = vectors if vectors is not None else self._vectors
+            chosen = rerank_pool(pool, scores, vectors, self.catalogue.is_tail, settings)
         else:
             chosen = pool[: settings.row_length]
-        relevance = row.relevance_weight * float(np.mean(visitor.ranking_scores[chosen]))
-        return Row(row.key, row.title, row.kind, chosen, [reasons[int(i)] for i in chosen], relevance)
+        relevance = row.relevance_weight * float(np.mean(relevance_scores[chosen]))
+        return Row(row.key, row.title, row.kind, chosen, [reasons[int(i)] for i in chosen], relevance, made_by)
+
+
+def model_label(model) -> str:
+    return getattr(model, "label", type(model).__name__)
+
+
+def percentile_ranks(scores: np.ndarray) -> np.ndarray:
+    """Each item's share of the catalogue ranked below it, in [0, 1]; ties share their mean rank."""
+    n = len(scores)
+    if n < 2:
+        return np.ones(n)
+    return (rankdata(scores, method="average") - 1.0) / (n - 1.0)
 
 
 # Above this many cells the diversity vectors stay sparse (memory over speed).
@@ -194,13 +374,16 @@ def rerank_pool(pool: np.ndarray, scores: np.ndarray, vectors, is_tail: np.ndarr
     return tail_floor(np.concatenate([picked, rest]), is_tail, settings.tail_share, length)
 
 
-def order_rows(candidates: list[RowCandidates], ranking_scores: np.ndarray, length: int):
-    """Rows with their expected relevance (mean normalised score of the first ``length`` items), best first.
+def order_rows(candidates: list[tuple[RowCandidates, np.ndarray]], length: int) -> list[tuple[int, float]]:
+    """(position in ``candidates``, expected relevance), best first, for (row, ranking scores) pairs.
 
-    Ties keep the generators' order, so "Top picks" leads when it is as good as another row.
+    A row's expected relevance is the mean of its ranking scores (in [0, 1]; percentile ranks
+    when the page mixes models, so rows of different models compare) over its first
+    ``length`` items, times the row's weight. Ties keep
+    the generators' order, so "Top picks" leads when it is as good as another row.
     """
-    scored = [(row, row.relevance_weight * float(np.mean(ranking_scores[row.items[:length]])))
-              for row in candidates if len(row.items)]
+    scored = [(position, row.relevance_weight * float(np.mean(ranking_scores[row.items[:length]])))
+              for position, (row, ranking_scores) in enumerate(candidates) if len(row.items)]
     return sorted(scored, key=lambda pair: -pair[1])
 
 

@@ -7,7 +7,11 @@ page (``recsys.serving.page``) orders the rows, re-ranks, de-duplicates and cuts
 
 ``Catalogue`` holds what every page on one training set shares (titles, genres, years,
 popularity, trending counts, the long tail), built once; ``Visitor`` holds one person's
-history and the model's scores for them, built once per page.
+history and the model's scores for them, built once per page and model.
+
+Each generator says whether its row depends on a model (``uses_model``) and carries a
+readable ``label``, so a page can give each kind of row its own model. On such a mixed
+page (``Visitor.names_model``) every model-made reason names the model that made it.
 """
 
 from __future__ import annotations
@@ -145,6 +149,9 @@ class Visitor:
     # so the floor can be met even when the top of the pool is all head.
     is_tail: np.ndarray | None = None
     tail_reserve: int = 0
+    # the model behind the scores, for reasons; reasons name it only when the page mixes models
+    model_label: str = ""
+    names_model: bool = False
 
     def __post_init__(self) -> None:
         self.seen = np.zeros(len(self.model_scores), dtype=bool)
@@ -154,6 +161,10 @@ class Visitor:
     @property
     def verb(self) -> str:
         return "picked" if self.is_new else "watched"
+
+    def ranked_note(self) -> str:
+        """", ranked by EASE" on a page that mixes models (so a person can tell rows apart), else ""."""
+        return f", ranked {self.ranked_by}" if self.names_model else ""
 
     def liked(self) -> np.ndarray:
         """History items the person liked, most recent first: rated at or above their own mean."""
@@ -212,6 +223,8 @@ class TopPicks:
     """The model's best unseen items for this person."""
 
     kind = "top_picks"
+    label = "Top picks"
+    uses_model = True
     title_template = "Top picks for you"
 
     def rows(self, visitor: Visitor, catalogue: Catalogue, model, pool: int) -> list[RowCandidates]:
@@ -225,6 +238,8 @@ class BecauseYouWatched:
     """Items like one the person liked recently: the model's item neighbours, or item-kNN cosine."""
 
     kind = "because"
+    label = "Because you watched"
+    uses_model = True
     title_template = "Because you {verb} {title}"
 
     def __init__(self, n_seeds: int = 2):
@@ -246,9 +261,18 @@ class BecauseYouWatched:
                 continue
             seed_label = catalogue.label(seed)
             title = self.title_template.format(verb=visitor.verb, title=seed_label)
-            reasons = [f"Because you {visitor.verb} {seed_label}"] * len(items)
+            reasons = [f"Because you {visitor.verb} {seed_label}{self.source_note(visitor, model)}"] * len(items)
             out.append(RowCandidates(f"because:{seed}", title, self.kind, items, reasons, similarity))
         return out
+
+    @staticmethod
+    def source_note(visitor: Visitor, model) -> str:
+        """On a mixed page, where the neighbours come from: the model's own, or co-watching cosine."""
+        if not visitor.names_model:
+            return ""
+        if callable(getattr(model, "similar_items", None)):
+            return f", similar titles by {visitor.model_label}"
+        return f", similar titles by co-watching ({visitor.model_label} has no item neighbours)"
 
     @staticmethod
     def neighbours(seed: int, catalogue: Catalogue, model, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +295,8 @@ class Trending:
     """What many people watched lately (time-decayed popularity at the newest timestamp)."""
 
     kind = "trending"
+    label = "Trending now"
+    uses_model = False
 
     def rows(self, visitor: Visitor, catalogue: Catalogue, model, pool: int) -> list[RowCandidates]:
         items = visitor.rank(catalogue.trending.astype(np.float32), pool)
@@ -289,6 +315,8 @@ class GenreRows:
     """One row per genre the person watches most, ranked by the model."""
 
     kind = "genre"
+    label = "Genre rows"
+    uses_model = True
     title_template = "{genre} for you"
 
     def __init__(self, n_genres: int = 3):
@@ -311,7 +339,7 @@ class GenreRows:
             if len(items) == 0:
                 continue
             share = counts[column] / len(visitor.history)
-            reason = f"{name}: {share:.0%} of what you {visitor.verb}"
+            reason = f"{name}: {share:.0%} of what you {visitor.verb}{visitor.ranked_note()}"
             out.append(RowCandidates(f"genre:{name}", self.title_template.format(genre=name), self.kind, items,
                                      [reason] * len(items), visitor.ranking_scores[items]))
         return out
@@ -321,6 +349,8 @@ class NewReleases:
     """The newest part of the catalogue (by release year, else first interaction), ranked by the model."""
 
     kind = "new"
+    label = "New releases"
+    uses_model = True
     title_template = "New releases for you"
 
     def __init__(self, newest_share: float = 0.1):
@@ -338,9 +368,10 @@ class NewReleases:
         if len(items) == 0:
             return []
         if use_years:
-            reasons = [f"New: released in {int(catalogue.years[i])}" for i in items]
+            reasons = [f"New: released in {int(catalogue.years[i])}{visitor.ranked_note()}" for i in items]
         else:
-            reasons = [f"New on the service since {_date(catalogue.first_seen[i])}" for i in items]
+            reasons = [f"New on the service since {_date(catalogue.first_seen[i])}{visitor.ranked_note()}"
+                       for i in items]
         return [RowCandidates("new", self.title_template, self.kind, items, reasons, visitor.ranking_scores[items])]
 
 
@@ -352,6 +383,8 @@ class JustAdded:
     """
 
     kind = "just_added"
+    label = "Just added"
+    uses_model = True
     title_template = "Just added: nobody has watched these yet"
 
     def rows(self, visitor: Visitor, catalogue: Catalogue, model, pool: int) -> list[RowCandidates]:
@@ -366,7 +399,8 @@ class JustAdded:
         if scale <= 0 or len(signal) == 0:
             return []
         items = visitor.rank(scores, pool, candidates=signal)
-        reasons = ["New to the catalogue: matched on its description, not on who watched it"] * len(items)
+        matched_by = f" by {visitor.model_label}" if visitor.names_model else ""
+        reasons = [f"New to the catalogue: matched on its description{matched_by}, not on who watched it"] * len(items)
         return [RowCandidates("just_added", self.title_template, self.kind, items, reasons,
                               visitor.model_scores[items])]
 
@@ -381,6 +415,8 @@ class WatchAgain:
     """
 
     kind = "watch_again"
+    label = "Watch it again"
+    uses_model = False
     title_template = "Watch it again"
 
     def __init__(self, rewatch_weight: float = 0.5):

@@ -10,6 +10,8 @@ import pytest
 
 from recsys.data import load
 from recsys.data.split import make_split
+from recsys.models import create
+from recsys.serving.page import HomepageBuilder
 from recsys.serving.ranking import top_k
 from tests.app.test_inspection_pages import train_models
 from tests.app.test_pages import assert_clean, charts
@@ -18,6 +20,7 @@ HOMEPAGE = "app_pages/homepage.py"
 ROW_TITLE = re.compile(r'class="hp-row-title">(.*?)<span')
 TILE_TITLE = re.compile(r'class="hp-tile-title">(.*?)</div>')
 TILE_REASON = re.compile(r'class="hp-tile-reason">(.*?)</div>')
+NOTE = re.compile(r'class="hp-row-note">(.*?)</span>')
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +154,69 @@ def test_a_model_without_fold_in_says_so_for_a_new_visitor(app, train):
     app.multiselect(key="hp_picks").set_value([0, 1, 2]).run()
     assert_clean(app)
     assert "cannot build a page for a new visitor" in app.warning[0].value
+
+
+def test_a_model_per_row_matches_the_backends_mixed_page(app, train):
+    train_models(app, {"item_knn": "Item-item kNN", "ease": "EASE"})
+    app.switch_page(HOMEPAGE).run()
+    assert_clean(app)
+    app.selectbox(key="hp_model").set_value("Item-item kNN").run()
+    app.radio(key="hp_model_mode").set_value("per row").run()
+    assert_clean(app)
+    # every row starts on the main model: the page is the single-model page
+    kinds = ["top_picks", "because", "genre", "new", "just_added"]
+    assert all(app.selectbox(key=f"hp_row_model_{kind}").value == "" for kind in kinds)
+    single = rows_of(page_html(app))
+    assert single[0][2][0] == "#1 for you by Item-item kNN"
+
+    app.selectbox(key="hp_row_model_top_picks").set_value("EASE").run()
+    app.selectbox(key="hp_row_model_genre").set_value("EASE").run()
+    assert_clean(app)
+    knn, ease = create("item_knn").fit(train), create("ease").fit(train)
+    expected = HomepageBuilder(knn, train).with_row_models(
+        {"top_picks": ease, "genre": ease}, names={"top_picks": "EASE", "genre": "EASE"}).for_user(0)
+    shown = rows_of(page_html(app))
+    assert [title for title, _, _ in shown] == [row.title for row in expected.rows]
+    for (title, tiles, reasons), row in zip(shown, expected.rows):
+        assert tiles == [str(t) for t in train.item_titles(row.items)], title
+        assert reasons == row.reasons, title
+    top = next(reasons for title, _, reasons in shown if title == "Top picks for you")
+    assert top[:2] == ["#1 for you by EASE", "#2 for you by EASE"]
+    notes = NOTE.findall(page_html(app))
+    assert any(note.startswith("by EASE · relevance") for note in notes)
+    assert any(note.startswith("by Item-item kNN · relevance") for note in notes)
+    titles = [t for _, tiles, _ in shown for t in tiles]
+    assert len(titles) == len(set(titles)), "dedupe holds across rows of different models"
+    assert charts(app) == ["Genre mix of the page (Item-item kNN; Top picks by EASE; Genre rows by EASE)"]
+
+    # side by side: the mixed page against EASE alone
+    app.selectbox(key="hp_compare").set_value("two models").run()
+    assert_clean(app)
+    assert list(app.dataframe[0].value.columns) == ["A: Item-item kNN + per-row models", "B: EASE"]
+    blocks = [m.value for m in app.markdown if 'class="hp-tiles"' in m.value]
+    assert [title for title, _, _ in rows_of(blocks[0])] == [row.title for row in expected.rows]
+    app.selectbox(key="hp_compare").set_value("off").run()
+
+    # back to one model for all rows: the single-model page again
+    app.radio(key="hp_model_mode").set_value("one").run()
+    assert_clean(app)
+    assert rows_of(page_html(app)) == single
+
+
+def test_a_row_model_without_fold_in_is_left_out_for_a_new_visitor_with_a_warning(app, train):
+    train_models(app, {"item_knn": "Item-item kNN", "user_knn": "User-user kNN"})
+    app.switch_page(HOMEPAGE).run()
+    app.selectbox(key="hp_model").set_value("Item-item kNN").run()
+    app.radio(key="hp_model_mode").set_value("per row").run()
+    app.selectbox(key="hp_row_model_because").set_value("User-user kNN").run()
+    assert_clean(app)
+    known_user = [title for title, _, _ in rows_of(page_html(app))]
+    assert any(t.startswith("Because you watched ") for t in known_user)   # a known user is fine
+    app.selectbox(key="hp_who").set_value("new").run()
+    app.multiselect(key="hp_picks").set_value([0, 1, 2]).run()
+    assert_clean(app)
+    assert [w.value for w in app.warning] == [
+        "Because you watched: left out, because User-user kNN cannot fold in a new visitor "
+        "(it only knows the users it was trained on)."]
+    titles = [title for title, _, _ in rows_of(page_html(app))]
+    assert "Top picks for you" in titles and not any(t.startswith("Because you picked") for t in titles)

@@ -279,3 +279,204 @@ def test_without_years_new_releases_are_the_titles_first_seen_last():
     # brute force over the stored interactions (repeated user-item pairs keep their last time)
     expected_first = np.array([ds.timestamp[ds.item == code].min() for code in range(ds.n_items)], dtype=float)
     np.testing.assert_array_equal(first_seen, expected_first)
+
+
+# ---------------------------------------------------------------------------- a model per row
+
+MIXED_SETTINGS = [PageSettings(dedupe=False, max_rows=50),
+                  PageSettings(dedupe=False, max_rows=50, alpha=0.3, mmr_lambda=0.5, tail_share=0.3)]
+
+
+@pytest.fixture(scope="module")
+def ease(train):
+    return create("ease").fit(train)
+
+
+@pytest.fixture(scope="module")
+def pure_svd(train):
+    return create("pure_svd").fit(train)
+
+
+@pytest.fixture(scope="module")
+def user_knn(train):
+    return create("user_knn").fit(train)
+
+
+def popular_picks(train, n=5):
+    return np.lexsort((np.arange(train.n_items), -train.item_popularity))[:n]
+
+
+def page_as_tuples(page: Homepage):
+    """Everything a person sees on a page, comparable with ==."""
+    return ([(r.key, r.title, r.kind, r.items.tolist(), r.reasons, r.relevance, r.model) for r in page.rows],
+            page.metrics, page.skipped, page.row_models)
+
+
+@pytest.mark.parametrize("settings", [PageSettings(), PageSettings(alpha=0.4, mmr_lambda=0.3, tail_share=0.5),
+                                      PageSettings(dedupe=False, row_length=6)])
+def test_every_row_given_the_default_model_equals_the_single_model_page(builder, train, settings):
+    everything = {kind: builder.model for kind in builder.row_kinds()}
+    assert set(everything) == {"top_picks", "because", "genre", "new", "just_added"}
+    assigned = builder.with_row_models(everything)
+    built = HomepageBuilder(builder.model, train, row_models=everything)
+    for same in (assigned, built):
+        assert not same.row_models and same.description == "Item-item kNN"
+        for user in USERS:
+            assert page_as_tuples(same.for_user(user, settings)) == page_as_tuples(builder.for_user(user, settings))
+        picks = popular_picks(train)
+        assert page_as_tuples(same.for_new_visitor(picks, settings)) == \
+            page_as_tuples(builder.for_new_visitor(picks, settings))
+
+
+@pytest.mark.parametrize("settings", MIXED_SETTINGS)
+def test_a_row_given_model_b_holds_exactly_the_row_model_bs_page_would_show(builder, train, ease, settings):
+    mixed = builder.with_row_models({"top_picks": ease, "genre": ease})
+    ease_only = HomepageBuilder(ease, train)
+    assert mixed.description == "Item-item kNN; Top picks by EASE; Genre rows by EASE"
+    pages = [(mixed.for_user(u, settings), ease_only.for_user(u, settings), builder.for_user(u, settings))
+             for u in USERS]
+    picks = popular_picks(train)
+    pages.append((mixed.for_new_visitor(picks, settings), ease_only.for_new_visitor(picks, settings),
+                  builder.for_new_visitor(picks, settings)))
+    for page, by_ease, by_knn in pages:
+        assert page.mixed and page.row_models == {"Top picks": "EASE", "Genre rows": "EASE"}
+        kinds = {row.kind for row in page.rows}
+        assert {"top_picks", "genre", "because"} <= kinds
+        for row in page.rows:
+            reference = by_ease if row.kind in ("top_picks", "genre") else by_knn
+            expected = reference.row(row.key)
+            assert expected is not None, row.key
+            np.testing.assert_array_equal(row.items, expected.items, err_msg=row.key)
+            assert row.model == {"top_picks": "EASE", "genre": "EASE", "trending": "",
+                                 "watch_again": ""}.get(row.kind, "Item-item kNN")
+        blend = f" blended with {settings.alpha:.0%} popularity" if settings.alpha else ""
+        top = page.row("top_picks")
+        # the rank is the title's place in EASE's ranking; re-ranking may move it along the row
+        ranks = [int(reason.split(" ")[0].lstrip("#")) for reason in top.reasons]
+        assert top.reasons == [f"#{rank} for you by EASE{blend}" for rank in ranks]
+        if settings.mmr_lambda == 1.0 and settings.tail_share == 0.0:
+            assert ranks == list(range(1, 11))
+        assert all(r.endswith(f", ranked by EASE{blend}") for row in page.rows if row.kind == "genre"
+                   for r in row.reasons)
+        assert all(r.endswith(", similar titles by Item-item kNN") for row in page.rows if row.kind == "because"
+                   for r in row.reasons)
+
+
+def test_top_picks_by_model_b_equal_model_bs_own_ranking(builder, ease):
+    mixed = builder.with_row_models({"top_picks": ease})
+    for user in USERS:
+        expected, _ = ease.recommend([user], 10)
+        row = mixed.for_user(user, PageSettings(dedupe=False)).row("top_picks")
+        np.testing.assert_array_equal(row.items, expected[0])
+
+
+@pytest.mark.parametrize("settings", [PageSettings(), PageSettings(alpha=0.5, mmr_lambda=0.3, tail_share=0.4),
+                                      PageSettings(row_length=15, max_rows=12)])
+def test_with_dedupe_on_no_title_appears_twice_across_mixed_model_rows(builder, train, ease, pure_svd, user_knn,
+                                                                       settings):
+    mixed = builder.with_row_models({"top_picks": ease, "new": ease, "genre": pure_svd, "because": user_knn})
+    pages = [mixed.for_user(user, settings) for user in USERS]
+    pages.append(mixed.for_new_visitor(popular_picks(train), settings))
+    for page in pages:
+        assert len(page.items) == len(np.unique(page.items))
+        assert page.metrics["duplicates"] == 0 and page.metrics["page coverage"] == 1.0
+    made_by = {row.model for page in pages for row in page.rows if row.model}
+    # every row kind that has items here is assigned (just added needs a content model), so no default rows
+    assert made_by == {"EASE", "PureSVD", "User-user kNN"}
+    assert pages[-1].skipped and "User-user kNN cannot fold in" in pages[-1].skipped[0]
+    # the same pages without dedupe do repeat titles: the guarantee is the dedupe's doing
+    loose = PageSettings(**{**settings.__dict__, "dedupe": False})
+    assert max(mixed.for_user(user, loose).metrics["duplicates"] for user in USERS) > 0
+
+
+def test_rows_from_a_model_without_item_neighbours_say_where_they_come_from(builder, user_knn):
+    page = builder.with_row_models({"because": user_knn}).for_user(42, PageSettings(dedupe=False, max_rows=50))
+    because = [row for row in page.rows if row.kind == "because"]
+    assert because and all(row.model == "User-user kNN" for row in because)
+    for row in because:
+        seed = row.title.removeprefix("Because you watched ")
+        assert set(row.reasons) == {f"Because you watched {seed}, similar titles by co-watching "
+                                    "(User-user kNN has no item neighbours)"}
+
+
+class CountingModel:
+    """A fitted model whose score / score_history calls are counted (everything else passes through)."""
+
+    def __init__(self, model):
+        self._model = model
+        self.calls = {"score": 0, "score_history": 0}
+
+    def __getattr__(self, name):
+        attribute = getattr(self._model, name)
+        if name not in self.calls:
+            return attribute
+
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return attribute(*args, **kwargs)
+        return counted
+
+
+def test_each_model_scores_the_person_once_per_page(train, ease):
+    knn = CountingModel(create("item_knn").fit(train))
+    counted_ease = CountingModel(ease)
+    mixed = HomepageBuilder(knn, train, row_models={"top_picks": counted_ease, "genre": counted_ease,
+                                                     "new": counted_ease})
+    page = mixed.for_user(7, PageSettings(max_rows=20))
+    assert {row.model for row in page.rows} >= {"EASE", "Item-item kNN"}
+    assert knn.calls == {"score": 1, "score_history": 0}
+    assert counted_ease.calls == {"score": 1, "score_history": 0}
+    mixed.for_new_visitor(popular_picks(train))
+    assert knn.calls == {"score": 1, "score_history": 1}
+    assert counted_ease.calls == {"score": 1, "score_history": 1}
+
+
+def test_a_row_model_without_fold_in_is_left_out_for_a_new_visitor_with_the_reason(builder, train, user_knn):
+    settings = PageSettings(dedupe=False, max_rows=50)
+    picks = popular_picks(train)
+    page = builder.with_row_models({"because": user_knn}).for_new_visitor(picks, settings)
+    assert page.skipped == ["Because you watched: left out, because User-user kNN cannot fold in a new visitor "
+                            "(it only knows the users it was trained on)."]
+    assert not [row for row in page.rows if row.kind == "because"]
+    single = builder.for_new_visitor(picks, settings)
+    # the same rows with the same titles (a mixed page orders rows by percentile ranks, so compare as sets)
+    assert sorted(row.key for row in single.rows if row.kind != "because") == sorted(row.key for row in page.rows)
+    for row in page.rows:
+        np.testing.assert_array_equal(row.items, single.row(row.key).items)
+    # a known user is fine: user-user kNN scores the people it was trained on
+    assert any(row.kind == "because" for row in builder.with_row_models({"because": user_knn}).for_user(7).rows)
+    # the default model places the page, so it must fold in itself; the error names it
+    with pytest.raises(DataError, match="User-user kNN cannot build a page for a new visitor"):
+        HomepageBuilder(user_knn, train, row_models={"top_picks": builder.model}).for_new_visitor(picks)
+
+
+def test_row_models_on_other_data_unknown_kinds_and_untrained_models_are_explained(builder, train):
+    other = make_split(load("sample"), "random", test_fraction=0.2, seed=1).train
+    with pytest.raises(DataError, match="EASE, chosen for Genre rows, was trained on different data than Item-item kNN"):
+        builder.with_row_models({"genre": create("ease").fit(other)})
+    with pytest.raises(DataError, match="no row kind 'trending' that takes its own model"):
+        builder.with_row_models({"trending": builder.model})
+    with pytest.raises(DataError, match="iALS, chosen for Top picks, is not trained yet"):
+        builder.with_row_models({"top_picks": create("ials")})
+
+
+def brute_force_percentiles(scores: np.ndarray) -> np.ndarray:
+    """Items ranked below, plus half the other items tied with it, over n - 1 (one loop per item)."""
+    n = len(scores)
+    return np.array([((scores < s).sum() + ((scores == s).sum() - 1) / 2) / (n - 1) for s in scores])
+
+
+def test_mixed_rows_are_ordered_by_each_models_percentile_ranks(builder, train, ease):
+    from recsys.serving.rerank import normalise
+
+    mixed = builder.with_row_models({"top_picks": ease, "genre": ease})
+    for user in USERS[:3]:
+        page = mixed.for_user(user, PageSettings(dedupe=False, max_rows=50))
+        percentiles = {"EASE": brute_force_percentiles(normalise(ease.score([user])[0])),
+                       "Item-item kNN": brute_force_percentiles(normalise(builder.model.score([user])[0]))}
+        for row in page.rows:
+            weight = 0.5 if row.kind == "watch_again" else 1.0
+            by = percentiles[row.model or "Item-item kNN"]   # model-free rows are placed by the default
+            assert row.relevance == pytest.approx(weight * by[row.items].mean(), rel=1e-9), row.key
+        relevance = [row.relevance for row in page.rows]
+        assert relevance == sorted(relevance, reverse=True)
