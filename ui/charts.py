@@ -180,3 +180,126 @@ def attention_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
         tooltip=[alt.Tooltip("query:N", title="At"), alt.Tooltip("key:N", title="Looks at"),
                  alt.Tooltip("weight:Q", format=".3f", title="Weight")],
     ).properties(autosize=FIT_WIDTH, height=alt.Step(22), title=title)
+
+
+# ---------------------------------------------------------------------- Compare: trade-offs
+def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, title: str,
+                     y_format: str = ",.2f") -> alt.Chart:
+    """One labelled point per run on two metrics; the Pareto front (df column ``on_front``) joined by a line.
+
+    Front points are filled, dominated ones hollow; no legend, since each point carries its run's name.
+    Shares (``y_format`` "%") start at 0: padding below a share would draw a meaningless negative tick.
+    """
+    df = df.assign(label_above=df[x].rank(method="first").to_numpy() % 2 == 1)
+    share = y_format.endswith("%")
+    y_scale = alt.Scale(zero=True, padding=0) if share else alt.Scale(zero=False, padding=24)
+    base = alt.Chart(df).encode(
+        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False, padding=36)),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale, axis=alt.Axis(format=y_format)),
+    )
+    front = base.transform_filter(alt.datum.on_front).mark_line(color="#5f6368", strokeDash=[5, 3]).encode(
+        order=alt.Order(f"{x}:Q"))
+    points = base.mark_point(size=150, strokeWidth=2.5).encode(
+        color=alt.Color("run:N", legend=None),
+        fill=alt.condition(alt.datum.on_front, alt.Color("run:N", legend=None), alt.value("white")),
+        tooltip=[alt.Tooltip("run:N", title="Model"), alt.Tooltip(f"{x}:Q", title=x_title, format=".4f"),
+                 alt.Tooltip(f"{y}:Q", title=y_title, format=".4f"),
+                 alt.Tooltip("on_front:N", title="On the Pareto front")],
+    )
+    # neighbours along x take turns labelling above and below, so two close runs do not print over each other
+    above = base.transform_filter(alt.datum.label_above).mark_text(dy=-14, fontSize=11).encode(text="run:N")
+    below = base.transform_filter(~alt.datum.label_above).mark_text(dy=18, fontSize=11).encode(text="run:N")
+    return alt.layer(front, points, above, below).properties(autosize=FIT_WIDTH, height=300, title=title)
+
+
+def segment_bars(df: pd.DataFrame, metric_title: str) -> alt.Chart:
+    """Mean metric per user segment (grouped by run) with 95 % interval whiskers (df from segment_metrics)."""
+    order = list(dict.fromkeys(df["label"]))
+    base = alt.Chart(df).encode(
+        x=alt.X("label:N", title="Users by number of training interactions", sort=order,
+                axis=alt.Axis(labelAngle=0, labelLimit=220)),
+        xOffset=alt.XOffset("run:N"),
+    )
+    bars = base.mark_bar().encode(
+        y=alt.Y("mean:Q", title=metric_title),
+        color=alt.Color("run:N", title="Model"),
+        tooltip=[alt.Tooltip("run:N", title="Model"), alt.Tooltip("label:N", title="Segment"),
+                 alt.Tooltip("users:Q", title="Users", format=","), alt.Tooltip("mean:Q", format=".4f"),
+                 alt.Tooltip("low:Q", title="95% low", format=".4f"),
+                 alt.Tooltip("high:Q", title="95% high", format=".4f")],
+    )
+    whiskers = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")
+    return (bars + whiskers).properties(autosize=FIT_WIDTH, height=HEIGHT,
+                                        title=f"{metric_title} for new, casual and heavy users (95% interval)")
+
+
+CONSUMED = "Consumed in test"
+
+
+def exposure_bars(df: pd.DataFrame, k: int) -> alt.Chart:
+    """Share of top-K slots per popularity bucket for each run, beside the share people consumed (grey bar).
+
+    The colour scale's domain is the runs alone, sorted as the other charts sort them, so each run keeps
+    its colour across the page; the consumed bar is painted grey outside the scale.
+    """
+    runs = sorted(df["run"].unique())
+    shown = df.rename(columns={"recommended_share": "share", "run": "series"})[["bucket", "share", "items", "series"]]
+    consumed = (df.groupby("bucket", sort=False, as_index=False)
+                .agg(share=("consumed_share", "first"), items=("items", "first")).assign(series=CONSUMED))
+    long = pd.concat([shown, consumed], ignore_index=True)
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("bucket:N", title="Item popularity bucket (by share of training interactions)",
+                sort=["head", "mid", "tail"], axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("series:N", sort=[*runs, CONSUMED]),
+        y=alt.Y("share:Q", title="Share of top-K slots / of consumption", axis=alt.Axis(format="%")),
+        color=alt.condition(alt.datum.series == CONSUMED, alt.value("#9aa0a6"),
+                            alt.Color("series:N", title="Model", scale=alt.Scale(domain=runs))),
+        tooltip=[alt.Tooltip("series:N", title="Series"), alt.Tooltip("bucket:N", title="Bucket"),
+                 alt.Tooltip("items:Q", title="Items in bucket", format=","),
+                 alt.Tooltip("share:Q", title="Share", format=".1%")],
+    ).properties(autosize=FIT_WIDTH, height=HEIGHT,
+                 title=f"Who gets exposure: top-{k} slots per bucket (grey: share consumed in the test set)")
+
+
+def distribution_boxes(df: pd.DataFrame, metric_title: str) -> alt.Chart:
+    """Box plot per run from precomputed quartiles and whiskers (df from tradeoffs.distribution_summary)."""
+    base = alt.Chart(df).encode(y=alt.Y("run:N", title=None, axis=alt.Axis(labelLimit=220)))
+    tooltip = [alt.Tooltip("run:N", title="Model"), alt.Tooltip("median:Q", format=".3f", title="Median"),
+               alt.Tooltip("q1:Q", format=".3f", title="25th percentile"),
+               alt.Tooltip("q3:Q", format=".3f", title="75th percentile"),
+               alt.Tooltip("mean:Q", format=".3f", title="Mean"),
+               alt.Tooltip("zero_share:Q", format=".1%", title="Users with no hit"),
+               alt.Tooltip("users:Q", format=",", title="Users")]
+    whisker = base.mark_rule(color="#5f6368").encode(x=alt.X("whisker_low:Q", title=metric_title),
+                                                     x2="whisker_high:Q", tooltip=tooltip)
+    box = base.mark_bar(size=18, opacity=0.85).encode(x="q1:Q", x2="q3:Q", color=alt.Color("run:N", legend=None),
+                                                      tooltip=tooltip)
+    median = base.mark_tick(color="white", thickness=2, size=18).encode(x="median:Q", tooltip=tooltip)
+    mean = base.mark_point(shape="diamond", color="black", size=50, filled=True).encode(x="mean:Q", tooltip=tooltip)
+    return alt.layer(whisker, box, median, mean).properties(
+        autosize=FIT_WIDTH, height=alt.Step(36),
+        title=f"Per-user {metric_title}: how it spreads over users")
+
+
+def sweep_metric(df: pd.DataFrame, param: str, metric_title: str, log_x: bool) -> alt.Chart:
+    """Validation and test metric against the swept value (df columns value, valid, test)."""
+    long = df.melt(id_vars=["value"], value_vars=["valid", "test"], var_name="part", value_name="score")
+    long["part"] = long["part"].map({"valid": "Validation", "test": "Test"})
+    scale = alt.Scale(type="log") if log_x else alt.Scale(zero=False)
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("value:Q", title=param, scale=scale),
+        y=alt.Y("score:Q", title=metric_title, scale=alt.Scale(zero=False)),
+        color=alt.Color("part:N", title="Scored on", sort=["Validation", "Test"]),
+        tooltip=[alt.Tooltip("value:Q", title=param), alt.Tooltip("part:N", title="Scored on"),
+                 alt.Tooltip("score:Q", title=metric_title, format=".4f")],
+    ).properties(autosize=FIT_WIDTH, height=HEIGHT, title=f"{metric_title} as {param} changes")
+
+
+def sweep_loss(df: pd.DataFrame, param: str, log_x: bool) -> alt.Chart:
+    """Final training loss against the swept value (rows without a loss are left out)."""
+    scale = alt.Scale(type="log") if log_x else alt.Scale(zero=False)
+    return alt.Chart(df.dropna(subset=["loss"])).mark_line(point=True, color="#d62728").encode(
+        x=alt.X("value:Q", title=param, scale=scale),
+        y=alt.Y("loss:Q", title="Final training loss", scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("value:Q", title=param), alt.Tooltip("loss:Q", title="Loss", format=",.4g")],
+    ).properties(autosize=FIT_WIDTH, height=HEIGHT, title=f"Training loss as {param} changes")

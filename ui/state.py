@@ -37,6 +37,8 @@ def init() -> None:
         ss.setdefault(key, value)
     if "_select_dataset" in ss:  # a page loaded a dataset: select it before the widget is drawn
         ss["sidebar_dataset"] = ss.pop("_select_dataset")
+    for key, value in ss.pop("_apply_widgets", {}).items():  # a shared link's sidebar settings (ui.share)
+        ss[key] = value
     ss.setdefault("dataset_label", ss["sidebar_dataset"])
     ss.setdefault("split_config", defaults)
 

@@ -247,9 +247,10 @@ def test_compare_page_shows_both_models_and_a_paired_test(app):
     # popularity recommends (nearly) the same ten items to everyone: kNN covers far more of the catalogue
     coverage = dict(zip(table["model"], table["coverage@10"]))
     assert coverage["Item-item kNN"] > coverage["Most popular"]
-    assert charts(app) == ["NDCG as the list grows", "NDCG@10 (95% bootstrap interval)",
-                           "Catalogue coverage@10 (share of items ever recommended)",
-                           "Novelty@10 (bits of surprise per item)"]
+    # the overview charts come first; the deeper ones are checked in test_compare_page.py
+    assert charts(app)[:4] == ["NDCG as the list grows", "NDCG@10 (95% bootstrap interval)",
+                               "Catalogue coverage@10 (share of items ever recommended)",
+                               "Novelty@10 (bits of surprise per item)"]
 
     # the paired test names the better model (by the table) as the better one
     assert app.selectbox(key="compare_a").value == "Most popular"
