@@ -92,7 +92,7 @@ def test_newcomer_sees_data_trains_two_models_and_compares_them(server, browser_
 
     # 3. Compare both runs
     nav(page, "Compare")
-    page.wait_for_url(re.compile(r"/compare$"))
+    page.wait_for_url(re.compile(r"/compare(\?.*)?$"))
     page.get_by_role("heading", name="Metrics at K = 10").wait_for()
     wait_charts(page, 4)
     page.get_by_role("heading", name="Is the difference real?").wait_for()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import pandas as pd
 import pytest
+import torch
 
 from recsys.data import Dataset
 from recsys.data.errors import DataError
