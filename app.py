@@ -23,28 +23,40 @@ SPLITS = {
 
 
 def sidebar() -> None:
-    """Widgets keep their own state under fixed keys, so values survive page switches."""
+    """The data and split widgets start from the remembered values (ui.state), so they survive page
+    switches, interrupted runs and programmatic changes alike."""
     ss = st.session_state
+    value, key = state.sidebar_value, state.sidebar_key
     with st.sidebar:
         st.header("Data & split")
-        st.selectbox("Dataset", list(state.sources()), key="sidebar_dataset",
-                     help="Load MovieLens or upload your own file on the Data page.")
-        method = st.selectbox("Split", list(SPLITS), format_func=SPLITS.get, key="sidebar_split")
+        sources = list(state.sources())
+        dataset = st.selectbox("Dataset", sources, key=key("sidebar_dataset"),
+                               index=sources.index(value("sidebar_dataset")) if value("sidebar_dataset") in sources
+                               else 0, help="Load MovieLens or upload your own file on the Data page.")
+        method = st.selectbox("Split", list(SPLITS), format_func=SPLITS.get, key=key("sidebar_split"),
+                              index=list(SPLITS).index(value("sidebar_split")))
         if method == "leave_last":
-            st.number_input("Held-out items per user (n)", 1, 20, key="sidebar_n")
+            n = st.number_input("Held-out items per user (n)", 1, 20, value=int(value("sidebar_n")),
+                                key=key("sidebar_n"))
+            test = value("sidebar_test")
         else:
-            st.slider("Test share", 0.05, 0.5, step=0.05, key="sidebar_test")
-        st.number_input("Seed", 0, 2**31 - 1, key="sidebar_seed",
-                        help="Same data, split, parameters and seed give the same model.")
-        positives = st.radio("Positives for top-N", ["all", "threshold"], key="sidebar_pos", horizontal=True,
+            test = st.slider("Test share", 0.05, 0.5, value=float(value("sidebar_test")), step=0.05,
+                             key=key("sidebar_test"))
+            n = value("sidebar_n")
+        seed = st.number_input("Seed", 0, 2**31 - 1, value=int(value("sidebar_seed")), key=key("sidebar_seed"),
+                               help="Same data, split, parameters and seed give the same model.")
+        positives = st.radio("Positives for top-N", ["all", "threshold"], key=key("sidebar_pos"), horizontal=True,
+                             index=["all", "threshold"].index(value("sidebar_pos")),
                              format_func={"all": "every interaction", "threshold": "ratings ≥ t"}.get)
         if positives == "threshold":
-            st.number_input("t", 0.0, 100.0, step=0.5, key="sidebar_t")
-    ss["dataset_label"] = ss["sidebar_dataset"]
-    ss["split_config"] = state.SplitConfig(
-        method, float(ss["sidebar_test"]), int(ss["sidebar_n"]), int(ss["sidebar_seed"]),
-        positives, float(ss["sidebar_t"]),
-    )
+            threshold = st.number_input("t", 0.0, 100.0, value=float(value("sidebar_t")), step=0.5,
+                                        key=key("sidebar_t"))
+        else:
+            threshold = value("sidebar_t")
+    state.remember_sidebar({"sidebar_dataset": dataset, "sidebar_split": method, "sidebar_test": test,
+                            "sidebar_n": n, "sidebar_seed": seed, "sidebar_pos": positives, "sidebar_t": threshold})
+    ss["dataset_label"] = dataset
+    ss["split_config"] = state.SplitConfig(method, float(test), int(n), int(seed), positives, float(threshold))
 
 
 pages = [

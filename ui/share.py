@@ -141,12 +141,11 @@ def apply_link() -> list[str]:
 
 def _sidebar_changes(link: Link) -> dict:
     """Sidebar widget values the link asks for that differ from the current ones."""
-    ss = st.session_state
     wanted = {SPLIT_PARAMS[name][1]: link.split[field_name]
               for name, (field_name, _) in SPLIT_PARAMS.items() if field_name in link.split}
     if link.dataset in state.sources():
         wanted["sidebar_dataset"] = link.dataset
-    return {key: value for key, value in wanted.items() if ss.get(key) != value}
+    return {key: value for key, value in wanted.items() if state.sidebar_value(key) != value}
 
 
 def _adopt_runs(link: Link) -> list[str]:

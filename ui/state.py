@@ -23,24 +23,49 @@ class SplitConfig:
 
 
 def init() -> None:
-    """Defaults for a new session, restoring dataset choice from the URL when it names one."""
+    """Defaults for a new session; hands programmatic sidebar changes (a loaded dataset, a shared link)
+    to the sidebar before it is drawn."""
     ss = st.session_state
     ss.setdefault("sources", {SAMPLE["label"]: SAMPLE})
     ss.setdefault("runs", [])  # list of run specs (dicts), the models live in the run cache
     ss.setdefault("training", [])  # specs this session started training (jobs run in the background)
     ss.setdefault("train_messages", [])  # (kind, text) outcomes of finished trainings, newest last
     defaults = SplitConfig()
-    for key, value in (("sidebar_dataset", SAMPLE["label"]), ("sidebar_split", defaults.method),
-                       ("sidebar_test", defaults.test_fraction), ("sidebar_n", defaults.n),
-                       ("sidebar_seed", defaults.seed), ("sidebar_pos", defaults.positives),
-                       ("sidebar_t", defaults.threshold)):
-        ss.setdefault(key, value)
-    if "_select_dataset" in ss:  # a page loaded a dataset: select it before the widget is drawn
-        ss["sidebar_dataset"] = ss.pop("_select_dataset")
-    for key, value in ss.pop("_apply_widgets", {}).items():  # a shared link's sidebar settings (ui.share)
-        ss[key] = value
-    ss.setdefault("dataset_label", ss["sidebar_dataset"])
+    ss.setdefault(SIDEBAR, {"sidebar_dataset": SAMPLE["label"], "sidebar_split": defaults.method,
+                            "sidebar_test": defaults.test_fraction, "sidebar_n": defaults.n,
+                            "sidebar_seed": defaults.seed, "sidebar_pos": defaults.positives,
+                            "sidebar_t": defaults.threshold})
+    ss.setdefault(SIDEBAR_GENERATION, 0)
+    pending = ss.pop("_apply_widgets", {})  # a shared link's sidebar settings (ui.share)
+    if "_select_dataset" in ss:  # a page loaded a dataset: select it
+        pending["sidebar_dataset"] = ss.pop("_select_dataset")
+    if pending:
+        ss[SIDEBAR].update(pending)
+        ss[SIDEBAR_GENERATION] += 1  # fresh widgets, whose initial values are the new ones
+    ss.setdefault("dataset_label", ss[SIDEBAR]["sidebar_dataset"])
     ss.setdefault("split_config", defaults)
+
+
+# The sidebar's values live in SIDEBAR, not in the widgets' own state. Streamlit resets widget
+# state when a page switch interrupts a run, and the browser then showed (and later sent back)
+# the widgets' minimums, e.g. seed 0 and test share 0.05, while the server still held 42 and
+# 0.2: the next model was silently trained on another split. A widget whose initial value is
+# the remembered one cannot drift that way. A programmatic change starts a new generation of
+# widget keys, because a drawn widget ignores a new initial value.
+SIDEBAR, SIDEBAR_GENERATION = "_sidebar", "_sidebar_generation"
+
+
+def sidebar_value(name: str):
+    return st.session_state[SIDEBAR][name]
+
+
+def sidebar_key(name: str) -> str:
+    generation = st.session_state[SIDEBAR_GENERATION]
+    return name if generation == 0 else f"{name}__{generation}"
+
+
+def remember_sidebar(values: dict) -> None:
+    st.session_state[SIDEBAR].update(values)
 
 
 def sources() -> dict[str, dict]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from recsys.evaluation import tradeoffs
+from tests.app.test_pages import sidebar_widget
 
 TRAIN = "app_pages/train.py"
 COMPARE = "app_pages/compare.py"
@@ -207,8 +208,8 @@ def test_a_link_with_other_split_settings_moves_the_sidebar(app):
     app.run()
     app.switch_page(COMPARE).run()
     assert not app.exception, [e.value for e in app.exception]
-    assert app.sidebar.selectbox(key="sidebar_split").value == "temporal"
-    assert app.sidebar.slider(key="sidebar_test").value == pytest.approx(0.3)
+    assert sidebar_widget(app, "selectbox", "Split").value == "temporal"
+    assert sidebar_widget(app, "slider", "Test share").value == pytest.approx(0.3)
     texts = [w.value for w in app.warning]
     assert any("'k=7' is not one of 1, 5, 10, 20, 50" in t for t in texts), texts
     assert any("0123456789abcdef" in t for t in texts), texts
@@ -275,8 +276,8 @@ def test_a_link_made_on_another_split_moves_the_fresh_sessions_sidebar_and_shows
     from streamlit.testing.v1 import AppTest
 
     app.run()
-    app.sidebar.selectbox(key="sidebar_split").set_value("temporal").run()
-    app.sidebar.slider(key="sidebar_test").set_value(0.3).run()
+    sidebar_widget(app, "selectbox", "Split").set_value("temporal").run()
+    sidebar_widget(app, "slider", "Test share").set_value(0.3).run()
     app.switch_page(TRAIN).run()
     train(app, "pop")
     app.switch_page(COMPARE).run()
@@ -290,8 +291,8 @@ def test_a_link_made_on_another_split_moves_the_fresh_sessions_sidebar_and_shows
     fresh.run()
     fresh.switch_page(COMPARE).run()
     assert not fresh.exception, [e.value for e in fresh.exception]
-    assert fresh.sidebar.selectbox(key="sidebar_split").value == "temporal"
-    assert fresh.sidebar.slider(key="sidebar_test").value == pytest.approx(0.3)
+    assert sidebar_widget(fresh, "selectbox", "Split").value == "temporal"
+    assert sidebar_widget(fresh, "slider", "Test share").value == pytest.approx(0.3)
     assert not [w.value for w in fresh.warning if "link" in w.value.lower()]
     shown = fresh.dataframe[0].value
     assert list(shown["model"]) == ["Most popular"]

@@ -78,12 +78,17 @@ def trained_app(app) -> tuple:
     return app, results
 
 
+def sidebar_widget(app, kind: str, label: str):
+    """A sidebar widget by its label: its key changes with each programmatic change (ui.state)."""
+    return next(w for w in getattr(app.sidebar, kind) if w.label == label)
+
+
 # ---------------------------------------------------------------------------- Data
 def test_data_page_shows_the_sample(app, sample):
     app.run()
     assert_clean(app)
     assert app.title[0].value == "Data"
-    assert app.sidebar.selectbox(key="sidebar_dataset").value == sample.name
+    assert sidebar_widget(app, "selectbox", "Dataset").value == sample.name
     assert sample.name in [h.value for h in app.subheader]
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Users"] == f"{sample.n_users:,}" == "2,500"
@@ -130,7 +135,7 @@ def test_data_page_shows_a_loader_error_for_a_broken_table(app, tmp_path):
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert [e.value for e in app.error] == [message]
-    assert app.sidebar.selectbox(key="sidebar_dataset").value == descriptor["label"]
+    assert sidebar_widget(app, "selectbox", "Dataset").value == descriptor["label"]
     assert not app.metric  # the page stops instead of drawing an overview of nothing
     assert not charts(app)
 
