@@ -41,7 +41,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
 from recsys.data.split import Split, make_split
 from recsys.evaluation.evaluator import Report
-from recsys.models.persist import ArtifactError, load_model, read_header, save_model
+from recsys.models.persist import ArtifactError, atomic_write, load_model, read_header, save_model
 
 SCHEMA_VERSION = 1
 BUNDLE_FORMAT = "recsys-explorer-bundle"
@@ -168,8 +168,8 @@ def save_report(report: Report, folder: Path) -> None:
               "n_skipped_users": report.n_skipped_users, "score_seconds": report.score_seconds,
               "total_seconds": report.total_seconds, "rmse": report.rmse, "mae": report.mae,
               "n_rated": report.n_rated, "model": report.model, "extra": report.extra}
-    _write_file(folder / REPORT_JSON, lambda f: f.write(json.dumps(header).encode()))
-    _write_file(folder / REPORT_NPZ, lambda f: np.savez(f, **arrays))
+    atomic_write(folder / REPORT_JSON, lambda f: f.write(json.dumps(header).encode()))
+    atomic_write(folder / REPORT_NPZ, lambda f: np.savez(f, **arrays))
 
 
 def load_report(folder: Path) -> Report:
@@ -208,20 +208,6 @@ def report_metrics(report: Report) -> dict:
         row.update({"rmse": report.rmse, "mae": report.mae})
     row["n_users"] = int(len(report.users))
     return row
-
-
-def _write_file(path: Path, write) -> None:
-    """Temporary file + rename: a crash never leaves a half-written file under the final name."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------------- the store
@@ -542,7 +528,7 @@ class ExperimentStore:
                     staging.mkdir(parents=True)
                     for name in entry["_files"]:
                         member = zf.read(f"runs/{entry['run_id']}/{name}")
-                        _write_file(staging / name, lambda f, data=member: f.write(data))
+                        atomic_write(staging / name, lambda f, data=member: f.write(data))
                     self._install(staging, self.artifacts / entry["run_id"])
                     installed.append(entry["run_id"])
                 with self._connect() as db:

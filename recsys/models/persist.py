@@ -282,10 +282,10 @@ def save_model(model: Recommender, folder: str | Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "version": VERSION, "train_fingerprint": model.train_.fingerprint,
               "train_shape": [model.train_.n_users, model.train_.n_items], "model": tree}
-    _atomic_write(folder / STATE_FILE, lambda f: f.write(json.dumps(header).encode()))
-    _atomic_write(folder / ARRAYS_FILE, lambda f: np.savez(f, **writer.arrays))
+    atomic_write(folder / STATE_FILE, lambda f: f.write(json.dumps(header).encode()))
+    atomic_write(folder / ARRAYS_FILE, lambda f: np.savez(f, **writer.arrays))
     if writer.modules:
-        _atomic_write(folder / MODULES_FILE, lambda f: torch.save(writer.modules, f))
+        atomic_write(folder / MODULES_FILE, lambda f: torch.save(writer.modules, f))
 
 
 def load_model(folder: str | Path, train: Dataset) -> Recommender:
@@ -338,7 +338,7 @@ def read_header(folder: str | Path) -> dict:
     return header
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write through a temporary file and rename it, so a crash never leaves half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
