@@ -17,8 +17,12 @@ def train_model(page, label: str) -> None:
     choose.type(label)
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
-    page.get_by_text(f"{label} — ").click()
-    page.get_by_role("button", name=f"Train {label}").click()
+    wait_idle(page)  # the selection reruns the page: a click during the rerun can land on a stale element
+    button = page.get_by_role("button", name=f"Train {label}")
+    if not button.is_visible():  # its form sits in an expander that is collapsed when many models are chosen
+        page.get_by_text(f"{label} — ").click()
+        wait_idle(page)
+    button.click()
     page.get_by_text(re.compile(rf"^{re.escape(label)}: NDCG@10 = ")).wait_for(timeout=TRAIN_TIMEOUT_MS)
     wait_idle(page)
 
