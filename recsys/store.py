@@ -307,6 +307,21 @@ class ExperimentStore:
             return None
         return {"fingerprint": fingerprint, "label": row[0], "source": json.loads(row[1]), "card": json.loads(row[2])}
 
+    def shared_source(self, label: str, uploads_dir: str | Path | None = None) -> dict | None:
+        """The source descriptor of a dataset stored under ``label`` that anyone may open here (the sample, a
+        file on this server's disk that still exists), newest first; None for uploads and unknown labels, so a
+        shared link never opens somebody else's upload."""
+        with self._connect() as db:
+            rows = db.execute("SELECT source FROM datasets WHERE label = ? ORDER BY created_at DESC",
+                              (label,)).fetchall()
+        for (raw,) in rows:
+            source = json.loads(raw)
+            if owner_scope(source, "", uploads_dir) != SHARED or source.get("kind") not in ("sample", "path"):
+                continue
+            if source.get("kind") == "sample" or Path(str(source.get("path", ""))).expanduser().exists():
+                return source
+        return None
+
     # ------------------------------------------------------------------ run lifecycle
     def begin(self, *, run_id: str, owner: str, model: str, label: str, params: dict, dataset: str, split: dict,
               name: str | None = None) -> None:

@@ -84,6 +84,11 @@ def owner_for(source: dict) -> str:
     return owner_scope(source, owner_token(), data.data_home() / "uploads")
 
 
+def shared_source(label: str) -> dict | None:
+    """A dataset some session loaded from this server's disk under ``label`` (never an upload), or None."""
+    return store().shared_source(label, data.data_home() / "uploads")
+
+
 def split_dict(config: state.SplitConfig) -> dict:
     return asdict(config)
 

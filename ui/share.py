@@ -118,6 +118,12 @@ def apply_link() -> list[str]:
     if not params.get("runs") or ss.get(APPLIED) == params:
         return []
     link = decode(params)
+    if link.dataset and link.dataset not in state.sources() and ss.get("_share_source_added") != params:
+        source = runs.shared_source(link.dataset)  # loaded from this server's disk by someone: open it here too
+        if source is not None:
+            ss["_share_source_added"] = params  # once: the rerun then moves the sidebar as below
+            state.add_source(source)
+            st.rerun()
     pending = _sidebar_changes(link)
     if pending and ss.get("_share_link_pending") != params:
         ss["_share_link_pending"] = params  # rerun once only, even if a value cannot be taken

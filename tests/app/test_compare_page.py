@@ -343,3 +343,41 @@ def test_a_single_run_shows_every_view_without_a_paired_test(app):
     show(app, "tradeoffs")
     rows = _chart_rows(app.get("vega_lite_chart")[0])
     assert [(r["run"], r["on_front"]) for r in rows] == [("Most popular", True)]
+
+
+def test_a_link_to_a_dataset_loaded_from_the_servers_disk_opens_it_in_a_fresh_session(app, tmp_path):
+    """Another session loaded a file from this server's disk and trained on it: the link opens it too."""
+    import pandas as pd
+    from streamlit.testing.v1 import AppTest
+
+    from recsys.data import load
+
+    sample = load("sample")
+    rows = slice(0, 30_000)
+    path = tmp_path / "ratings.csv"
+    pd.DataFrame({"user": sample.user_ids[sample.user[rows]], "item": sample.item_ids[sample.item[rows]],
+                  "rating": sample.rating[rows]}).to_csv(path, index=False)
+    label = "ratings.csv (server)"
+    app.session_state["sources"] = {"Sample catalogue (synthetic)": {"kind": "sample",
+                                                                     "label": "Sample catalogue (synthetic)"},
+                                    label: {"kind": "path", "path": str(path), "label": label}}
+    app.session_state["_select_dataset"] = label
+    app.run()
+    app.switch_page(TRAIN).run()
+    train(app, "pop")
+    app.switch_page(COMPARE).run()
+    assert_clean(app)
+    params = {key: value[0] if isinstance(value, list) else value for key, value in app.query_params.items()}
+    assert params["dataset"] == label
+    original = app.dataframe[0].value
+
+    fresh = AppTest.from_file(str(app._script_path), default_timeout=60)
+    fresh.query_params.update(params)
+    fresh.run()
+    fresh.switch_page(COMPARE).run()
+    assert not fresh.exception, [e.value for e in fresh.exception]
+    assert not [w.value for w in fresh.warning if "has not loaded" in w.value]
+    assert sidebar_widget(fresh, "selectbox", "Dataset").value == label
+    shown = fresh.dataframe[0].value
+    assert list(shown["model"]) == list(original["model"])
+    assert shown["ndcg@10"].tolist() == original["ndcg@10"].tolist()

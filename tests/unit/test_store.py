@@ -362,3 +362,27 @@ def test_a_model_without_a_safe_encoding_keeps_its_evaluation(store, sample, par
     assert store.load_report(run.run_id).means["ndcg@10"] == run.metrics["ndcg@10"]
     with pytest.raises(StoreError, match="stored without its model"):
         store.load_model(run.run_id, parts.train)
+
+
+def test_shared_source_opens_server_files_and_the_sample_but_never_uploads(store, sample, tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    on_disk = tmp_path / "ratings.csv"
+    on_disk.write_text("user,item\n1,2\n")
+    uploaded = uploads / "abc.csv"
+    uploaded.write_text("user,item\n1,2\n")
+    server = {"kind": "path", "path": str(on_disk), "label": "ratings.csv"}
+    store.register_dataset(sample, server, "ratings.csv")
+    assert store.shared_source("ratings.csv", uploads) == server
+    assert store.shared_source("nothing by this name", uploads) is None
+
+    private = {"kind": "path", "path": str(uploaded), "label": "mine.csv"}
+    table = {"kind": "table", "path": str(on_disk), "label": "mapped.csv (upload)"}
+    other = load("sample").subset(np.arange(10), "tiny")  # another fingerprint per registration
+    store.register_dataset(other, private, "mine.csv")
+    store.register_dataset(other.subset(np.arange(5), "tinier"), table, "mapped.csv (upload)")
+    assert store.shared_source("mine.csv", uploads) is None
+    assert store.shared_source("mapped.csv (upload)", uploads) is None
+
+    on_disk.unlink()  # a file that is gone cannot be opened: no descriptor rather than a failing load
+    assert store.shared_source("ratings.csv", uploads) is None
