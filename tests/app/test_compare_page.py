@@ -10,32 +10,14 @@ import numpy as np
 import pytest
 
 from recsys.evaluation import tradeoffs
-from tests.app.test_pages import sidebar_widget
+from tests.app.test_pages import assert_clean, sidebar_widget
+from tests.app.test_pages import charts as chart_titles
+from tests.app.test_pages import submit as click
 
 TRAIN = "app_pages/train.py"
 COMPARE = "app_pages/compare.py"
 MODELS = {"pop": "Most popular", "item_knn": "Item-item kNN"}
 SUCCESS = re.compile(r"^(?P<label>.+): NDCG@10 = (?P<ndcg>\d\.\d{4}) on (?P<users>[\d,]+) test users\.$")
-
-
-def assert_clean(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def chart_titles(at) -> list[str]:
-    titles = []
-    for chart in at.get("vega_lite_chart"):
-        assert chart.proto.datasets and all(d.data.data for d in chart.proto.datasets), "a chart without data"
-        title = json.loads(chart.proto.spec).get("title")
-        titles.append(title["text"] if isinstance(title, dict) else title)
-    return titles
-
-
-def click(at, label: str):
-    buttons = [b for b in at.button if b.label == label]
-    assert buttons, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
-    return buttons[0].click().run()
 
 
 def train(at, key: str) -> None:

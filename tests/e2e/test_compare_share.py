@@ -13,43 +13,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STEP_SHOTS = Path(__file__).resolve().parent / "screenshots"
-DOC_SHOTS = REPO_ROOT / "docs" / "screenshots"
-TRAIN_TIMEOUT_MS = 180_000  # a loaded 2-core runner can take over a minute per training
+from tests.e2e.test_newcomer import DOC_SHOTS, TRAIN_TIMEOUT_MS, nav, no_exception_box, shot, wait_charts, wait_idle
+
 LABELS = ("Most popular", "Item-item kNN")
-
-
-def wait_idle(page) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')",
-                           timeout=TRAIN_TIMEOUT_MS)
-
-
-def wait_charts(page, count: int) -> None:
-    """Wait until ``count`` Altair charts are on the page and drawn (vega-embed renders a canvas or svg)."""
-    page.wait_for_function(
-        "n => { const charts = document.querySelectorAll('[data-testid=stVegaLiteChart]');"
-        " return charts.length === n && [...charts].every(c => c.querySelector('canvas, svg.marks')); }",
-        arg=count,
-    )
-
-
-def no_exception_box(page) -> None:
-    boxes = page.locator("[data-testid=stException]")
-    assert boxes.count() == 0, boxes.first.inner_text()
-
-
-def shot(page, name: str, *also: Path) -> None:
-    page.wait_for_timeout(400)  # let vega finish drawing
-    STEP_SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=STEP_SHOTS / name)
-    for path in also:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=path)
-
-
-def nav(page, title: str) -> None:
-    page.locator("[data-testid=stSidebarNav] a", has_text=title).click()
 
 
 def table_text(page) -> str:

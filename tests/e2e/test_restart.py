@@ -18,28 +18,11 @@ from pathlib import Path
 import pytest
 
 from recsys.store import ExperimentStore
+from tests.e2e.conftest import _free_port, _healthy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_TIMEOUT_MS = 180_000  # a loaded 2-core runner can take over a minute per training
 MODELS = ("Most popular", "Item-item kNN")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().decode().strip() == "ok"
-    except OSError:
-        return False
 
 
 @contextlib.contextmanager
