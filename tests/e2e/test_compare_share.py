@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.e2e.test_newcomer import DOC_SHOTS, TRAIN_TIMEOUT_MS, nav, no_exception_box, shot, wait_charts, wait_idle
+from tests.e2e.helpers import DOC_SHOTS, nav, no_exception_box, shot, train_model, wait_charts, wait_idle
 
 LABELS = ("Most popular", "Item-item kNN")
 
@@ -43,10 +43,7 @@ def test_a_copied_compare_link_opens_the_same_view_in_a_fresh_browser(server, br
     page.get_by_role("heading", name="Train").first.wait_for()
     wait_idle(page)
     for label in LABELS:
-        page.get_by_role("button", name=f"Train {label}").click()
-        page.get_by_text(re.compile(rf"^{re.escape(label)}: NDCG@10 = \d\.\d{{4}} on [\d,]+ test users\.$")).wait_for(
-            timeout=TRAIN_TIMEOUT_MS)
-        wait_idle(page)
+        train_model(page, label)
 
     nav(page, "Compare")
     page.wait_for_url(re.compile(r"/compare"))

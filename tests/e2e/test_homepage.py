@@ -14,7 +14,16 @@ import pytest
 from recsys.data import load
 from recsys.data.split import make_split
 from recsys.serving.rows import Catalogue
-from tests.e2e.test_newcomer import DOC_SHOTS, TRAIN_TIMEOUT_MS, nav, no_exception_box, shot, wait_charts, wait_idle
+from tests.e2e.helpers import (
+    DOC_SHOTS,
+    TRAIN_TIMEOUT_MS,
+    nav,
+    no_exception_box,
+    pick_in_multiselect,
+    shot,
+    wait_charts,
+    wait_idle,
+)
 
 N_PICKS = 5
 
@@ -48,13 +57,7 @@ def test_new_visitor_builds_a_homepage(server, browser_page):
     page.locator("[data-testid=stSelectbox]", has_text="Whose page?").click()
     page.get_by_role("option", name="A new visitor (pick titles)").click()
     page.get_by_text(re.compile(r"^Pick at least 3 titles")).wait_for()
-    picker = page.locator("[data-testid='stMultiSelect'] input").first
-    for label in popular_labels(N_PICKS):
-        picker.click()
-        picker.type(label)
-        page.keyboard.press("Enter")
-        wait_idle(page)
-    page.keyboard.press("Escape")
+    pick_in_multiselect(page, popular_labels(N_PICKS))
     page.locator(".hp-row-title", has_text="Because you picked").first.wait_for()
     wait_charts(page, 1)
     wait_idle(page)

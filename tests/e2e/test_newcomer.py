@@ -7,52 +7,11 @@ the Data and Compare pages are also written to docs/screenshots/ for the README.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from recsys.data import load
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STEP_SHOTS = Path(__file__).resolve().parent / "screenshots"
-DOC_SHOTS = REPO_ROOT / "docs" / "screenshots"
-# generous: on a loaded 2-core runner training plus a 500-sample bootstrap can take over a minute
-TRAIN_TIMEOUT_MS = 180_000
-
-
-def no_exception_box(page) -> None:
-    boxes = page.locator("[data-testid=stException]")
-    assert boxes.count() == 0, boxes.first.inner_text()
-
-
-def wait_idle(page) -> None:
-    """Wait until the script run finished (Streamlit shows a running indicator while it works)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')",
-        timeout=TRAIN_TIMEOUT_MS,
-    )
-
-
-def wait_charts(page, count: int) -> None:
-    """Wait until `count` Altair charts have been drawn (vega-embed renders into a canvas or svg)."""
-    page.wait_for_function(
-        "n => { const charts = document.querySelectorAll('[data-testid=stVegaLiteChart]');"
-        " return charts.length === n && [...charts].every(c => c.querySelector('canvas, svg.marks')); }",
-        arg=count,
-    )
-
-
-def shot(page, name: str, *also: Path) -> None:
-    page.wait_for_timeout(300)  # let vega finish its transitions so the picture is not half-drawn
-    STEP_SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=STEP_SHOTS / name)
-    for path in also:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=path)
-
-
-def nav(page, title: str) -> None:
-    page.locator("[data-testid=stSidebarNav] a", has_text=title).click()
+from tests.e2e.helpers import DOC_SHOTS, nav, no_exception_box, shot, train_model, wait_charts, wait_idle
 
 
 @pytest.mark.e2e
@@ -83,10 +42,7 @@ def test_newcomer_sees_data_trains_two_models_and_compares_them(server, browser_
     shot(page, "02-train.png")
 
     for number, label in ((3, "Most popular"), (4, "Item-item kNN")):
-        page.get_by_role("button", name=f"Train {label}").click()
-        success = page.get_by_text(re.compile(rf"^{re.escape(label)}: NDCG@10 = \d\.\d{{4}} on [\d,]+ test users\.$"))
-        success.wait_for(timeout=TRAIN_TIMEOUT_MS)
-        wait_idle(page)
+        train_model(page, label)
         no_exception_box(page)
         shot(page, f"0{number}-trained-{label.split()[0].lower()}.png")
     page.get_by_role("heading", name="Trained in this session").wait_for()
@@ -111,14 +67,7 @@ def test_newcomer_sees_data_trains_two_models_and_compares_them(server, browser_
     # 4. Look inside: train PureSVD, then its embedding map, then the user-item graph
     nav(page, "Train")
     page.get_by_role("heading", name="Train").first.wait_for()
-    choose = page.locator("[data-testid='stMultiSelect'] input").first
-    choose.click()
-    choose.type("PureSVD")
-    page.keyboard.press("Enter")
-    page.keyboard.press("Escape")
-    page.get_by_text("PureSVD — ").click()
-    page.get_by_role("button", name="Train PureSVD").click()
-    page.get_by_text(re.compile(r"^PureSVD: NDCG@10 = ")).wait_for(timeout=TRAIN_TIMEOUT_MS)
+    train_model(page, "PureSVD", add=True)
 
     nav(page, "Embeddings")
     page.get_by_role("heading", name="Nearest in the embedding space").wait_for()

@@ -19,9 +19,9 @@ import pytest
 
 from recsys.store import ExperimentStore
 from tests.e2e.conftest import _free_port, _healthy
+from tests.e2e.helpers import no_exception_box, train_model, wait_idle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAIN_TIMEOUT_MS = 180_000  # a loaded 2-core runner can take over a minute per training
 MODELS = ("Most popular", "Item-item kNN")
 
 
@@ -67,16 +67,6 @@ def fresh_browser(chromium: str):
             browser.close()
 
 
-def wait_idle(page) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')",
-                           timeout=TRAIN_TIMEOUT_MS)
-
-
-def no_exception_box(page) -> None:
-    boxes = page.locator("[data-testid=stException]")
-    assert boxes.count() == 0, boxes.first.inner_text()
-
-
 def main_text_matching(page, pattern: str, timeout_s: float = 30.0) -> str:
     """The main area's text once it contains ``pattern`` (the page draws its sections one after another)."""
     deadline = time.monotonic() + timeout_s
@@ -95,11 +85,7 @@ def train_on_server_a(page, url: str) -> dict[str, str]:
     wait_idle(page)
     shown = {}
     for label in MODELS:
-        page.get_by_role("button", name=f"Train {label}").click()
-        success = page.get_by_text(re.compile(rf"^{re.escape(label)}: NDCG@10 = \d\.\d{{4}} on [\d,]+ test users\.$"))
-        success.wait_for(timeout=TRAIN_TIMEOUT_MS)
-        shown[label] = re.search(r"NDCG@10 = (\d\.\d{4})", success.inner_text()).group(1)
-        wait_idle(page)
+        shown[label] = re.search(r"NDCG@10 = (\d\.\d{4})", train_model(page, label)).group(1)
         no_exception_box(page)
     return shown
 

@@ -7,24 +7,16 @@ import re
 
 import pytest
 
-from tests.e2e.test_newcomer import DOC_SHOTS, TRAIN_TIMEOUT_MS, nav, no_exception_box, shot, wait_charts, wait_idle
-
-
-def train_model(page, label: str) -> None:
-    """Add ``label`` to the Train page's model list, open its form and train it."""
-    choose = page.locator("[data-testid='stMultiSelect'] input").first
-    choose.click()
-    choose.type(label)
-    page.keyboard.press("Enter")
-    page.keyboard.press("Escape")
-    wait_idle(page)  # the selection reruns the page: a click during the rerun can land on a stale element
-    button = page.get_by_role("button", name=f"Train {label}")
-    if not button.is_visible():  # its form sits in an expander that is collapsed when many models are chosen
-        page.get_by_text(f"{label} — ").click()
-        wait_idle(page)
-    button.click()
-    page.get_by_text(re.compile(rf"^{re.escape(label)}: NDCG@10 = ")).wait_for(timeout=TRAIN_TIMEOUT_MS)
-    wait_idle(page)
+from tests.e2e.helpers import (
+    DOC_SHOTS,
+    TRAIN_TIMEOUT_MS,
+    nav,
+    no_exception_box,
+    shot,
+    train_model,
+    wait_charts,
+    wait_idle,
+)
 
 
 @pytest.mark.e2e
@@ -39,7 +31,7 @@ def test_serving_page_shows_the_tradeoff(server, browser_page):
     page.get_by_role("heading", name="Train").first.wait_for()
     wait_idle(page)
     for label in ("iALS", "EASE"):
-        train_model(page, label)
+        train_model(page, label, add=True)
     no_exception_box(page)
 
     nav(page, "Serving")
