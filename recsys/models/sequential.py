@@ -488,7 +488,7 @@ class GRU4Rec(SequenceModel):
 
     @dataclass
     class Params(TorchParams):
-        hidden: int = param(64, help="Width d of the item embeddings and of the GRU state.", low=4, high=1024,
+        hidden: int = param(128, help="Width d of the item embeddings and of the GRU state.", low=4, high=1024,
                             log=True)
         layers: int = param(1, help="Stacked GRU layers.", low=1, high=4)
         dropout: float = param(0.3, help="Dropout on the embeddings and the GRU output.", low=0.0, high=0.9)

@@ -5,10 +5,10 @@ is the test item), full ranking over all 1682 items, training items excluded, HR
 NDCG@10. There is one split (it has no seed) and each torch model is fitted once with its
 default seed, so every number here is deterministic on a given machine. Measured with the
 defaults (one torch thread): markov HR@10 0.177 / NDCG@10 0.098, sasrec 0.189 / 0.098,
-gru4rec 0.173 / 0.092, pop 0.050 / 0.025. The floors are the issue's. `markov` by default
+gru4rec 0.190 / 0.102, pop 0.050 / 0.025. The floors are the issue's. `markov` by default
 mixes the transition rows of the last five items, a stronger baseline than the plain
 first-order chain (``window=1``: HR@10 0.149, as the issue measured); both neural models
-must beat that plain chain.
+must beat that plain chain by a clear margin, and the default chain too.
 Popularity is checked too: it anchors how much the order of events adds.
 """
 
@@ -66,3 +66,10 @@ def test_neural_sequence_models_beat_the_plain_first_order_chain(key, split, mea
     plain = evaluate(create("markov", window=1).fit(train), train, test, k=[10], bootstrap=0).means
     assert 0.14 <= plain["hit@10"] <= 0.16, plain  # the textbook chain, as measured in the issue (0.149)
     assert means(key)["hit@10"] > plain["hit@10"] + 0.01
+
+
+@pytest.mark.parametrize("key", ["sasrec", "gru4rec"])
+def test_neural_sequence_models_beat_the_default_markov_baseline(key, means):
+    # "a sequential model that does not beat markov is not done": measured +0.012 (sasrec), +0.013 (gru4rec)
+    assert means(key)["hit@10"] > means("markov")["hit@10"] + 0.005
+    assert means(key)["ndcg@10"] >= means("markov")["ndcg@10"] - 0.002
