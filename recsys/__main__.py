@@ -45,12 +45,13 @@ def cmd_bench(args) -> int:
     models = [k.strip() for k in args.models.split(",")] if args.models else None
     protocols = tuple(bench.PROTOCOLS) if args.protocol == "both" else (args.protocol,)
     rows = bench.run(paths, models, seed=args.seed, protocols=protocols)
-    bench.write(rows, Path(args.out), args.seed)
-    figure = bench.store_reuse(paths[0], seed=args.seed)
-    print(f"experiment store, {figure['model']} on {figure['dataset']}: first request {figure['train_seconds']:.3f} s, "
-          f"same configuration again {figure['reuse_seconds']:.3f} s")
-    with open(Path(args.out) / "benchmarks.md", "a") as md:
-        md.write("\n" + bench.store_markdown(figure))
+    # a run of some models only updates their rows and keeps everybody else's
+    bench.write(rows, Path(args.out), args.seed, merge=models is not None)
+    if models is None:
+        figure = bench.store_reuse(paths[0], seed=args.seed)
+        print(f"experiment store, {figure['model']} on {figure['dataset']}: first request "
+              f"{figure['train_seconds']:.3f} s, same configuration again {figure['reuse_seconds']:.3f} s")
+        bench.write_section(Path(args.out) / "benchmarks.md", bench.STORE_HEADING, bench.store_markdown(figure))
     print(f"wrote {args.out}/benchmarks.md and benchmarks.json")
     return 0
 

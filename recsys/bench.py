@@ -280,11 +280,56 @@ def to_markdown(rows: list[BenchRow], seed: int) -> str:
     return "\n".join(lines) + "\n" + NOTES
 
 
-def write(rows: list[BenchRow], out_dir: Path, seed: int) -> None:
+def write(rows: list[BenchRow], out_dir: Path, seed: int, merge: bool = False) -> list[BenchRow]:
+    """Write benchmarks.md and benchmarks.json from ``rows``; returns the rows written.
+
+    With ``merge`` (a run of some models only) the rows already in benchmarks.json for the same
+    seed are kept and only the re-measured (dataset, protocol, model) rows are replaced, so
+    re-benchmarking one model does not drop the others. The sections that other commands write
+    (experiment store, two-stage serving) are carried over either way.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "benchmarks.md").write_text(to_markdown(rows, seed))
+    md_path, json_path = out_dir / "benchmarks.md", out_dir / "benchmarks.json"
+    if merge:
+        rows = merged_rows(json_path, rows, seed)
+    kept = kept_sections(md_path.read_text()) if md_path.exists() else ""
+    md_path.write_text(to_markdown(rows, seed) + kept)
     payload = {"config": config(seed), "results": [asdict(r) for r in rows]}
-    (out_dir / "benchmarks.json").write_text(json.dumps(payload, indent=2))
+    json_path.write_text(json.dumps(payload, indent=2))
+    return rows
+
+
+def merged_rows(json_path: Path, rows: list[BenchRow], seed: int) -> list[BenchRow]:
+    """The rows of an earlier run with the same seed, each replaced by its new measurement when
+    there is one, followed by the rows that are new."""
+    if not json_path.exists():
+        return rows
+    payload = json.loads(json_path.read_text())
+    if payload.get("config", {}).get("seed") != seed:
+        return rows  # figures from another split cannot share a table with these
+    fresh = {(r.dataset, r.protocol, r.model): r for r in rows}
+    merged = []
+    for old in payload.get("results", []):
+        key = (old["dataset"], old["protocol"], old["model"])
+        merged.append(fresh.pop(key, None) or BenchRow(**old))
+    return merged + list(fresh.values())
+
+
+STORE_HEADING = "## Experiment store"
+
+
+def kept_sections(markdown: str) -> str:
+    """The store and serving sections of an existing benchmarks.md, each from its heading to the next."""
+    lines = markdown.splitlines(keepends=True)
+    kept, keeping = [], False
+    for line in lines:
+        if line.startswith("## "):
+            keeping = line.startswith((STORE_HEADING, SERVING_HEADING))
+            if keeping and kept and kept[-1].strip():
+                kept.append("\n")
+        if keeping:
+            kept.append(line)
+    return ("\n" + "".join(kept)) if kept else ""
 
 
 # ---------------------------------------------------------------------------- two-stage serving

@@ -38,6 +38,31 @@ def test_bench_writes_markdown_and_json_with_its_configuration(rows, tmp_path):
     assert [r["model"] for r in payload["results"]] == ["pop", "ease"]
 
 
+def test_benchmarking_some_models_replaces_their_rows_and_keeps_the_rest(rows, tmp_path):
+    from dataclasses import replace
+
+    pop, ease = rows
+    bench.write(rows, tmp_path, seed=42)
+    md = tmp_path / "benchmarks.md"
+    bench.write_section(md, bench.STORE_HEADING, bench.STORE_HEADING + " — x\n\nstore figure\n")
+    bench.write_section(md, bench.SERVING_HEADING, bench.SERVING_HEADING + " — x\n\nserving figure\n")
+
+    remeasured = replace(ease, ndcg_10=0.9876)
+    newcomer = replace(pop, model="random", label="Random", ndcg_10=0.0123)
+    written = bench.write([remeasured, newcomer], tmp_path, seed=42, merge=True)
+    assert [(r.model, r.ndcg_10) for r in written] == [("pop", pop.ndcg_10), ("ease", 0.9876), ("random", 0.0123)]
+    text = md.read_text()
+    assert "| `ease` | 0.9876 |" in text and f"| `ease` | {ease.ndcg_10:.4f} |" not in text
+    assert f"| `pop` | {pop.ndcg_10:.4f} |" in text and "| `random` | 0.0123 |" in text
+    assert "store figure" in text and "serving figure" in text, "the other commands' sections survive"
+    assert [r["model"] for r in json.loads((tmp_path / "benchmarks.json").read_text())["results"]] == [
+        "pop", "ease", "random"]
+
+    # rows measured on another split never share a table with these
+    other_seed = bench.write([newcomer], tmp_path, seed=7, merge=True)
+    assert [r.model for r in other_seed] == ["random"]
+
+
 def test_homepage_latency_figures_cover_plain_and_all_knobs_pages():
     from recsys.data import load
     from recsys.data.split import random_holdout
