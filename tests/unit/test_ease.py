@@ -2,9 +2,11 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys.data import Dataset
 from recsys.models import create
+from recsys.models.factorization import spd_inverse_inplace
 
 
 def test_ease_solves_its_constrained_ridge_problem():
@@ -30,3 +32,21 @@ def test_ease_score_history_equals_score_for_a_users_own_items():
     model = create("ease").fit(ds)
     user = 4
     np.testing.assert_allclose(model.score_history(ds.positives[user].indices), model.score([user])[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 7, 300, 513])
+def test_in_place_cholesky_inverse_matches_the_general_inverse(n):
+    rng = np.random.default_rng(n)
+    x = rng.random((n + 5, n))
+    spd = x.T @ x + 0.5 * np.eye(n)
+    expected = np.linalg.inv(spd)
+    work = spd.copy()
+    got = spd_inverse_inplace(work, block=128)  # blocks smaller than n exercise the mirroring
+    assert np.shares_memory(got, work), "no second n x n array"
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
+    assert np.array_equal(got, got.T)
+
+
+def test_in_place_inverse_refuses_a_matrix_that_is_not_positive_definite():
+    with pytest.raises(ValueError, match="not positive definite"):
+        spd_inverse_inplace(np.diag([1.0, -2.0, 3.0]))
