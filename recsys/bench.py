@@ -265,7 +265,9 @@ def to_markdown(rows: list[BenchRow], seed: int) -> str:
         "excluded, every rating an interaction, **default parameters**. Fit and score times are wall-clock seconds on "
         f"{platform.machine()} with {os.cpu_count()} CPU cores (score = all users, best of 3); peak MB is the "
         "process's peak resident memory during fit and scoring (it includes the loaded data and libraries). "
-        "The JSON file beside this one holds the same rows, every parameter and the full configuration.",
+        "The JSON file beside this one holds the same rows, every parameter and the full configuration. "
+        "`--models a,b` re-measures those models and keeps every other row, so the times in one table can "
+        "come from separate runs (the machine may have been busier for some).",
         "",
     ]
     for dataset, protocol in dict.fromkeys((r.dataset, r.protocol) for r in rows):
