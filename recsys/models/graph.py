@@ -82,9 +82,9 @@ class LightGCN(FactorizationModel, TorchModel):
         factors: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
         layers: int = param(3, help="Propagation layers K (hops over the graph); 0 = plain BPR-MF.",
                             low=0, high=6)
-        reg: float = param(1e-5, help="L2 penalty on the ego (layer-0) embeddings of each triple.",
+        reg: float = param(1e-3, help="L2 penalty on the ego (layer-0) embeddings of each triple.",
                            low=0.0, high=1.0)
-        epochs: int = param(80, help="Passes over the training interactions.", low=1, high=2000)
+        epochs: int = param(120, help="Passes over the training interactions.", low=1, high=2000)
         batch_size: int = param(4096, help="Triples per gradient step.", low=1, high=65536, log=True)
         lr: float = param(5e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
 

@@ -1,8 +1,9 @@
 """LightGCN on real MovieLens-100K with DEFAULT parameters (per-user random 80/20, seed 42).
 
 The issue's floor is 0.42 (the best library implementation measured beside it reached
-0.419); floors move about +-0.01 between split seeds and on this protocol the closed-form
-references sit ~0.01 under theirs, so it is asserted as floor - 0.01 on seed 42.
+0.419). The defaults (reg 1e-3 on the ego embeddings, 120 epochs) came from a small grid:
+with the earlier reg 1e-5 / 80 epochs LightGCN overfitted (0.412, and 0.392 at 150 epochs);
+now NDCG@10 is 0.428 / 0.434 / 0.427 on split seeds 42 / 1 / 2, fitted in about 40 s.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def lightgcn(split):
 def test_lightgcn_reaches_its_floor(split, lightgcn):
     train, test = split
     ndcg = evaluate(lightgcn, train, test, k=[10], bootstrap=0).means["ndcg@10"]
-    assert ndcg >= 0.42 - 0.01, ndcg
+    assert ndcg >= 0.42, ndcg
 
 
 def test_lightgcn_fold_in_agrees_with_the_trained_users(split, lightgcn):
