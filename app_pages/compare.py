@@ -15,9 +15,11 @@ import streamlit as st
 from recsys.data.errors import DataError
 from recsys.evaluation import compare_reports, curve, tradeoffs
 from recsys.evaluation.caveats import caveats
+from recsys.evaluation.sampled import FULL, full_vs_sampled, rank_changes, sampled_label
 from recsys.evaluation.sweep import FitCancelled, default_range, numeric_params, sweep, sweep_values
 from recsys.models import get, registry
 from ui import charts, data, runs, share, state
+from ui.errors import attempt
 
 st.title("Compare")
 
@@ -372,7 +374,62 @@ def sweep_view() -> None:
         show_sweep(st.session_state["compare_sweep_result"])
 
 
-VIEWS = {"overview": overview_view, "tradeoffs": tradeoffs_view, "users": users_view, "sweep": sweep_view}
+# ---------------------------------------------------------------------- full vs sampled
+SAMPLED_METRICS = {"hit": "Hit rate", "ndcg": "NDCG"}
+
+
+def sampled_frame(n_negatives: int):
+    """Full ranking vs the sampled protocol for the selected runs, computed once per (runs, n, K, split)."""
+    cache = st.session_state.setdefault("_compare_sampled", {})
+    key = (tuple(spec["run_id"] for spec in selected), n_negatives, k, split.key())
+    if key not in cache:
+        def score_again():
+            models = {name: entry["model"] for name, entry in entries.items()}  # loads stored models on demand
+            return full_vs_sampled(models, reports, split.train, split.test, k, n_negatives)
+
+        with st.spinner(f"Scoring {len(entries)} run(s) again against {n_negatives:,} sampled items per test item…"):
+            frame = attempt("Scoring the runs against sampled items", score_again)
+        cache.clear()  # one comparison at a time: the frames are small, the point is not to recompute on reruns
+        cache[key] = frame
+    return cache[key]
+
+
+def sampled_view() -> None:
+    st.caption("Many papers and libraries do not rank the whole catalogue: each test item is ranked against about 100 "
+               "items drawn at random from those the person never touched. The numbers look far better and, "
+               "worse, the order of the models can change (Krichene & Rendle, 2020). Every run below is scored "
+               "again that way, with the same random draws, next to its full-ranking number. The effect is strongest "
+               "with one test item per person (the leave-last-out split in the sidebar), the setting those papers use.")
+    c1, c2 = st.columns([1, 2])
+    n_negatives = int(c1.number_input("Sampled items per test item", 10, 5000, 100, step=10,
+                                      key="compare_sampled_n"))
+    metric = c2.radio("Metric", list(SAMPLED_METRICS), format_func=SAMPLED_METRICS.get, horizontal=True,
+                      key="compare_sampled_metric")
+    if len(reports) < 2:
+        st.info("Pick at least two runs above: the point is how their order changes.")
+        return
+    frame = sampled_frame(n_negatives)
+    title = f"{SAMPLED_METRICS[metric]}@{k}"
+    one = frame[frame["metric"] == metric]
+    show(charts.rank_slopes(one, title))
+    changes = rank_changes(frame, metric)
+    if changes:
+        st.warning(f"Sampling changes the order of the models on {title}:\n\n"
+                   + "\n".join(f"- {line}" for line in changes))
+    else:
+        st.success(f"Here sampling keeps the order of these runs on {title}, but every number is inflated, and "
+                   "with other models or another K the order can change.")
+    values = one.pivot(index="run", columns="protocol", values="value")[[FULL, sampled_label(n_negatives)]]
+    values["inflation"] = values[sampled_label(n_negatives)] / values[FULL].where(values[FULL] > 0)
+    st.dataframe(values.reset_index().rename(columns={"run": "model", "inflation": "sampled ÷ full"}),
+                 hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                for c in (FULL, sampled_label(n_negatives))}
+                 | {"sampled ÷ full": st.column_config.NumberColumn(format="%.1f×")})
+
+
+VIEWS = {"overview": overview_view, "tradeoffs": tradeoffs_view, "users": users_view, "sweep": sweep_view,
+         "sampled": sampled_view}
 st.session_state.setdefault("compare_view", "overview")
 view = st.segmented_control("Show", list(VIEWS), format_func=share.VIEWS.get, required=True, key="compare_view")
 VIEWS[view or "overview"]()

@@ -303,3 +303,35 @@ def sweep_loss(df: pd.DataFrame, param: str, log_x: bool) -> alt.Chart:
         y=alt.Y("loss:Q", title="Final training loss", scale=alt.Scale(zero=False)),
         tooltip=[alt.Tooltip("value:Q", title=param), alt.Tooltip("loss:Q", title="Loss", format=",.4g")],
     ).properties(autosize=FIT_WIDTH, height=HEIGHT, title=f"Training loss as {param} changes")
+
+
+def rank_slopes(df: pd.DataFrame, metric_title: str) -> alt.Chart:
+    """Each run's place under full ranking (left) and under the sampled protocol (right), joined by a
+    line: a crossing line is a pair of models whose order sampling swaps (df: run, protocol, value, rank).
+
+    Tied runs share a rank but get neighbouring rows, so their labels do not print over each other.
+    """
+    protocols = list(dict.fromkeys(df["protocol"]))
+    df = df.assign(place=df.groupby("protocol")["value"].rank(ascending=False, method="first").astype(int))
+    n_runs = int(df["place"].max())
+    base = alt.Chart(df).encode(
+        x=alt.X("protocol:N", sort=protocols, title=None, axis=alt.Axis(labelAngle=0, labelFontSize=12),
+                scale=alt.Scale(padding=0.9)),
+        y=alt.Y("place:Q", title=f"Place on {metric_title} (1 = best)",
+                scale=alt.Scale(domain=[n_runs + 0.5, 0.5], nice=False),
+                axis=alt.Axis(values=list(range(1, n_runs + 1)), format="d")),
+        tooltip=[alt.Tooltip("run:N", title="Model"), alt.Tooltip("protocol:N", title="Protocol"),
+                 alt.Tooltip("value:Q", title=metric_title, format=".4f"), alt.Tooltip("rank:Q", title="Rank")],
+    )
+    colour = alt.Color("run:N", legend=None)
+    lines = base.mark_line(strokeWidth=3).encode(color=colour, detail="run:N")
+    points = base.mark_circle(size=140, opacity=1).encode(color=colour)
+    # labels in the page's text colour: a pale series colour is unreadable on white
+    labelled = base.transform_calculate(label=alt.datum.run + " · " + alt.expr.format(alt.datum.value, ".4f"))
+    left = labelled.transform_filter(alt.datum.protocol == protocols[0]).mark_text(
+        align="right", dx=-12, fontSize=12, color="#31333f").encode(text="label:N")
+    right = labelled.transform_filter(alt.datum.protocol == protocols[-1]).mark_text(
+        align="left", dx=12, fontSize=12, color="#31333f").encode(text="label:N")
+    return alt.layer(lines, points, left, right).properties(
+        autosize=FIT_WIDTH, height=max(160, 44 * n_runs),
+        title=f"{metric_title}: the order of the models under each protocol")

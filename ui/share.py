@@ -22,7 +22,8 @@ SPLIT_PARAMS = {"split": ("method", "sidebar_split"), "test": ("test_fraction", 
                 "t": ("threshold", "sidebar_t")}
 APPLIED = "_share_link_applied"
 # The Compare page's views (key -> label); the link names the one that was open.
-VIEWS = {"overview": "Overview", "tradeoffs": "Trade-offs & exposure", "users": "Users", "sweep": "Sweep"}
+VIEWS = {"overview": "Overview", "tradeoffs": "Trade-offs & exposure", "users": "Users", "sweep": "Sweep",
+         "sampled": "Full vs sampled"}
 
 
 @dataclass

@@ -90,6 +90,7 @@ def evaluate(
     features=None,
     head_fraction: float = 0.2,
     progress: ProgressFn | None = None,
+    sampled_negatives: int | None = None,
 ) -> Report:
     """Rank the whole catalogue for each test user and measure the lists.
 
@@ -101,6 +102,12 @@ def evaluate(
     top max(k) list once per batch, then every metric at every k from that list.
     ``bootstrap`` resamples give 95% intervals (0 = none). ``features`` (n_items x d,
     sparse or dense) drives intra-list diversity; it defaults to the genre matrix.
+
+    ``sampled_negatives = n`` reproduces the *sampled* protocol of many papers instead: each
+    user's test positives are ranked only against n items drawn uniformly (seeded by ``seed``)
+    from those the user never interacted with. It exists to show how that protocol misleads
+    (Krichene & Rendle, 2020): the report records n in ``extra["sampled_negatives"]`` and the
+    Compare page's caveats name it. Beyond-accuracy metrics of such lists mean little.
     """
     start = time.perf_counter()
     ks = _check_ks(k)
@@ -111,7 +118,13 @@ def evaluate(
             "No test user has both a training history and a positive test interaction, so "
             "there is nothing to rank. Check the split (test fraction, positive threshold)."
         )
-    ranked = _rank_in_batches(model, train, test, eval_users, max(ks), batch_size, progress)
+    if sampled_negatives is not None and int(sampled_negatives) < 1:
+        raise ValueError(f"sampled_negatives must be a positive number of items; got {sampled_negatives!r}")
+    sampler = None
+    if sampled_negatives is not None:
+        # its own stream, so sampling does not shift the bootstrap's resamples
+        sampler = NegativeCandidates(int(sampled_negatives), np.random.default_rng([seed, 1]))
+    ranked = _rank_in_batches(model, train, test, eval_users, max(ks), batch_size, progress, sampler)
     per_user, list_level = _all_metrics(ranked, train, ks, _default_features(train, features), head_fraction)
     rmse = mae = None
     n_rated = 0
@@ -140,6 +153,7 @@ def evaluate(
         mae=mae,
         n_rated=n_rated,
         model=getattr(model, "label", type(model).__name__),
+        extra={"sampled_negatives": sampler.n} if sampler is not None else {},
     )
 
 
@@ -234,7 +248,32 @@ def _pad(items: np.ndarray, width: int) -> np.ndarray:
     return np.pad(items, ((0, 0), (0, width - items.shape[1])), constant_values=-1)
 
 
-def _rank_in_batches(model, train, test, eval_users, max_k, batch_size, progress) -> dict:
+@dataclass
+class NegativeCandidates:
+    """The sampled protocol's candidate sets: a user's test positives plus ``n`` items drawn
+    uniformly, without replacement, from the items the user has neither trained nor tested on."""
+
+    n: int
+    rng: np.random.Generator
+
+    def mask(self, seen_rows: sp.csr_matrix, positive_rows: sp.csr_matrix) -> np.ndarray:
+        """(users x items) boolean: True where the item may be ranked for that user."""
+        positives = positive_rows.toarray() != 0
+        blocked = positives | (seen_rows.toarray() != 0)
+        # n uniform draws without replacement = the n smallest of i.i.d. uniform keys over the allowed items
+        keys = self.rng.random(blocked.shape)
+        keys[blocked] = np.inf
+        m = min(self.n, blocked.shape[1])
+        drawn = np.argpartition(keys, m - 1, axis=1)[:, :m]
+        allowed = np.isfinite(np.take_along_axis(keys, drawn, axis=1))  # a user with fewer free items gets them all
+        rows = np.broadcast_to(np.arange(blocked.shape[0])[:, None], drawn.shape)
+        candidates = positives
+        candidates[rows[allowed], drawn[allowed]] = True
+        return candidates
+
+
+def _rank_in_batches(model, train, test, eval_users, max_k, batch_size, progress,
+                     sampler: NegativeCandidates | None = None) -> dict:
     graded = _graded_relevance(test)
     positives = test.positives
     n = len(eval_users)
@@ -250,6 +289,8 @@ def _rank_in_batches(model, train, test, eval_users, max_k, batch_size, progress
         t0 = time.perf_counter()
         scores = model.score(batch)
         score_seconds += time.perf_counter() - t0
+        if sampler is not None:
+            scores = np.where(sampler.mask(train.seen[batch], positives[batch]), scores, -np.inf)
         items, _ = top_k(scores, max_k, exclude=train.seen[batch])
         items = _pad(items, max_k)
         graded_rows = graded[batch]

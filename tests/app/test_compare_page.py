@@ -106,6 +106,34 @@ def test_table_matches_the_reports_and_marks_the_best(compared):
                                                                  "Per-user metrics (CSV)"]
 
 
+def test_full_vs_sampled_view_scores_the_runs_again_and_shows_both_orders(compared):
+    from recsys.data import load
+    from recsys.data.split import make_split
+    from recsys.evaluation.sampled import FULL, full_vs_sampled, sampled_label
+    from ui import runs
+
+    app = compared
+    show(app, "sampled")
+    assert chart_titles(app) == ["Hit rate@10: the order of the models under each protocol"]
+    table = app.dataframe[-1].value.set_index("model")
+    split = make_split(load("sample"), "random", test_fraction=0.2, seed=42)  # the sidebar's default split
+    specs = {spec["label"]: spec for spec in app.session_state["runs"]}
+    models = {name: runs.result(spec)["model"] for name, spec in specs.items()}
+    expected = full_vs_sampled(models, reports_of(app), split.train, split.test, 10, 100)
+    hit = expected[expected.metric == "hit"].pivot(index="run", columns="protocol", values="value")
+    for name in MODELS.values():
+        assert table.at[name, FULL] == pytest.approx(hit.at[name, FULL])
+        assert table.at[name, sampled_label(100)] == pytest.approx(hit.at[name, sampled_label(100)])
+        assert table.at[name, "sampled ÷ full"] > 1
+    # fewer sampled items: easier lists, higher numbers, and the chart follows the metric choice
+    app.number_input(key="compare_sampled_n").set_value(20).run()
+    assert_clean(app)
+    smaller = app.dataframe[-1].value.set_index("model")
+    assert (smaller[sampled_label(20)] >= table[sampled_label(100)]).all()
+    app.radio(key="compare_sampled_metric").set_value("ndcg").run()
+    assert chart_titles(app) == ["NDCG@10: the order of the models under each protocol"]
+
+
 def test_pareto_points_in_the_chart_match_the_backend(compared):
     app = compared
     reports = reports_of(app)
@@ -317,10 +345,11 @@ def test_a_single_run_shows_every_view_without_a_paired_test(app):
     assert_clean(app)
     assert "Is the difference real?" not in [h.value for h in app.subheader]
     counts = {}
-    for view in ("overview", "tradeoffs", "users", "sweep"):
+    for view in ("overview", "tradeoffs", "users", "sweep", "sampled"):
         show(app, view)
         counts[view] = len(chart_titles(app))
-    assert counts == {"overview": 4, "tradeoffs": 4, "users": 2, "sweep": 0}
+    assert counts == {"overview": 4, "tradeoffs": 4, "users": 2, "sweep": 0, "sampled": 0}
+    assert any(i.value.startswith("Pick at least two runs above") for i in app.info)
     # one run is its own Pareto front
     show(app, "tradeoffs")
     rows = _chart_rows(app.get("vega_lite_chart")[0])

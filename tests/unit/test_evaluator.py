@@ -335,3 +335,62 @@ def test_refuses_unfitted_models_and_empty_evaluations():
         evaluate(Hashed().fit(train), train, test, users=[6, 7])
     with pytest.raises(ValueError):
         evaluate(Hashed().fit(train), train, test, k=[0])
+
+
+# ---------------------------------------------------------------------- the sampled protocol
+def test_sampled_candidates_are_the_positives_plus_n_unseen_items_drawn_uniformly():
+    from recsys.evaluation.evaluator import NegativeCandidates
+
+    train, test = make_split(seed=3)
+    users = np.arange(6)
+    seen, positives = train.seen[users], test.positives[users]
+    sampler = NegativeCandidates(5, np.random.default_rng(0))
+    counts = np.zeros((6, N_ITEMS))
+    for _ in range(2000):
+        mask = sampler.mask(seen, positives)
+        assert not (mask & (seen.toarray() != 0)).any(), "a training item became a candidate"
+        assert (mask[positives.toarray() != 0]).all(), "every test positive is a candidate"
+        negatives = mask & (positives.toarray() == 0)
+        np.testing.assert_array_equal(negatives.sum(axis=1), 5)
+        counts += negatives
+    free = (seen.toarray() == 0) & (positives.toarray() == 0)
+    share = counts[free] / 2000
+    expected = np.repeat(5 / free.sum(axis=1), free.sum(axis=1))
+    np.testing.assert_allclose(share, expected, atol=0.05)  # each free item is drawn equally often
+
+
+def test_sampling_every_free_item_equals_full_ranking():
+    train, test = make_split(seed=4)
+    model = Hashed().fit(train)
+    full = evaluate(model, train, test, k=[5, 10], bootstrap=0)
+    everything = evaluate(model, train, test, k=[5, 10], bootstrap=0, sampled_negatives=N_ITEMS)
+    for name, values in full.per_user.items():
+        np.testing.assert_allclose(everything.per_user[name], values, err_msg=name)
+    assert full.extra == {} and everything.extra == {"sampled_negatives": N_ITEMS}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sampled_accuracy_is_never_below_full_ranking_accuracy(seed):
+    # a positive's rank among a subset of the unseen items can only go up
+    train, test = make_split(seed=seed)
+    model = Hashed().fit(train)
+    full = evaluate(model, train, test, k=[3, 5], bootstrap=0)
+    sampled = evaluate(model, train, test, k=[3, 5], bootstrap=0, sampled_negatives=4, seed=seed)
+    for name in ("hit@3", "recall@5", "ndcg@5", "mrr@5"):
+        assert (sampled.per_user[name] >= full.per_user[name] - 1e-12).all(), name
+    assert sampled.means["hit@3"] > full.means["hit@3"]
+    again = evaluate(model, train, test, k=[3, 5], bootstrap=0, sampled_negatives=4, seed=seed)
+    np.testing.assert_array_equal(again.per_user["ndcg@5"], sampled.per_user["ndcg@5"])
+
+
+def test_sampled_reports_raise_the_caveat_and_bad_sizes_are_refused():
+    from recsys.evaluation.caveats import sampled_metrics
+
+    train, test = make_split(seed=5)
+    model = Hashed().fit(train)
+    sampled = evaluate(model, train, test, k=10, bootstrap=0, sampled_negatives=3)
+    full = evaluate(model, train, test, k=10, bootstrap=0)
+    assert sampled_metrics({"full": full}) is None
+    assert sampled_metrics({"full": full, "Hashed, 3 sampled": sampled}).startswith("Hashed, 3 sampled was scored")
+    with pytest.raises(ValueError, match="positive number of items"):
+        evaluate(model, train, test, k=10, bootstrap=0, sampled_negatives=0)
