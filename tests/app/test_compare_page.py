@@ -260,7 +260,7 @@ def test_link_parameters_round_trip_and_bad_values_are_named():
     assert bad.split == {} and bad.view is None
     assert bad.problems == ["'split=future' is not one of random, temporal, leave_last",
                             "'test=0.9' lies outside 0.05–0.5", "'seed=abc' is not an integer",
-                            "'view=all' is not one of overview, tradeoffs, users, sweep"]
+                            "'view=all' is not one of overview, tradeoffs, users, sweep, sampled"]
 
 
 def test_charts_export_to_png_and_svg_on_the_server():
