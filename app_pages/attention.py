@@ -63,4 +63,4 @@ k = st.slider("How many", 5, 20, 10, key="att_k")
 table = attempt("Recommending", att.next_items_with_influences, model, sequence, k)
 st.dataframe(table, hide_index=True, column_config={"score": st.column_config.NumberColumn(format="%.3f")})
 st.caption("“Because of” = the past items with the highest attention from the last position (last layer) times "
-           "their similarity to the recommended item.")
+           "their similarity to the recommended item; the percentage is that item's share of all such influence.")

@@ -42,6 +42,8 @@ def next_items_with_influences(model, sequence: np.ndarray, k: int = 10, per_ite
     Influence of past item j on candidate c = (attention the last position pays to j,
     averaged over the last layer's heads) × max(0, cosine(item vector of c, item vector of j)):
     attention says what the model looked at, the similarity says what of that points to c.
+    Each is shown as its share of c's total influence: raw products are tiny (attention is
+    spread over up to max_len positions), a share reads at a glance.
     """
     sequence = np.asarray(sequence, dtype=np.int64)
     if len(sequence) == 0:
@@ -60,8 +62,10 @@ def next_items_with_influences(model, sequence: np.ndarray, k: int = 10, per_ite
     influence = similarity * last[None, :]
     titles = model.train_.item_titles()
     rows = []
-    for rank, (item, value, row) in enumerate(zip(items, values, influence), start=1):
+    totals = influence.sum(axis=1, keepdims=True)
+    share = np.divide(influence, totals, out=np.zeros_like(influence), where=totals > 0)
+    for rank, (item, value, row) in enumerate(zip(items, values, share), start=1):
         top = np.argsort(-row, kind="stable")[:per_item]
-        because = ", ".join(f"{titles[shown[j]]} ({row[j]:.2f})" for j in top if row[j] > 0)
+        because = ", ".join(f"{titles[shown[j]]} ({row[j]:.0%})" for j in top if row[j] > 0)
         rows.append({"rank": rank, "title": titles[item], "score": float(value), "because of": because or "—"})
     return pd.DataFrame(rows)

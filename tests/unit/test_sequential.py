@@ -161,6 +161,35 @@ def test_attention_rows_sum_to_one_and_never_look_ahead(fitted, length):
     assert np.all(weights >= 0.0)
 
 
+def test_influences_are_each_recommendations_share_of_attention_times_similarity(fitted):
+    import re
+
+    from recsys.inspection.attention import next_items_with_influences
+
+    model = fitted["sasrec"]
+    history = np.array([3, 7, 1, 12, 5])
+    table = next_items_with_influences(model, history, k=4, per_item=2)
+    titles = model.train_.item_titles()
+    attention = model.attention(history)[-1].mean(axis=0)[-1]
+    vectors = model.item_embeddings()
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    by_title = {titles[i]: i for i in range(N_ITEMS)}
+    assert (table["because of"] != "—").any()
+    for row in table.to_dict("records"):
+        if row["because of"] == "—":  # no past item points towards it
+            continue
+        target = unit[by_title[row["title"]]]
+        raw = attention * np.clip(unit[history] @ target, 0, None)
+        expected = raw / raw.sum()
+        named = re.findall(r"(.+?) \((\d+)%\)(?:, |$)", row["because of"])
+        assert 1 <= len(named) <= 2
+        shares = [int(p) for _, p in named]
+        assert shares == sorted(shares, reverse=True) and sum(shares) <= 101
+        for title, percent in named:
+            position = list(history).index(by_title[title])
+            assert int(percent) == round(100 * expected[position])
+
+
 def test_item_embeddings_have_one_row_per_item(fitted):
     for key in ("sasrec", "gru4rec"):
         vectors = fitted[key].item_embeddings()
