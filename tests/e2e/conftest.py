@@ -6,6 +6,7 @@ the run (a CI job that silently skips its browser check proves nothing).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -58,11 +59,13 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, chromium) -> str:
-    """Base URL of a fresh `streamlit run app.py` with its own RECSYS_HOME; stopped at teardown."""
-    home = tmp_path_factory.mktemp("recsys-home")
-    log_path = home / "server.log"
+@contextlib.contextmanager
+def streamlit_server(home: Path, log_path: Path):
+    """`streamlit run app.py` with RECSYS_HOME=home on a free port; yields (url, process).
+
+    Stopped at exit if still running (a test may kill it itself, as the restart test does);
+    a traceback in its log fails the test, since the page may have caught and logged it.
+    """
     port = _free_port()
     env = {**os.environ, "RECSYS_HOME": str(home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -79,30 +82,44 @@ def server(tmp_path_factory, chromium) -> str:
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit not healthy after {SERVER_START_TIMEOUT_S} s:\n{log_path.read_text()}")
             time.sleep(0.25)
-        yield url
+        yield url, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    # an exception the page caught and logged still belongs in the report
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
     server_log = log_path.read_text(errors="replace")
     assert "Traceback" not in server_log, server_log
 
 
-@pytest.fixture
-def browser_page(chromium):
-    """A headless Chromium page at 1400x1000 (the size of the README screenshots)."""
+@contextlib.contextmanager
+def fresh_browser(chromium: str):
+    """A new headless Chromium page at 1400x1000 (the size of the README screenshots): no cookies,
+    no session shared with an earlier one."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"], headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             page.set_default_timeout(30_000)
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, chromium) -> str:
+    """Base URL of a fresh `streamlit run app.py` with its own RECSYS_HOME; stopped at teardown."""
+    home = tmp_path_factory.mktemp("recsys-home")
+    with streamlit_server(home, home / "server.log") as (url, _):
+        yield url
+
+
+@pytest.fixture
+def browser_page(chromium):
+    with fresh_browser(chromium) as page:
+        yield page

@@ -7,64 +7,16 @@ opens the Runs and Compare pages and finds both runs with the NDCG@10 that A rep
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from recsys.store import ExperimentStore
-from tests.e2e.conftest import _free_port, _healthy
+from tests.e2e.conftest import fresh_browser, streamlit_server
 from tests.e2e.helpers import no_exception_box, train_model, wait_idle
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("Most popular", "Item-item kNN")
-
-
-@contextlib.contextmanager
-def streamlit_server(home: Path, log_path: Path):
-    """`streamlit run app.py` with RECSYS_HOME=home; yields (url, process). Killed hard at exit if still alive."""
-    port = _free_port()
-    env = {**os.environ, "RECSYS_HOME": str(home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-               "--server.headless", "true", "--server.address", "127.0.0.1",
-               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not _healthy(url):
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()}")
-            assert time.monotonic() < deadline, f"streamlit not healthy after 60 s:\n{log_path.read_text()}"
-            time.sleep(0.25)
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    log_text = log_path.read_text(errors="replace")
-    assert "Traceback" not in log_text, log_text
-
-
-@contextlib.contextmanager
-def fresh_browser(chromium: str):
-    """A new headless browser (no cookies, no session shared with an earlier one)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"], headless=True)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
 
 
 def main_text_matching(page, pattern: str, timeout_s: float = 30.0) -> str:
