@@ -326,15 +326,21 @@ STORE_HEADING = "## Experiment store"
 def kept_sections(markdown: str) -> str:
     """The store and serving sections of an existing benchmarks.md, each from its heading to the next."""
     lines = markdown.splitlines(keepends=True)
-    kept, keeping = [], False
-    for line in lines:
-        if line.startswith("## "):
-            keeping = line.startswith((STORE_HEADING, SERVING_HEADING))
-            if keeping and kept and kept[-1].strip():
-                kept.append("\n")
-        if keeping:
-            kept.append(line)
-    return ("\n" + "".join(kept)) if kept else ""
+    kept = []
+    for heading in (STORE_HEADING, SERVING_HEADING):
+        span = _section_span(lines, heading)
+        if span is not None:
+            kept.append("".join(lines[span[0]:span[1]]).rstrip("\n") + "\n")
+    return "".join("\n" + section for section in kept)
+
+
+def _section_span(lines: list[str], heading: str) -> tuple[int, int] | None:
+    """[start, end) of the section whose heading line starts with ``heading``: up to the next ``## ``."""
+    start = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return start, end
 
 
 # ---------------------------------------------------------------------------- two-stage serving
@@ -450,11 +456,10 @@ def write_section(markdown_path: Path, heading: str, text: str) -> None:
     or append it, leaving the rest of the file as it was."""
     old = markdown_path.read_text() if markdown_path.exists() else ""
     lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
-    if start is None:
+    span = _section_span(lines, heading)
+    if span is None:
         new = old + ("\n" if old and not old.endswith("\n") else "") + ("\n" if old else "") + text
     else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "".join(lines[:start]) + text + "".join(lines[end:])
+        new = "".join(lines[:span[0]]) + text + "".join(lines[span[1]:])
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     markdown_path.write_text(new)

@@ -289,14 +289,15 @@ def _rank_in_batches(model, train, test, eval_users, max_k, batch_size, progress
         t0 = time.perf_counter()
         scores = model.score(batch)
         score_seconds += time.perf_counter() - t0
+        seen_rows = train.seen[batch]
+        positive_rows = positives[batch]
+        positive_rows.sort_indices()
         if sampler is not None:
-            scores = np.where(sampler.mask(train.seen[batch], positives[batch]), scores, -np.inf)
-        items, _ = top_k(scores, max_k, exclude=train.seen[batch])
+            scores = np.where(sampler.mask(seen_rows, positive_rows), scores, -np.inf)
+        items, _ = top_k(scores, max_k, exclude=seen_rows)
         items = _pad(items, max_k)
         graded_rows = graded[batch]
         graded_rows.sort_indices()
-        positive_rows = positives[batch]
-        positive_rows.sort_indices()
         recommended[lo : lo + len(batch)] = items
         # hits come from the positives, not from gains > 0: a positive rated 0 is still a hit
         hits[lo : lo + len(batch)] = _lookup(positive_rows, items) > 0
