@@ -321,13 +321,15 @@ def merged_rows(json_path: Path, rows: list[BenchRow], seed: int) -> list[BenchR
 
 
 STORE_HEADING = "## Experiment store"
+# written by the hosted load test (python -m tests.e2e.test_load), kept when bench rewrites the file
+LOAD_HEADING = "## A room at once"
 
 
 def kept_sections(markdown: str) -> str:
-    """The store and serving sections of an existing benchmarks.md, each from its heading to the next."""
+    """The store, serving and load sections of an existing benchmarks.md, each from its heading to the next."""
     lines = markdown.splitlines(keepends=True)
     kept = []
-    for heading in (STORE_HEADING, SERVING_HEADING):
+    for heading in (STORE_HEADING, SERVING_HEADING, LOAD_HEADING):
         span = _section_span(lines, heading)
         if span is not None:
             kept.append("".join(lines[span[0]:span[1]]).rstrip("\n") + "\n")
