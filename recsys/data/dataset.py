@@ -16,7 +16,8 @@ from recsys.data.errors import DataError
 Feedback = Literal["explicit", "implicit"]
 DuplicatePolicy = Literal["last", "first", "mean", "max", "sum", "error"]
 
-# Uploads and folders larger than this are refused rather than exhausting the server.
+# Kept for code that imports it: the local (laptop) interaction budget. The budget in force is
+# ``recsys.hosting.config().limits.rows``, checked by ``validate.interaction_frame``.
 MAX_INTERACTIONS = 50_000_000
 
 
@@ -77,6 +78,7 @@ class Dataset:
         positive_threshold: float | None = None,
         duplicates: DuplicatePolicy = "last",
         name: str = "dataset",
+        limits=None,
     ) -> Dataset:
         """Build a Dataset from a long table of interactions.
 
@@ -84,11 +86,15 @@ class Dataset:
         ``timestamp`` may hold epoch seconds or date strings. ``items`` is optional item
         metadata keyed by ``item_key`` (default: the same name as ``item``); rows for items
         without interactions are kept so content models can score cold items.
-        ``duplicates`` says what to do with repeated (user, item) pairs.
+        ``duplicates`` says what to do with repeated (user, item) pairs. Integer ids stay
+        int64; text ids stay text unless every one is canonical integer text ("7", not "007"
+        or "7.0"). ``limits`` (default: :func:`recsys.hosting.config`'s) bounds rows and id lengths.
         """
         from recsys.data import validate
 
-        frame = validate.interaction_frame(df, user=user, item=item, rating=rating, timestamp=timestamp)
+        frame = validate.interaction_frame(
+            df, user=user, item=item, rating=rating, timestamp=timestamp, limits=limits
+        )
         if duplicates == "error":
             dup = frame.duplicated(["user", "item"], keep=False)
             if dup.any():
@@ -316,12 +322,12 @@ def _item_index(interaction_items: np.ndarray, items: pd.DataFrame | None, key: 
 
 
 def _metadata_keys(meta: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with a key and their keys normalised like interaction ids, so "7", 7 and 7.0 all join."""
-    from recsys.data.validate import _normalise_ids
+    """Rows with a key and their keys normalised like interaction ids (7 and "7" join; "007" stays text)."""
+    from recsys.data.validate import normalise_ids
 
     present = meta[key].notna().to_numpy()
     keys = meta[key][present].reset_index(drop=True)
-    return present, _normalise_ids(keys) if len(keys) else np.array([], dtype=object)
+    return present, normalise_ids(keys) if len(keys) else np.array([], dtype=object)
 
 
 def _align_metadata(meta: pd.DataFrame | None, key: str, ids: np.ndarray) -> pd.DataFrame | None:
