@@ -22,12 +22,16 @@ Nothing here imports Streamlit; the UI reads :func:`config` and passes it on.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from recsys.data.errors import DataError
 
+KB = 1024
 MB = 1024**2
 GB = 1024**3
 
@@ -79,6 +83,14 @@ class HostConfig:
     instructors: tuple[str, ...] = ()
     # a visitor who types this key on the Runs page gets the instructor role (empty: nobody can)
     instructor_key: str = ""
+    # where uploads and the store live (RECSYS_HOME); None: read from the environment when asked
+    app_home: Path | None = None
+
+    def home(self) -> Path:
+        return (self.app_home or home()).resolve()
+
+    def uploads(self) -> Path:
+        return self.home() / "uploads"
 
 
 def _truthy(value: str | None) -> bool:
@@ -110,13 +122,14 @@ def config(environ=None) -> HostConfig:
         Path(part).expanduser().resolve()
         for part in (env.get("RECSYS_DATA_ROOTS") or "").split(os.pathsep) if part.strip()
     )
-    uploads = uploads_dir(env)
-    roots = tuple(root for root in roots if not _inside(root, uploads) and not _inside(uploads, root)) \
-        if hosted else roots
+    # a root inside the app's own folder (uploads, the store) is never a data root; a root that
+    # contains that folder stays, and resolve_server_path refuses the part of it that overlaps
+    roots = tuple(root for root in roots if not _inside(root, home(env).resolve())) if hosted else roots
     limits = _limits_from_env(HOSTED_LIMITS if hosted else LOCAL_LIMITS, env)
     instructors = tuple(e.strip().lower() for e in (env.get("RECSYS_INSTRUCTORS") or "").split(",") if e.strip())
     return HostConfig(hosted=hosted, data_roots=roots, limits=limits, instructors=instructors,
-                      instructor_key=(env.get("RECSYS_INSTRUCTOR_KEY") or "").strip())
+                      instructor_key=(env.get("RECSYS_INSTRUCTOR_KEY") or "").strip(),
+                      app_home=home(env).resolve())
 
 
 def home(environ=None) -> Path:
@@ -136,14 +149,27 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def _overlaps(path: Path, folder: Path) -> bool:
+    """Whether loading ``path`` would read ``folder`` (it lies inside it) or walk into it (it contains it)."""
+    return _inside(path, folder) or _inside(folder, path)
+
+
 # ---------------------------------------------------------------------- server paths
+def _offered(cfg: HostConfig) -> str:
+    names = available_data(cfg)
+    if not names:
+        return "The data folders hold nothing to load yet; upload the file instead."
+    return f"Pick one of: {', '.join(names)} — or upload the file."
+
+
 def resolve_server_path(text: str, cfg: HostConfig | None = None) -> Path:
     """The server path a person typed, or a DataError that names no absolute path.
 
-    Hosted: relative paths are taken under the first data root; the resolved path (symlinks
-    followed) must lie under one of the roots and never under the uploads folder, and
-    whether something exists outside the roots is never revealed. Local: any path the
-    server's user can read.
+    Hosted: relative paths are taken under the first data root (or under the root they name,
+    as :func:`display_path` shows them); the resolved path (symlinks followed) must lie under
+    one of the roots and must neither lie in nor contain the app's own folder (uploads, the
+    store). Whether something exists outside the roots is never revealed: every path outside
+    gets the same answer. Local: any path the server's user can read.
     """
     cfg = cfg or config()
     text = (text or "").strip()
@@ -152,15 +178,20 @@ def resolve_server_path(text: str, cfg: HostConfig | None = None) -> Path:
     if "\x00" in text or len(text) > 1024:
         raise DataError("That path is not a valid path (too long or with a NUL character). Type a folder or file name.")
     if not cfg.hosted:
-        path = Path(text).expanduser()
-        if not path.exists():
-            raise DataError(f"Nothing called {path.name or text!r} exists on the server at that path. Check the "
+        path = Path(text)
+        try:
+            path = path.expanduser()
+            exists = path.exists()
+        except (OSError, RuntimeError):  # "~nobody", a path the server's user may not look into
+            exists = False
+        if not exists:
+            raise DataError(f"Nothing called {path.name or 'that'!r} exists on the server at that path. Check the "
                             "path (it is read on the server), or upload the file.")
         return path
     if not cfg.data_roots:
         raise DataError("This hosted server reads no files from its own disk (no data roots are configured). "
                         "Upload the file instead, or ask the host to set RECSYS_DATA_ROOTS.")
-    candidate = Path(text).expanduser()
+    candidate = Path(text)  # no "~" expansion: whether a user exists is not a visitor's business
     if not candidate.is_absolute():
         # "ml-100k" under the first root, or "datasets/ml-100k" as display_path shows it
         named = {root.name: root for root in cfg.data_roots}
@@ -168,21 +199,25 @@ def resolve_server_path(text: str, cfg: HostConfig | None = None) -> Path:
         candidate = named[first].joinpath(*rest) if first in named else cfg.data_roots[0] / candidate
     try:
         resolved = candidate.resolve(strict=False)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError):  # a symlink loop
         resolved = None
-    uploads = uploads_dir()
-    root = next((r for r in cfg.data_roots if resolved is not None and _inside(resolved, r)), None)
-    if root is None or _inside(resolved, uploads):
-        raise DataError(f"{text!r} is outside the data folders this server offers. Pick one of: "
-                        f"{', '.join(available_data(cfg)) or '(none)'} — or upload the file.")
-    if not resolved.exists():
-        raise DataError(f"{display_path(resolved, cfg)!r} does not exist in the server's data folders. Pick one of: "
-                        f"{', '.join(available_data(cfg)) or '(none)'}.")
+    if resolved is None or not any(_inside(resolved, root) for root in cfg.data_roots):
+        raise DataError(f"That path is outside the data folders this server offers. {_offered(cfg)}")
+    if _overlaps(resolved, cfg.home()):
+        raise DataError(f"{display_path(resolved, cfg)!r} holds this server's uploads and experiment store, which "
+                        f"are not data. {_offered(cfg)}")
+    try:
+        exists = resolved.exists()
+    except OSError:
+        exists = False
+    if not exists:
+        raise DataError(f"{display_path(resolved, cfg)!r} does not exist in the server's data folders. "
+                        f"{_offered(cfg)}")
     return resolved
 
 
 def display_path(path: str | PurePath, cfg: HostConfig | None = None) -> str:
-    """A path as a message may show it: relative to its data root, else just its name."""
+    """A path as a message may show it: relative to its data root (``root-name/inside``), else just its name."""
     cfg = cfg or config()
     path = Path(path)
     for root in cfg.data_roots:
@@ -193,6 +228,8 @@ def display_path(path: str | PurePath, cfg: HostConfig | None = None) -> str:
         if _inside(resolved, root):
             relative = resolved.relative_to(root).as_posix()
             return f"{root.name}/{relative}" if relative != "." else root.name
+    if _inside(path, cfg.uploads()) and "--" in path.name:
+        return upload_name(path)
     return path.name or "the path"
 
 
@@ -206,9 +243,188 @@ def available_data(cfg: HostConfig | None = None, limit: int = 20) -> list[str]:
         except OSError:
             continue
         for entry in entries:
-            if entry.name.startswith("."):
+            try:
+                hidden = entry.name.startswith(".") or _overlaps(entry.resolve(), cfg.home())
+            except (OSError, RuntimeError):
+                hidden = True
+            if hidden:
                 continue
             found.append(display_path(entry, cfg))
             if len(found) >= limit:
                 return found
     return found
+
+
+# ---------------------------------------------------------------------- uploads
+# Each visitor's uploads live in their own folder, uploads/<owner key>/<sha>--<name>, named by a
+# hash of the owner token so that a folder name never gives the token away. The quotas are checked
+# before a byte is written, under one lock so that two uploads at once cannot both squeeze in.
+_UPLOAD_LOCK = threading.Lock()
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_PART = ".part"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file a visitor uploaded and the server keeps."""
+
+    path: Path
+    name: str       # the name it was uploaded under (characters outside [A-Za-z0-9._-] replaced)
+    size: int       # bytes
+    modified: float  # seconds since the epoch
+
+
+def owner_key(owner: str) -> str:
+    """The folder name of one visitor's uploads."""
+    return hashlib.sha256(f"recsys-uploads:{owner}".encode()).hexdigest()[:24]
+
+
+def owner_uploads(owner: str, cfg: HostConfig | None = None) -> Path:
+    return (cfg or config()).uploads() / owner_key(owner)
+
+
+def upload_name(path: str | PurePath) -> str:
+    """The name a stored upload was uploaded under."""
+    name = PurePath(path).name
+    return name.split("--", 1)[1] if "--" in name else name
+
+
+def _safe_name(name: str) -> str:
+    name = PurePath(str(name).replace("\\", "/")).name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    stem = _UNSAFE.sub("_", stem).strip("._")[:60] or "upload"
+    suffix = _UNSAFE.sub("", suffix).lower()[:10]
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def human_bytes(size: float) -> str:
+    """1536 -> '1.5 KB' (binary units, as the limits are set)."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(size) < 1024 or unit == "GB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes in the files under ``folder`` (0 when it does not exist)."""
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for filename in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, filename)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def list_uploads(owner: str, cfg: HostConfig | None = None) -> list[Upload]:
+    """The visitor's kept uploads, newest first."""
+    folder = owner_uploads(owner, cfg)
+    found = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if entry.is_file() and not entry.name.endswith(_PART):
+            found.append(Upload(entry, upload_name(entry), info.st_size, info.st_mtime))
+    return sorted(found, key=lambda u: (-u.modified, u.name))
+
+
+def check_upload_size(size: int, filename: str, cfg: HostConfig | None = None) -> None:
+    """Refuse one upload bigger than ``limits.upload_bytes`` (before it is read)."""
+    limit = (cfg or config()).limits.upload_bytes
+    if size > limit:
+        raise DataError(f"{_safe_name(filename)} is {human_bytes(size)}; this server takes uploads of up to "
+                        f"{human_bytes(limit)}. Upload a smaller file (fewer rows, or a smaller MovieLens "
+                        "variant).")
+
+
+def check_quota(size: int, owner: str, cfg: HostConfig | None = None) -> None:
+    """Refuse ``size`` more bytes when they would take the visitor's or the server's uploads over budget."""
+    cfg = cfg or config()
+    limits = cfg.limits
+    mine = folder_bytes(owner_uploads(owner, cfg))
+    if mine + size > limits.visitor_upload_bytes:
+        raise DataError(f"This upload ({human_bytes(size)}) would bring your kept uploads to "
+                        f"{human_bytes(mine + size)}, over the {human_bytes(limits.visitor_upload_bytes)} each "
+                        f"visitor may keep (you keep {human_bytes(mine)}). Delete old uploads under 'Your uploads' "
+                        "on the Data page, then upload again.")
+    everyone = folder_bytes(cfg.uploads())
+    if everyone + size > limits.server_upload_bytes:
+        raise DataError(f"The server's upload space is full: all visitors keep {human_bytes(everyone)} of "
+                        f"{human_bytes(limits.server_upload_bytes)}, and this upload needs {human_bytes(size)}. "
+                        "Delete your old uploads under 'Your uploads' on the Data page, or ask the host to free "
+                        "space.")
+
+
+def save_upload(name: str, payload: bytes, owner: str, cfg: HostConfig | None = None) -> tuple[Path, bool]:
+    """Keep uploaded bytes in the visitor's folder (never executed or unpickled).
+
+    Returns the path and whether this call wrote it (False: the visitor already keeps the same
+    bytes under the same name). The size and both quotas are checked before writing.
+    """
+    cfg = cfg or config()
+    check_upload_size(len(payload), name, cfg)
+    digest = hashlib.sha256(payload).hexdigest()[:20]
+    folder = owner_uploads(owner, cfg)
+    path = folder / f"{digest}--{_safe_name(name)}"
+    with _UPLOAD_LOCK:
+        if path.is_file():
+            return path, False
+        check_quota(len(payload), owner, cfg)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}{_PART}")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(payload)
+            partial.replace(path)  # atomic: a half-written upload never looks complete
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise DataError(f"The upload could not be kept on the server ({exc.strerror or 'write failed'}); "
+                            "try again later or ask the host.") from None
+    return path, True
+
+
+def delete_upload(owner: str, filename: str, cfg: HostConfig | None = None) -> bool:
+    """Delete one of the visitor's uploads by its stored file name; True when there was such a file."""
+    folder = owner_uploads(owner, cfg)
+    if not filename or PurePath(filename).name != filename or filename in (".", ".."):
+        return False
+    path = folder / filename
+    if path.is_symlink() or not path.is_file():
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
+def check_source(descriptor: dict, owner: str, cfg: HostConfig | None = None) -> None:
+    """Refuse a dataset descriptor this visitor may not open: another visitor's upload (in any mode),
+    or, hosted, a file outside the data roots. The message names no path."""
+    cfg = cfg or config()
+    if descriptor.get("kind") not in ("path", "table"):
+        return
+    for key in ("path", "items_path"):
+        raw = descriptor.get(key)
+        if not raw:
+            continue
+        try:
+            resolved = Path(str(raw)).expanduser().resolve(strict=False)
+        except (OSError, RuntimeError):
+            raise DataError("This dataset's file cannot be found any more; load the data again on the Data "
+                            "page.") from None
+        if _inside(resolved, cfg.uploads()):
+            if not _inside(resolved, owner_uploads(owner, cfg)):
+                raise DataError("This dataset is another visitor's upload (or one from a session that is over), "
+                                "so it cannot be opened here. Upload the file yourself on the Data page.")
+            continue
+        if cfg.hosted and (_overlaps(resolved, cfg.home())
+                           or not any(_inside(resolved, root) for root in cfg.data_roots)):
+            raise DataError("This dataset's files are outside the data folders this server offers, so it cannot be "
+                            "opened here. Pick data on the Data page.")
