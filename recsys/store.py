@@ -31,6 +31,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -337,25 +338,39 @@ class ExperimentStore:
                  _PROCESS_TOKEN))
 
     def complete(self, run_id: str, *, model, report: Report, timings: dict, extra: dict | None = None) -> RunRecord:
-        """Write the run's artifacts completely, then (one transaction) mark it ``done`` with its metrics."""
+        """Write the run's artifacts completely, then (one transaction) mark it ``done`` with its metrics.
+
+        A run is done only with its model stored, or when the model's type declares ``storable =
+        False`` (the run's extra then says so, once, as does a warning). A model that fails to save
+        fails the run with the reason and raises StoreError: a done run without its model would be
+        "reused" by every later visitor with nothing to inspect.
+        """
         staging = self.tmp / f"{run_id}.{uuid.uuid4().hex[:8]}.{os.getpid()}"
         extra = dict(extra or {})
         model_stored = False
         try:
             staging.mkdir(parents=True)
-            if model is not None:
+            if model is None:
+                raise ArtifactError("no fitted model was handed over to store")
+            if not getattr(type(model), "storable", True):
+                extra["model_not_stored"] = unstorable_note(type(model))
+                warnings.warn(extra["model_not_stored"], stacklevel=2)
+            else:
                 try:
                     save_model(model, staging)
-                    model_stored = True
-                except ArtifactError as exc:  # keep the evaluation; say why the model itself is missing
-                    extra["model_not_stored"] = str(exc)
-                    for name in MODEL_FILES:
-                        (staging / name).unlink(missing_ok=True)
+                except Exception as exc:  # any failure (a module reloaded under a file watcher, a full disk)
+                    if isinstance(exc, OSError):
+                        raise
+                    reason = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
+                    raise ArtifactError(f"saving the {model.label} model failed ({reason})") from None
+                model_stored = True
             save_report(report, staging)
+            extra["stored_files"] = sorted(entry.name for entry in staging.iterdir())
             self._install(staging, self.artifacts / run_id)
         except ArtifactError as exc:
             self.fail(run_id, f"the run could not be stored: {exc}")
-            raise StoreError(f"The run could not be stored: {exc}") from None
+            raise StoreError(f"The run could not be stored, so it is marked failed: {exc}. Train it again; if it "
+                             "fails the same way, this model type cannot be stored by this version.") from None
         except OSError as exc:
             self.fail(run_id, f"writing the artifacts failed: {exc}")
             raise StoreError(f"Writing the run's files under {self.artifacts} failed ({exc.strerror or exc}). "
@@ -384,12 +399,16 @@ class ExperimentStore:
         self.delete(run_id)
 
     def _install(self, staging: Path, target: Path) -> None:
-        """Move a complete artifact folder into place; an older folder of the same run is replaced."""
+        """Move a complete artifact folder into place; an older folder of the same run is replaced.
+
+        Each file was fsynced by ``atomic_write``; the folder's entry is synced after the rename, so a
+        crash right after a run reads ``done`` cannot leave it without its files."""
         old = None
         if target.exists():
             old = self.tmp / f"{target.name}.old.{uuid.uuid4().hex[:8]}.{os.getpid()}"
             os.replace(target, old)
         os.replace(staging, target)
+        _fsync_folder(target.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -437,13 +456,43 @@ class ExperimentStore:
             error=values["error"])
 
     def find_done(self, run_id: str, owner: str | None = None) -> RunRecord | None:
-        """The run when it is finished and visible to ``owner`` (None = any owner)."""
-        record = self.get(run_id)
-        if record is None or record.status != "done":
+        """The run when it is finished, completely stored and visible to ``owner`` (None = any owner).
+
+        A ``done`` row that is only half stored (see :meth:`half_stored`) reads as absent, so asking
+        for the same configuration again trains it again and replaces it.
+        """
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        record = self._record(row)
+        if record.status != "done":
             return None
         if owner is not None and record.owner not in (SHARED, owner):
             return None
+        trained_here = dict(zip(_RUN_COLUMNS, row))["token"] is not None  # imported rows have no process
+        if self.half_stored(record, trained_here=trained_here) is not None:
+            return None
         return record
+
+    def half_stored(self, record: RunRecord, *, trained_here: bool = True) -> str | None:
+        """Why a ``done`` run is not completely stored (None when it is): its folder or one of its files is
+        missing or empty, or it was trained here and stored without the model of a type that can be
+        stored. (A run imported from a bundle without models keeps only its evaluation, by choice.)"""
+        folder = self.artifacts / record.run_id
+        if not _valid_run_id(record.run_id) or not folder.is_dir():
+            return "its files are missing"
+        needed = {REPORT_JSON, REPORT_NPZ}
+        if record.has_model:
+            needed |= {"model.json", "arrays.npz"}
+        elif trained_here and _storable(record.model):
+            return "its model was not stored, though its model type can be"
+        if trained_here:
+            needed |= {str(name) for name in record.extra.get("stored_files") or ()}
+        missing = sorted(name for name in needed if not _non_empty_file(folder / name))
+        if missing:
+            return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing or empty"
+        return None
 
     def load_report(self, run_id: str) -> Report:
         try:
@@ -640,6 +689,39 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def unstorable_note(cls: type) -> str:
+    """What a run of a model type that declares ``storable = False`` says about its missing model."""
+    return (f"{cls.label} models are not stored (the model type cannot be saved safely): the run keeps its "
+            "evaluation; train it again to inspect or serve the model.")
+
+
+def _storable(model_key: str) -> bool:
+    from recsys.models.registry import registry
+
+    cls = registry.get(model_key)
+    return cls is not None and bool(getattr(cls, "storable", True))
+
+
+def _non_empty_file(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _valid_run_id(run_id) -> bool:
     return isinstance(run_id, str) and len(run_id) == _RUN_ID_LENGTH and all(c in "0123456789abcdef" for c in run_id)
 
@@ -690,12 +772,16 @@ def train_or_reuse(store: ExperimentStore, dataset: Dataset, source: dict, split
     parts = None
     record = store.find_done(run_id, owner)
     if record is not None:
-        model = None
-        if load and record.has_model:
-            parts = split_dataset(dataset, split)
-            model = store.load_model(run_id, parts.train)
-        return StoredRun(record, store.load_report(run_id), model, reused=True)
-    parts = split_dataset(dataset, split)
+        try:
+            report = store.load_report(run_id)
+            model = None
+            if load and record.has_model:
+                parts = split_dataset(dataset, split)
+                model = store.load_model(run_id, parts.train)
+            return StoredRun(record, report, model, reused=True)
+        except StoreError:
+            pass  # its files are damaged: a half-stored run is trained again and replaced
+    parts = parts or split_dataset(dataset, split)
     store.begin(run_id=run_id, owner=owner, model=model_key, label=get(model_key).label, params=params,
                 dataset=fingerprint, split=split, name=name)
     try:

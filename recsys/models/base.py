@@ -96,6 +96,9 @@ class Recommender:
     needs_metadata: ClassVar[bool] = False
     # Does fit run epochs that a person can watch and stop early (keeping the model)?
     iterative: ClassVar[bool] = False
+    # Can recsys.models.persist store a fitted model of this type? A type that cannot sets False:
+    # its runs are then done without a model and say so, instead of failing at the save.
+    storable: ClassVar[bool] = True
 
     def __init__(self, params=None, **overrides):
         if params is not None and overrides:

@@ -341,29 +341,6 @@ def test_command_line_lists_shows_and_deletes_runs(store, sample, capsys):
     assert f"There is no run {run.run_id}" in capsys.readouterr().err
 
 
-def test_a_model_without_a_safe_encoding_keeps_its_evaluation(store, sample, parts, monkeypatch):
-    from recsys.models import registry
-    from recsys.models.baselines import PopularityModel
-
-    class WithSampler(PopularityModel):
-        """Popularity with an attribute no safe format can hold (an arbitrary Python object)."""
-
-        key = "test_with_sampler"
-
-        def _fit(self, train, *, valid, progress):
-            super()._fit(train, valid=valid, progress=progress)
-            self.helper_ = object()
-
-    monkeypatch.setitem(registry, WithSampler.key, WithSampler)
-    run = train_or_reuse(store, sample, SOURCE, SPLIT, WithSampler.key, load=False).record
-    assert run.status == "done" and not run.has_model
-    assert "helper_ is a object, which has no safe (non-pickle) encoding" in run.extra["model_not_stored"]
-    assert sorted(p.name for p in (store.artifacts / run.run_id).iterdir()) == ["report.json", "report.npz"]
-    assert store.load_report(run.run_id).means["ndcg@10"] == run.metrics["ndcg@10"]
-    with pytest.raises(StoreError, match="stored without its model"):
-        store.load_model(run.run_id, parts.train)
-
-
 def test_shared_source_opens_server_files_and_the_sample_but_never_uploads(store, sample, tmp_path):
     uploads = tmp_path / "uploads"
     uploads.mkdir()
