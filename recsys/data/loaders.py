@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
+import os
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from itertools import islice
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import IO
 
 import numpy as np
@@ -24,23 +29,32 @@ import pandas as pd
 
 from recsys.data import validate
 from recsys.data.dataset import Dataset, DuplicatePolicy, Feedback
-from recsys.data.errors import DataError
+from recsys.data.errors import MAX_MESSAGE_CHARS, DataError, excerpt, shorten
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO_ROOT / "sample_data"
 SAMPLE_NAME = "Sample catalogue (synthetic)"
 
-# Uploads and single table files above this are refused before parsing, so one upload cannot
-# exhaust the server's memory. Raise it (or pass max_bytes=None) for trusted server files.
+# The budgets in force are ``recsys.hosting.config().limits`` (or a ``limits=`` argument), read
+# at call time and checked while reading. These two names are the local defaults, kept for code
+# that imports them; changing them changes nothing (set RECSYS_LIMIT_UPLOAD_BYTES etc. instead).
 MAX_UPLOAD_BYTES = 500 * 1024**2
-# A zip member may not inflate beyond this; zipfile stops at the declared size, so checking the
-# declared size is enough to defuse zip bombs. ML-32M's ratings.csv is ~0.9 GB.
 MAX_MEMBER_BYTES = 4 * 1024**3
 # How much of a text file the delimiter / header / encoding guesses look at.
 SNIFF_BYTES = 64 * 1024
 SNIFF_LINES = 50
+# Archive members and folder entries beyond these are refused: a MovieLens folder has a few dozen.
+MAX_MEMBERS = 10_000
+# Members smaller than this are never refused for their compression ratio: a small file of one
+# repeated value compresses 1000x and is harmless.
+RATIO_FLOOR = 1024**2
+# Members are read (and counted) in chunks of this size, never in one call.
+CHUNK = 1024**2
+# A file name as messages show it is cut to this many characters.
+NAME_CHARS = 80
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".parquet", ".pq")
+ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar")
 DELIMITERS = (",", "\t", ";", "|")
 DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe", ":": "colon", "::": "double colon"}
 
@@ -96,7 +110,67 @@ ITEM_COLUMN_NAMES = {
 }
 
 
+# ====================================================================== budgets and guards
+_ACTIVE_LIMITS: ContextVar = ContextVar("recsys_data_limits", default=None)
+
+
+def _limits():
+    """The budgets of the load in progress (set by the entry point), else the configured ones."""
+    return _ACTIVE_LIMITS.get() or validate.current_limits()
+
+
+def _guarded(func):
+    """An entry point: fixes the budgets for the whole load (``limits=``) and turns what escapes
+    into DataErrors a stranger may read: OS errors name the file, never its path, and no message
+    grows past MAX_MESSAGE_CHARS."""
+
+    @functools.wraps(func)
+    def wrapper(*args, limits=None, **kw):
+        token = _ACTIVE_LIMITS.set(limits if limits is not None else _limits())
+        try:
+            return func(*args, **kw)
+        except DataError as err:
+            message = str(err)
+            if len(message) > MAX_MESSAGE_CHARS:
+                raise DataError(shorten(message)) from None
+            raise
+        except OSError as err:
+            raise DataError(_os_message(err)) from None
+        finally:
+            _ACTIVE_LIMITS.reset(token)
+
+    return wrapper
+
+
+def _os_message(err: OSError, name: str | None = None) -> str:
+    name = name or (_file_label(err.filename) if err.filename else "the file")
+    if isinstance(err, PermissionError):
+        return (f"{name} cannot be read (permission denied). Ask the server's owner to make it readable, "
+                "or upload the file instead.")
+    reason = (err.strerror or type(err).__name__).lower()
+    return f"{name} cannot be read ({reason}). Check the file, or upload it instead."
+
+
+def _file_label(name) -> str:
+    """A file name as a message may show it: never a directory path, never very long."""
+    text = str(name)
+    if os.path.isabs(text) or "\\" in text or ".." in text.split("/"):
+        text = PurePath(text).name or "the file"
+    if len(text) > NAME_CHARS:
+        suffix = PurePath(text).suffix[:10]
+        text = f"{text[:NAME_CHARS - 12]}…{suffix}"
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _short_error(err: BaseException, limit: int = 160) -> str:
+    """A library's error text for a message: absolute paths reduced to names, at most ``limit`` chars."""
+    text = re.sub(r"(?:[A-Za-z]:)?(?:[/\\][^\s'\"/\\:]+){2,}", lambda m: PurePath(m.group(0)).name, str(err))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 # ====================================================================== entry points
+@_guarded
 def load(path_or_name: str | Path | None = "sample", **kw) -> Dataset:
     """Load a dataset by name or path.
 
@@ -105,14 +179,15 @@ def load(path_or_name: str | Path | None = "sample", **kw) -> Dataset:
     ``.txt`` / ``.parquet`` file: a generic interaction table with guessed columns
     (override with ``mapping={"user": ..., "item": ..., ...}``). Keyword arguments go to the
     loader: ``feedback``, ``positive_threshold``, ``name``, and for tables ``mapping``,
-    ``items``, ``item_mapping``, ``duplicates``, ``max_bytes``.
+    ``items``, ``item_mapping``, ``duplicates``, ``max_bytes``. ``limits`` (a
+    :class:`recsys.hosting.Limits`) replaces the configured budgets for this load.
     """
     if path_or_name is None or str(path_or_name).strip().lower() == "sample":
         return load_sample(**kw)
     path = Path(str(path_or_name).strip()).expanduser()
-    if not path.exists():
+    if not _exists(path):
         raise DataError(
-            f"No file or folder at {str(path)!r}. Check the path (it is read on the server), "
+            f"No file or folder at {_display(path)!r}. Check the path (it is read on the server), "
             "or use 'sample' for the bundled dataset."
         )
     suffix = path.suffix.lower()
@@ -121,23 +196,44 @@ def load(path_or_name: str | Path | None = "sample", **kw) -> Dataset:
     if suffix in TABLE_SUFFIXES:
         return load_table_file(path, **kw)
     raise DataError(
-        f"{path.name}: unsupported file type {path.suffix or '(no extension)'!r}. Load a MovieLens "
-        f"folder or .zip, or a table ending in {', '.join(TABLE_SUFFIXES)} (export spreadsheets as CSV)."
+        f"{_file_label(path.name)}: unsupported file type {excerpt(path.suffix or '(no extension)', 12)}. Load a "
+        f"MovieLens folder or .zip, or a table ending in {', '.join(TABLE_SUFFIXES)} (export spreadsheets as CSV)."
     )
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except PermissionError:
+        raise DataError(_os_message(PermissionError(), _file_label(path.name))) from None
+    except OSError:
+        return False  # a symlink loop or a name too long: nothing loadable is there
+
+
+def _display(path: Path) -> str:
+    """A server path as a message shows it: relative to a data root, else its name."""
+    try:
+        from recsys.hosting import display_path
+
+        return _file_label(display_path(path))
+    except Exception:  # noqa: BLE001 - a message must still be made if the configuration is broken
+        return _file_label(path.name)
+
+
+@_guarded
 def load_sample(folder: str | Path | None = None, **kw) -> Dataset:
     """The bundled synthetic catalogue (``sample_data/ratings.csv`` and ``items.csv``)."""
     folder = Path(folder) if folder is not None else SAMPLE_DIR
     if not (folder / "ratings.csv").is_file():
         raise DataError(
-            f"The bundled sample is missing: expected {folder / 'ratings.csv'} and items.csv. "
+            f"The bundled sample is missing: expected {_file_label(folder.name)}/ratings.csv and items.csv. "
             "Regenerate it with `python -m recsys.data.synthetic --out sample_data`."
         )
     kw.setdefault("name", SAMPLE_NAME)
     return _load_bundled_layout(_Folder(folder), "ratings.csv", **kw)
 
 
+@_guarded
 def load_table_file(
     path: str | Path,
     *,
@@ -167,6 +263,7 @@ def load_table_file(
     )
 
 
+@_guarded
 def load_mapped(descriptor: Mapping) -> Dataset:
     """Load an uploaded table from the description the Data page stores.
 
@@ -175,12 +272,12 @@ def load_mapped(descriptor: Mapping) -> Dataset:
     ``duplicates``, ``items_path``, ``items_filename``, ``item_mapping``.
     """
     path = Path(descriptor["path"])
-    filename = descriptor.get("filename") or path.name
+    filename = _file_label(descriptor.get("filename") or path.name)
     table = read_table(path, filename)
     items = None
     if descriptor.get("items_path"):
         items_path = Path(descriptor["items_path"])
-        items = read_table(items_path, descriptor.get("items_filename") or items_path.name)
+        items = read_table(items_path, _file_label(descriptor.get("items_filename") or items_path.name))
     item_mapping = descriptor.get("item_mapping")
     return from_table(
         table,
@@ -208,86 +305,254 @@ def _about(source: str) -> Iterator[None]:
 
 @contextmanager
 def _parsing(source: str, expected: str) -> Iterator[None]:
-    """Parser exceptions (pandas, csv, codecs) become DataErrors that say what format was expected."""
+    """Parser exceptions (pandas, csv, codecs, zip) become DataErrors that say what format was expected."""
     try:
         yield
     except DataError:
         raise
-    except (ValueError, TypeError, IndexError, KeyError, UnicodeError, csv.Error, zipfile.BadZipFile) as err:
-        raise DataError(f"{source} could not be read as {expected}: {err}") from None
+    except OSError as err:
+        raise DataError(_os_message(err, source)) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
+        raise DataError(
+            f"{source} is damaged or cannot be unpacked ({_short_error(err, 80)}). Re-create or re-download it."
+        ) from None
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError, UnicodeError, csv.Error) as err:
+        raise DataError(f"{source} could not be read as {expected}: {_short_error(err)}") from None
 
 
 # ====================================================================== folders and zips
+class _Budgeted(io.RawIOBase):
+    """A file read in chunks that counts bytes and lines as they stream, and stops at the budget.
+
+    Nothing is trusted up front (a zip's declared sizes can lie): the decompressed bytes of this
+    member, of the whole archive (``shared``), the inflation over ``compressed`` bytes and the
+    lines (rows) are counted as pandas or the caller reads, and the read stops with a DataError the
+    moment one passes its limit.
+    """
+
+    def __init__(self, raw: IO[bytes], name: str, *, limits, compressed: int | None = None,
+                 shared: list[int] | None = None):
+        super().__init__()
+        self.raw, self.name, self.limits = raw, name, limits
+        self.compressed, self.shared = compressed, shared
+        self.bytes = 0
+        self.lines = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        data = self.raw.read(min(len(view), CHUNK))
+        self._count(data)
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size >= 0:
+            data = self.raw.read(min(size, CHUNK)) if size else b""
+            self._count(data)
+            return data
+        parts = []
+        while chunk := self.raw.read(CHUNK):
+            self._count(chunk)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _count(self, data: bytes) -> None:
+        limits = self.limits
+        self.bytes += len(data)
+        self.lines += data.count(b"\n")
+        if self.bytes > limits.table_bytes:
+            raise DataError(
+                f"{self.name} unpacks to more than {_mb(limits.table_bytes)}, the limit for one table "
+                "(RECSYS_LIMIT_TABLE_BYTES). Load a smaller file, or sample it first."
+            )
+        if self.compressed is not None and self.bytes > RATIO_FLOOR \
+                and self.bytes > limits.compression_ratio * max(self.compressed, 1):
+            raise DataError(
+                f"{self.name} inflates more than {limits.compression_ratio:,.0f}x ({self.compressed:,} bytes "
+                f"packed, over {self.bytes:,} unpacked so far): it looks like a zip bomb and is refused."
+            )
+        if self.shared is not None:
+            self.shared[0] += len(data)
+            if self.shared[0] > limits.archive_bytes:
+                raise DataError(
+                    f"The archive unpacks to more than {_mb(limits.archive_bytes)} in all (reading {self.name}), "
+                    "the limit for one archive (RECSYS_LIMIT_ARCHIVE_BYTES). Load a smaller archive."
+                )
+        if self.lines > limits.rows + 1:
+            raise DataError(
+                f"{self.name} has more than {limits.rows:,} rows, the limit (RECSYS_LIMIT_ROWS). "
+                "Sample or k-core filter it first."
+            )
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        finally:
+            super().close()
+
+
+def _mb(size: float) -> str:
+    return f"{size / 1024**2:,.0f} MB" if size >= 1024**2 else f"{size:,.0f} bytes"
+
+
 class _Folder:
     """Files of a folder (and two levels below), addressed by relative posix paths."""
 
     max_depth = 3
-    max_files = 10_000  # a MovieLens folder has a few dozen; this bounds a wrong pick like $HOME
+    max_files = MAX_MEMBERS  # a MovieLens folder has a few dozen; this refuses a wrong pick like $HOME
 
     def __init__(self, root: Path):
         self.root = root
-        self.label = root.name
-        self.members = sorted(
-            p.relative_to(root).as_posix() for p in islice(_walk(root, self.max_depth), self.max_files)
-        )
+        self.label = _file_label(root.name or "the folder")
+        try:
+            found = list(islice(_walk(root, self.max_depth, self.max_files + 1), self.max_files + 1))
+        except PermissionError:
+            raise DataError(_os_message(PermissionError(), f"The folder {self.label}")) from None
+        except OSError as err:
+            raise DataError(_os_message(err, f"The folder {self.label}")) from None
+        if len(found) > self.max_files:
+            raise DataError(
+                f"The folder {self.label} holds more than {self.max_files:,} files. Point at the MovieLens "
+                "folder itself (the one holding u.data, ratings.dat or ratings.csv), not a folder above it."
+            )
+        self.members = sorted(p.relative_to(root).as_posix() for p in found)
 
     def open(self, member: str) -> IO[bytes]:
-        return (self.root / member).open("rb")
+        limits = _limits()
+        path = self.root / member
+        name = self.describe(member)
+        try:
+            size = path.stat().st_size
+            if size > limits.table_bytes:
+                raise DataError(
+                    f"{name} is {_mb(size)}, over the {_mb(limits.table_bytes)} limit for one table "
+                    "(RECSYS_LIMIT_TABLE_BYTES). Load a smaller file, or sample it first."
+                )
+            return _Budgeted(path.open("rb"), name, limits=limits)
+        except OSError as err:
+            raise DataError(_os_message(err, name)) from None
 
     def describe(self, member: str) -> str:
-        return str(self.root / member)
+        return f"{self.label}/{member}"
 
     def close(self) -> None:
         pass  # nothing held open; present so folders and zips are used alike
 
 
-def _walk(root: Path, depth: int) -> Iterator[Path]:
-    # bounded and hidden-free, so pointing at a big folder does not crawl the whole disk
-    for entry in sorted(root.iterdir()):
+def _walk(root: Path, depth: int, budget: int) -> Iterator[Path]:
+    # bounded, hidden-free and symlink-loop-free (linked folders are not followed), so pointing at
+    # a big folder neither crawls the disk nor loops; unreadable subfolders are skipped
+    with os.scandir(root) as scan:
+        entries = sorted(islice(scan, budget), key=lambda e: e.name)
+    for entry in entries:
         if entry.name.startswith((".", "__MACOSX")):
             continue
-        if entry.is_file():
-            yield entry
-        elif entry.is_dir() and depth > 1:
-            yield from _walk(entry, depth - 1)
+        try:
+            if entry.is_file():
+                yield Path(entry.path)
+            elif entry.is_dir(follow_symlinks=False) and depth > 1:
+                try:
+                    yield from _walk(Path(entry.path), depth - 1, budget)
+                except PermissionError:
+                    continue
+        except OSError:
+            continue  # a dangling or looping link: nothing to read there
+
+
+def _zip_directory_size(path: Path) -> tuple[int, int] | None:
+    """(members, central directory bytes) from the end record, read before zipfile parses the directory."""
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        tail_len = min(size, 22 + 65535)
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None
+    entries, directory_bytes = struct.unpack("<xxxxxxxxxxHI", tail[at:at + 16])
+    return entries, directory_bytes
 
 
 class _Zip:
-    """Members of a zip archive, read in memory (never extracted: no path traversal)."""
+    """Members of a zip archive, streamed and counted in memory (never extracted: no path traversal)."""
 
     def __init__(self, path: Path):
+        limits = _limits()
+        self.name = _file_label(path.name)
+        self.label = _file_label(path.stem)
         size = path.stat().st_size
-        if size > MAX_UPLOAD_BYTES:
+        if size > limits.archive_bytes:
             raise DataError(
-                f"{path.name} is too large: {size / 1e6:,.0f} MB, over the {MAX_UPLOAD_BYTES / 1e6:,.0f} MB "
-                "limit (MAX_UPLOAD_BYTES). Unpack it on the server and load the folder instead."
+                f"{self.name} is too large: {_mb(size)}, over the {_mb(limits.archive_bytes)} limit for one "
+                "archive (RECSYS_LIMIT_ARCHIVE_BYTES). Load a smaller archive, or unpack it and load the folder."
+            )
+        directory = _zip_directory_size(path)
+        if directory is not None and (directory[0] > MAX_MEMBERS or directory[0] == 0xFFFF
+                                      or directory[1] > MAX_MEMBERS * 400):
+            raise DataError(
+                f"{self.name} holds too many files ({directory[0]:,} or more; at most {MAX_MEMBERS:,}). A MovieLens "
+                "zip holds a few dozen: re-create the zip from the MovieLens folder alone."
             )
         try:
             self.archive = zipfile.ZipFile(path)
-        except zipfile.BadZipFile:
-            raise DataError(f"{path.name} is not a valid zip archive (it may be truncated). Re-download it.") from None
-        self.name = path.name
-        self.label = path.stem
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, struct.error, NotImplementedError):
+            raise DataError(f"{self.name} is not a valid zip archive (it may be truncated). Re-download it.") from None
+        infos = self.archive.infolist()
+        if len(infos) > MAX_MEMBERS:
+            self.archive.close()
+            raise DataError(
+                f"{self.name} holds {len(infos):,} files; at most {MAX_MEMBERS:,} are opened. Re-create the zip "
+                "from the MovieLens folder alone."
+            )
+        unsafe = next((i.filename for i in infos if _unsafe_member(i.filename)), None)
+        if unsafe is not None:
+            self.archive.close()
+            raise DataError(
+                f"{self.name} holds a file named {excerpt(unsafe)}, which points outside the archive "
+                "(an absolute path or '..'). Such archives are refused; re-create the zip from the folder."
+            )
         self.members = sorted(
-            info.filename for info in self.archive.infolist()
+            info.filename for info in infos
             if not info.is_dir() and not info.filename.startswith("__MACOSX/")
             and not PurePosixPath(info.filename).name.startswith(".")
         )
+        self.unpacked = [0]  # bytes unpacked from all members so far, counted as they stream
 
     def open(self, member: str) -> IO[bytes]:
+        limits = _limits()
         info = self.archive.getinfo(member)
-        if info.file_size > MAX_MEMBER_BYTES:
+        name = self.describe(member)
+        if info.file_size > limits.table_bytes:
             raise DataError(
-                f"{self.name}: {member} would unpack to {info.file_size / 1e9:.1f} GB, over the "
-                f"{MAX_MEMBER_BYTES / 1e9:.1f} GB limit. Unpack it on the server and load the folder."
+                f"{name} would unpack to {_mb(info.file_size)}, over the {_mb(limits.table_bytes)} limit for "
+                "one table (RECSYS_LIMIT_TABLE_BYTES). Load a smaller archive."
             )
-        return self.archive.open(info)
+        if info.file_size > RATIO_FLOOR and info.file_size > limits.compression_ratio * max(info.compress_size, 1):
+            raise DataError(
+                f"{name} would inflate {info.file_size / max(info.compress_size, 1):,.0f}x ({info.compress_size:,} "
+                f"bytes to {info.file_size:,}); more than {limits.compression_ratio:,.0f}x looks like a zip bomb "
+                "and is refused."
+            )
+        try:
+            raw = self.archive.open(info)
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError, EOFError) as err:
+            raise DataError(f"{name} cannot be unpacked ({_short_error(err, 80)}). Re-create the zip.") from None
+        return _Budgeted(raw, name, limits=limits, compressed=info.compress_size, shared=self.unpacked)
 
     def describe(self, member: str) -> str:
-        return f"{self.name}/{member}"
+        return f"{self.name}/{_file_label(member)}"
 
     def close(self) -> None:
         self.archive.close()
+
+
+def _unsafe_member(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or ".." in parts or bool(re.match(r"^[A-Za-z]:", name)) or "\x00" in name
 
 
 def _find(source, filename: str, near: str | None = None) -> str | None:
@@ -315,6 +580,7 @@ def _movielens_name(label: str, default: str) -> str:
     return f"MovieLens {size.group(1)}{size.group(2).upper()}" if size else f"MovieLens {rest}"
 
 
+@_guarded
 def load_movielens(
     path: str | Path,
     *,
@@ -329,6 +595,7 @@ def load_movielens(
         return _load_movielens_source(source, path, options)
 
 
+@_guarded
 def load_movielens_100k_fold(path: str | Path, fold: str = "u1") -> tuple[Dataset, Dataset]:
     """MovieLens 100K with one of its canonical splits (u1…u5, ua, ub): (train, test) sharing ids.
 
@@ -342,7 +609,8 @@ def load_movielens_100k_fold(path: str | Path, fold: str = "u1") -> tuple[Datase
     with closing(_Folder(path) if path.is_dir() else _Zip(path)) as source:
         member = _find(source, f"{fold}.test")
         if member is None:
-            raise DataError(f"{path.name} has no {fold}.test; the canonical folds are u1…u5, ua and ub.")
+            raise DataError(f"{_file_label(path.name)} has no {excerpt(fold, 12)}.test; the canonical folds are "
+                            "u1…u5, ua and ub.")
         with _parsing(source.describe(member), "MovieLens 100K fold (tab-separated user, item, rating, timestamp)"), \
                 source.open(member) as fh:
             pairs = pd.read_csv(fh, sep="\t", header=None, usecols=[0, 1], names=["user", "item"])
@@ -358,10 +626,17 @@ def _load_movielens_source(source, path: Path, options: dict) -> Dataset:
         if _find(source, "items.csv", near=member) and not _find(source, "movies.csv", near=member):
             return _load_bundled_layout(source, member, **options)
         return _load_ml_csv(source, member, **options)
-    found = ", ".join(source.members[:8]) or "nothing"
+    shown = [_file_label(m) for m in source.members[:8]]
+    found = ", ".join(shown) or "nothing"
     more = f" and {len(source.members) - 8} more" if len(source.members) > 8 else ""
+    nested = next((m for m in source.members if m.lower().endswith(ARCHIVE_SUFFIXES)), None)
+    if nested is not None:
+        raise DataError(
+            f"{_file_label(path.name)} holds another archive ({_file_label(PurePosixPath(nested).name)}) but no "
+            "MovieLens files; archives inside archives are not opened. Load the inner archive itself."
+        )
     raise DataError(
-        f"{path.name} holds no recognised MovieLens files (found: {found}{more}). Expected "
+        f"{_file_label(path.name)} holds no recognised MovieLens files (found: {found}{more}). Expected "
         f"{EXPECTED_MOVIELENS}. For another interaction table, upload the .csv/.tsv/.parquet itself."
     )
 
@@ -416,6 +691,7 @@ def _ml100k_items(source, near: str) -> pd.DataFrame | None:
         )
     flags = raw.iloc[:, 5:].fillna(0).to_numpy(dtype=bool)
     titles = raw[1].fillna("").str.strip()
+    _check_cells(titles, "title", where)
     # the year in the title is the film's; the release date is a fallback for titles without one
     year = _year_from_title(titles).fillna(_year_from_text(raw[2]))
     return pd.DataFrame({
@@ -497,10 +773,11 @@ def _ml_dat_items(source, near: str) -> pd.DataFrame | None:
         return None
     movies = _read_dat(source, member, ["item_id", "title", "genres"], "movies.dat (MovieID::Title::Genres)")
     movies["item_id"] = pd.to_numeric(movies["item_id"], errors="coerce")
-    items = _movie_metadata(movies["item_id"], movies["title"], movies["genres"])
+    items = _movie_metadata(movies["item_id"], movies["title"], movies["genres"], source.describe(member))
     tags_member = _find(source, "tags.dat", near=near)
     if tags_member is not None:
         tags = _read_dat(source, tags_member, ["user_id", "item_id", "tag", "timestamp"], "tags.dat")
+        _check_cells(tags["tag"].fillna(""), "tag", source.describe(tags_member))
         items = _attach_tags(items, pd.to_numeric(tags["item_id"], errors="coerce"), tags["tag"])
     return items
 
@@ -535,11 +812,12 @@ def _ml_csv_items(source, near: str) -> pd.DataFrame | None:
     if not {"movieId", "title"} <= set(movies.columns):
         raise DataError(f"{where} needs the columns movieId and title; its columns are {list(movies.columns)}.")
     genres = movies["genres"] if "genres" in movies else pd.Series("", index=movies.index)
-    items = _movie_metadata(movies["movieId"], movies["title"], genres)
+    items = _movie_metadata(movies["movieId"], movies["title"], genres, where)
     tags_member = _find(source, "tags.csv", near=near)
     if tags_member is not None:
         with _parsing(source.describe(tags_member), "MovieLens tags.csv"), source.open(tags_member) as fh:
             tags = pd.read_csv(fh, usecols=["movieId", "tag"], dtype={"tag": str})
+        _check_cells(tags["tag"].fillna(""), "tag", source.describe(tags_member))
         items = _attach_tags(items, tags["movieId"], tags["tag"])
     return items
 
@@ -594,8 +872,20 @@ def _split_genres(values: pd.Series) -> list[tuple[str, ...]]:
     return [tuple(g for g in gs if g and g != NO_GENRES) for gs in parts]
 
 
-def _movie_metadata(ids: pd.Series, titles: pd.Series, genres: pd.Series) -> pd.DataFrame:
+def _check_cells(values: pd.Series, role: str, source: str) -> None:
+    """Titles, genres and tags longer than the budget (``limits.title_chars``) are refused, naming the row."""
+    limit = _limits().title_chars
+    text = values.reset_index(drop=True)
+    text = text if text.dtype.kind in "OUT" or pd.api.types.is_string_dtype(text) else text.astype(str)
+    text = text.map(lambda v: "|".join(map(str, v)) if isinstance(v, (tuple, list)) else v).astype(str)
+    with _about(source):
+        validate.check_lengths(text, column=role, role=role, max_chars=limit, what=f"{role} cells")
+
+
+def _movie_metadata(ids: pd.Series, titles: pd.Series, genres: pd.Series, source: str = "movies") -> pd.DataFrame:
     titles = titles.fillna("").astype(str).str.strip()
+    _check_cells(titles, "title", source)
+    _check_cells(genres.fillna(""), "genres", source)
     return pd.DataFrame({
         "item_id": ids.to_numpy(),
         "title": titles.to_numpy(dtype=object),
@@ -631,12 +921,18 @@ def read_item_metadata(
     for role, col in (("id", id_col), ("title", title_col), ("genres", genres_col), ("year", year_col),
                       ("tags", tags_col)):
         if col is not None and col not in df.columns:
+            shown = ", ".join(excerpt(str(c), 30) for c in list(df.columns)[:20])
             raise DataError(
-                f"{source} has no {role} column {col!r}; its columns are {[str(c) for c in df.columns]}. "
+                f"{source} has no {role} column {excerpt(str(col))}; its columns are {shown}. "
                 f"Pick the {role} column from those."
             )
     df = df[df[id_col].notna()].reset_index(drop=True)
-    ids = validate._normalise_ids(df[id_col]) if len(df) else np.array([], dtype=object)
+    limits = _limits()
+    ids = validate.normalise_ids(df[id_col], column=str(id_col), role="item id", max_chars=limits.id_chars) \
+        if len(df) else np.array([], dtype=object)
+    for role, col in (("title", title_col), ("genres", genres_col), ("tags", tags_col)):
+        if col is not None:
+            _check_cells(df[col].fillna(""), role, source)
     titles = df[title_col].fillna("").astype(str).str.strip() if title_col else pd.Series(ids).astype(str)
     year = _year_from_title(titles) if title_col else pd.Series(np.nan, index=df.index)
     if year_col is not None:
@@ -653,6 +949,7 @@ def read_item_metadata(
 
 
 # ====================================================================== generic tables
+@_guarded
 def read_table(
     file_or_bytes,
     filename: str | None = None,
@@ -664,64 +961,124 @@ def read_table(
 
     ``file_or_bytes`` may be bytes, a path or a binary file object. The delimiter is sniffed
     (``sep`` overrides it); a first row that holds a number is data, not a header, and the
-    columns are then named col1..colN. Inputs over ``max_bytes`` (default: MAX_UPLOAD_BYTES,
-    read at call time so it can be configured) are refused.
+    columns are then named col1..colN. Text cells stay text, except columns whose every value
+    is a canonical integer ("7", "-12"), which become int64: "007" and "7.0" stay as written.
+
+    Budgets (``limits=``, default :func:`recsys.hosting.config`'s) are checked before the work:
+    bytes (``max_bytes`` overrides: ``upload_bytes`` for bytes and file objects,
+    ``table_bytes`` for paths) while reading, rows by counting lines before parsing, columns from
+    the header, and for Parquet rows, columns and unpacked size from its metadata before decoding.
     """
-    raw, filename = _read_bytes(file_or_bytes, filename, max_bytes)
+    limits = _limits()
+    raw, filename = _read_bytes(file_or_bytes, filename, max_bytes, limits)
+    if not raw:
+        raise DataError(f"{filename} is empty (0 bytes). Upload a file with one interaction per row.")
     if not raw.strip():
-        raise DataError(f"{filename} is empty ({len(raw)} bytes). Upload a file with one interaction per row.")
+        raise DataError(f"{filename} holds only whitespace ({len(raw):,} bytes). Upload a file with one "
+                        "interaction per row.")
     if raw[:4] == b"PAR1" or filename.lower().endswith((".parquet", ".pq")):
-        table = _read_parquet(raw, filename)
+        table = _read_parquet(raw, filename, limits)
     else:
-        table = _read_text_table(raw, filename, sep)
+        table = _read_text_table(raw, filename, sep, limits)
     if len(table) == 0:
+        names = ", ".join(_file_label(c) for c in table.columns[:20])
         raise DataError(
-            f"{filename} has a header ({', '.join(map(str, table.columns))}) but no data rows. "
-            "Upload the file with its interactions."
+            f"{filename} has a header ({names}) but no data rows. Upload the file with its interactions."
         )
     return table
 
 
-def _read_bytes(file_or_bytes, filename: str | None, max_bytes: int | None) -> tuple[bytes, str]:
-    limit = max_bytes if max_bytes is not None else MAX_UPLOAD_BYTES
+def _read_bytes(file_or_bytes, filename: str | None, max_bytes: int | None, limits) -> tuple[bytes, str]:
     if isinstance(file_or_bytes, (bytes, bytearray, memoryview)):
-        raw, filename = bytes(file_or_bytes), filename or "the upload"
-    elif isinstance(file_or_bytes, (str, Path)):
+        limit, setting = (max_bytes, None) if max_bytes is not None else (limits.upload_bytes, "UPLOAD_BYTES")
+        filename = _file_label(filename or "the upload")
+        _check_size(len(file_or_bytes), limit, filename, setting)
+        return bytes(file_or_bytes), filename
+    if isinstance(file_or_bytes, (str, Path)):
+        limit, setting = (max_bytes, None) if max_bytes is not None else (limits.table_bytes, "TABLE_BYTES")
         path = Path(file_or_bytes)
-        filename = filename or path.name
-        if not path.is_file():
-            what = "is a folder, not a table (load it as MovieLens)" if path.is_dir() else "does not exist"
-            raise DataError(f"{filename}: {str(path)!r} {what}. Check the path.")
-        _check_size(path.stat().st_size, limit, filename)
-        raw = path.read_bytes()
+        filename = _file_label(filename or path.name)
+        try:
+            if not path.is_file():
+                what = "is a folder, not a table (load it as MovieLens)" if path.is_dir() else "does not exist"
+                raise DataError(f"{filename} {what}. Check the path, or upload the file.")
+            _check_size(path.stat().st_size, limit, filename, setting)
+            with path.open("rb") as fh:
+                raw = fh.read(limit + 1)
+        except OSError as err:
+            raise DataError(_os_message(err, filename)) from None
     elif hasattr(file_or_bytes, "read"):
-        filename = filename or Path(str(getattr(file_or_bytes, "name", "the upload"))).name
+        limit, setting = (max_bytes, None) if max_bytes is not None else (limits.upload_bytes, "UPLOAD_BYTES")
+        filename = _file_label(filename or Path(str(getattr(file_or_bytes, "name", "the upload"))).name)
         # read one byte past the limit: enough to know it is too large without reading it all
         raw = file_or_bytes.read(limit + 1)
+        if not isinstance(raw, (bytes, bytearray)):
+            raise DataError(f"{filename}: open the file in binary mode ('rb') to read it as a table.")
     else:
         raise DataError(f"Cannot read a table from {type(file_or_bytes).__name__}; pass bytes, a path or a file.")
-    _check_size(len(raw), limit, filename)
-    return raw, filename
+    _check_size(len(raw), limit, filename, setting)
+    return bytes(raw), filename
 
 
-def _check_size(size: int, limit: int, filename: str) -> None:
+def _check_size(size: int, limit: int, filename: str, setting: str | None) -> None:
     if size > limit:
+        where = f" (RECSYS_LIMIT_{setting})" if setting else ""
         raise DataError(
-            f"{filename} is too large: {size / 1e6:,.1f} MB, over the {limit / 1e6:,.0f} MB upload limit "
-            "(MAX_UPLOAD_BYTES). Filter or sample it first (e.g. recent interactions, or a k-core), "
-            "or load it from a path on the server."
+            f"{filename} is too large: {size / 1e6:,.1f} MB, over the {limit / 1e6:,.1f} MB limit{where}. "
+            "Filter or sample it first (e.g. recent interactions, or a k-core)."
         )
 
 
-def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
+def _read_parquet(raw: bytes, filename: str, limits) -> pd.DataFrame:
     if raw[:4] != b"PAR1":
         raise DataError(
             f"{filename} is named like a Parquet file but does not start with Parquet's 'PAR1' marker. "
             "Re-export it as Parquet, or upload it as CSV."
         )
-    # Parquet is a columnar data format: reading it executes nothing from the file
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Parquet is a columnar data format: reading it executes nothing from the file. Its footer
+    # says how many rows and columns it holds and how large they unpack: checked before decoding.
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(raw))
+        meta = parquet.metadata
+        schema = parquet.schema_arrow
+    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as err:
+        raise DataError(
+            f"{filename} is not a valid Parquet file; it may be truncated or corrupt ({_short_error(err, 80)}). "
+            "Re-export it."
+        ) from None
+    if meta.num_columns > limits.columns:
+        raise DataError(
+            f"{filename} has {meta.num_columns:,} columns; the limit is {limits.columns:,} (RECSYS_LIMIT_COLUMNS). "
+            "Keep only the user, item, rating and timestamp columns."
+        )
+    if meta.num_rows > limits.rows:
+        raise DataError(
+            f"{filename} has {meta.num_rows:,} rows; the limit is {limits.rows:,} (RECSYS_LIMIT_ROWS). "
+            "Sample or k-core filter it first."
+        )
+    unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if unpacked > limits.table_bytes:
+        raise DataError(
+            f"{filename} unpacks to {_mb(unpacked)}, over the {_mb(limits.table_bytes)} limit for one table "
+            "(RECSYS_LIMIT_TABLE_BYTES). Sample it or drop columns first."
+        )
+    nested = next((f.name for f in schema if pa.types.is_nested(f.type)), None)
+    if nested is not None:
+        raise DataError(
+            f"{filename}: column {excerpt(nested)} holds lists or records. Interaction tables need one plain "
+            "value per cell; flatten that column or drop it."
+        )
     with _parsing(filename, "Parquet"):
-        table = pd.read_parquet(io.BytesIO(raw))
+        try:
+            table = parquet.read().to_pandas()
+        except pa.ArrowException as err:
+            raise DataError(
+                f"{filename} is not a valid Parquet file; it may be truncated or corrupt ({_short_error(err, 80)}). "
+                "Re-export it."
+            ) from None
     table.columns = [str(c).strip() for c in table.columns]
     _reject_duplicate_names(list(table.columns), filename)
     return table
@@ -730,7 +1087,14 @@ def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
 _MAGIC = (
     (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
     (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a zip archive or an Excel workbook"),
-    (b"\x1f\x8b", "a gzip archive"), (b"\x80", "a Python pickle"), (b"\xd0\xcf\x11\xe0", "an old Excel/Office file"),
+    (b"PK\x05\x06", "an empty zip archive"), (b"\x1f\x8b", "a gzip archive"), (b"\xfd7zXZ", "an xz archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"), (b"\x80", "a Python pickle"), (b"\xd0\xcf\x11\xe0", "an old Excel/Office file"),
+    (b"\x93NUMPY", "a NumPy array"),
+)
+# magic numbers that are also plausible starts of a text line: named only when the file is binary
+_WEAK_MAGIC = (
+    (b"SQLite format 3", "an SQLite database"), (b"\x7fELF", "a program"), (b"MZ", "a Windows program"),
+    (b"BZh", "a bzip2 archive"), (b"Rar!", "a RAR archive"), (b"RIFF", "a media file"), (b"ARROW1", "an Arrow file"),
 )
 
 
@@ -738,6 +1102,7 @@ def _reject_binary(head: bytes, filename: str) -> None:
     kind = next((what for magic, what in _MAGIC if head.startswith(magic)), None)
     if kind is None and b"\x00" not in head and _control_share(head) < 0.02:
         return
+    kind = kind or next((what for magic, what in _WEAK_MAGIC if head.startswith(magic)), None)
     hint = f" (it looks like {kind})" if kind else ""
     raise DataError(
         f"{filename}: this does not look like a text table{hint}; it contains binary data. Upload the "
@@ -829,34 +1194,116 @@ def _reject_duplicate_names(names: list[str], filename: str) -> None:
         seen[name] = position
 
 
-def _read_text_table(raw: bytes, filename: str, sep: str | None) -> pd.DataFrame:
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-le' / 'utf-16-be' when every other byte is NUL (UTF-16 text saved without its BOM)."""
+    if len(head) < 8 or len(head) % 2:
+        head = head[: len(head) - len(head) % 2]
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+def _read_text_table(raw: bytes, filename: str, sep: str | None, limits) -> pd.DataFrame:
+    utf16 = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else _utf16_without_bom(
+        raw[:SNIFF_BYTES])
+    if utf16:
         # Excel's "Unicode text" export: full of NUL bytes, yet a text table
         with _parsing(filename, "UTF-16 text"):
-            raw = raw.decode("utf-16").encode("utf-8")
+            raw = raw.decode(utf16).encode("utf-8")
     _reject_binary(raw[:SNIFF_BYTES], filename)
+    # rows are counted before pandas parses anything: a line is at least one byte, so this bounds the work
+    lines_in_file = raw.count(b"\n") + (not raw.endswith(b"\n"))
+    if lines_in_file > limits.rows + 1:
+        raise DataError(
+            f"{filename} has {lines_in_file:,} lines; the limit is {limits.rows:,} rows (RECSYS_LIMIT_ROWS). "
+            "Sample or k-core filter it first."
+        )
     encoding = _guess_encoding(raw[:SNIFF_BYTES])
     lines = _sample_lines(raw, encoding)
+    if not lines:
+        raise DataError(f"{filename} holds only whitespace ({len(raw):,} bytes). Upload a file with one "
+                        "interaction per row.")
     sep = sep or _sniff_delimiter(lines)
     if sep == "::":
         # the C parser needs a one-character delimiter; a tab never occurs inside such files
         raw, lines, sep = raw.replace(b"::", b"\t"), [line.replace("::", "\t") for line in lines], "\t"
     first = [field.strip() for field in _split_line(lines[0], sep)]
+    if len(first) > limits.columns:
+        raise DataError(
+            f"{filename} has {len(first):,} columns in its first line; the limit is {limits.columns:,} "
+            "(RECSYS_LIMIT_COLUMNS). Keep only the user, item, rating and timestamp columns."
+        )
     header = _has_header(first)
     if header:
         _reject_duplicate_names(first, filename)
     table = _drop_empty_columns(_parse_csv(raw, filename, sep, header, encoding), header)
+    if table.shape[1] > limits.columns:
+        raise DataError(
+            f"{filename} has {table.shape[1]:,} columns; the limit is {limits.columns:,} (RECSYS_LIMIT_COLUMNS). "
+            "Keep only the user, item, rating and timestamp columns."
+        )
     if not header:
         table.columns = [f"col{i + 1}" for i in range(table.shape[1])]
     else:
         table.columns = [str(c).strip() for c in table.columns]
+        _reject_duplicate_names(list(table.columns), filename)
     if table.shape[1] == 1:
         _explain_single_column(table, lines, filename, sep)
-    return table
+    _refuse_mixed_delimiters(table, raw, encoding, filename, sep)
+    return _integer_columns(table)
+
+
+def _integer_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose every cell is canonical integer text ("7", "-12") become int64; the rest stay text."""
+    converted = {}
+    for column in table.columns:
+        values = table[column]
+        if values.isna().any() or not len(values):
+            continue
+        if values.str.fullmatch(validate.CANONICAL_INT).all():
+            converted[column] = values.astype(np.int64)
+    return table.assign(**converted) if converted else table
+
+
+def _refuse_mixed_delimiters(table: pd.DataFrame, raw: bytes, encoding: str, filename: str, sep: str) -> None:
+    """Lines split by another delimiter land whole in the first column: name one line of each kind."""
+    if table.shape[1] < 2 or sep == r"\s+":
+        return
+    rest_empty = table.iloc[:, 1:].isna().all(axis=1).to_numpy()
+    if not rest_empty.any():
+        return
+    first = table.iloc[:, 0].astype(str)
+    others = [d for d in DELIMITERS if d != sep]
+    for other in others:
+        suspect = rest_empty & first.str.contains(other, regex=False).to_numpy()
+        if not suspect.any():
+            continue
+        line_with_sep = line_with_other = None
+        for number, line in enumerate(raw.decode(encoding, errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            if line_with_sep is None and sep in line:
+                line_with_sep = number
+            if line_with_other is None and other in line and sep not in line:
+                line_with_other = number
+            if line_with_sep and line_with_other:
+                break
+        if line_with_sep and line_with_other:
+            name_sep, name_other = DELIMITER_NAMES.get(sep, repr(sep)), DELIMITER_NAMES[other]
+            raise DataError(
+                f"{filename} mixes delimiters: line {line_with_sep} uses the {name_sep} ({sep!r}), line "
+                f"{line_with_other} uses the {name_other} ({other!r}). Save the file with one delimiter throughout."
+            )
 
 
 def _parse_csv(raw: bytes, filename: str, sep: str, header: bool, encoding: str) -> pd.DataFrame:
-    options = {"sep": sep, "header": 0 if header else None, "skip_blank_lines": True}
+    # every cell is read as text, so ids keep the form they are written in ("007" stays "007")
+    options = {"sep": sep, "header": 0 if header else None, "skip_blank_lines": True, "dtype": str}
     if sep != r"\s+":
         options["skipinitialspace"] = True
     try:
@@ -869,6 +1316,8 @@ def _parse_csv(raw: bytes, filename: str, sep: str, header: bool, encoding: str)
         raise DataError(f"{filename} is empty. Upload a file with one interaction per row.") from None
     except pd.errors.ParserError as err:
         raise DataError(_explain_parser_error(str(err), filename, sep)) from None
+    except (ValueError, OverflowError, csv.Error) as err:
+        raise DataError(f"{filename} could not be parsed: {_short_error(err)}") from None
 
 
 def _explain_parser_error(message: str, filename: str, sep: str) -> str:
@@ -881,7 +1330,13 @@ def _explain_parser_error(message: str, filename: str, sep: str) -> str:
             f"(delimiter: {name}). Quote values that contain the delimiter, or remove the stray "
             f"delimiter from line {line}."
         )
-    return f"{filename} could not be parsed with the {name} delimiter: {message}"
+    quote = re.search(r"EOF inside string starting at row (\d+)", message)
+    if quote:
+        return (
+            f"{filename}: a quote (\") opened in data row {int(quote.group(1)) + 1} is never closed. Close the "
+            "quote, or remove the stray quote character."
+        )
+    return f"{filename} could not be parsed with the {name} delimiter: {_short_error(message)}"
 
 
 def _drop_empty_columns(table: pd.DataFrame, header: bool) -> pd.DataFrame:
@@ -907,7 +1362,7 @@ def _explain_single_column(table: pd.DataFrame, lines: list[str], filename: str,
             "Save it with one of comma, tab, semicolon or | as the delimiter (or choose that delimiter)."
         )
     raise DataError(
-        f"{filename} has a single column ({table.columns[0]}). An interaction table needs at least a user "
+        f"{filename} has a single column ({excerpt(table.columns[0])}). An interaction table needs at least a user "
         "and an item column, separated by a delimiter (comma, tab, semicolon or |)."
     )
 
@@ -986,6 +1441,7 @@ def guess_item_columns(df: pd.DataFrame) -> dict[str, str | None]:
     return chosen
 
 
+@_guarded
 def from_table(
     df: pd.DataFrame,
     mapping: Mapping[str, str | None],
@@ -1004,7 +1460,8 @@ def from_table(
     mapping = {role: (col or None) for role, col in dict(mapping).items()}
     unknown = set(mapping) - {"user", "item", "rating", "timestamp"}
     if unknown:
-        raise DataError(f"Unknown role(s) {sorted(unknown)} in the column mapping; use user, item, rating, timestamp.")
+        shown = ", ".join(excerpt(str(role), 20) for role in sorted(map(str, unknown))[:5])
+        raise DataError(f"Unknown role(s) {shown} in the column mapping; use user, item, rating, timestamp.")
     for role in ("user", "item"):
         if not mapping.get(role):
             raise DataError(f"{name}: no {role} column is mapped. Pick the column that holds the {role} id.")
@@ -1019,7 +1476,7 @@ def from_table(
         return Dataset.from_frame(
             df, user=mapping["user"], item=mapping["item"], rating=mapping.get("rating"),
             timestamp=mapping.get("timestamp"), items=meta, item_key="item_id", feedback=feedback,
-            positive_threshold=positive_threshold, duplicates=duplicates, name=name,
+            positive_threshold=positive_threshold, duplicates=duplicates, name=name, limits=_limits(),
         )
 
 
