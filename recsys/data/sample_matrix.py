@@ -7,6 +7,19 @@ import pandas as pd
 
 from recsys.data.dataset import Dataset
 
+# Labels in the picture are cut to this many characters: ids and titles can be long (up to the
+# hosting limits), and numpy's fixed-width strings would size every label like the longest.
+LABEL_CHARS = 60
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    """Short str labels as an object array (never a fixed-width numpy string array)."""
+    text = pd.Series(values, dtype=object).map(str)
+    long = text.str.len() > LABEL_CHARS
+    if long.any():
+        text = text.where(~long, text.str.slice(0, LABEL_CHARS - 1) + "…")
+    return text.to_numpy(dtype=object)
+
 
 def matrix_sample(ds: Dataset, n_users: int = 120, n_items: int = 300, seed: int = 0) -> pd.DataFrame:
     """Interactions among a random sample of users and items, ranked by activity / popularity.
@@ -27,7 +40,7 @@ def matrix_sample(ds: Dataset, n_users: int = 120, n_items: int = 300, seed: int
     return pd.DataFrame({
         "user_rank": user_rank[ds.user[keep]],
         "item_rank": item_rank[ds.item[keep]],
-        "user": ds.user_ids[ds.user[keep]].astype(str),
-        "item": ds.item_titles(ds.item[keep]).astype(str),
+        "user": _labels(ds.user_ids[ds.user[keep]]),
+        "item": _labels(ds.item_titles(ds.item[keep])),
         "rating": ds.rating[keep],
     })

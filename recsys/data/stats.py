@@ -83,7 +83,8 @@ def summary(ds: Dataset) -> dict:
         "has_item_metadata": ds.items is not None,
     }
     if ds.feedback == "explicit":
-        out["rating_mean"] = float(ds.rating.mean())
+        # float64: a float32 mean of many large ratings overflows to inf
+        out["rating_mean"] = float(ds.rating.mean(dtype=np.float64))
         out["rating_min"] = float(ds.rating.min())
         out["rating_max"] = float(ds.rating.max())
     if ds.timestamp is not None:
