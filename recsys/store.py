@@ -81,6 +81,22 @@ class StoreError(DataError):
     """The store cannot do what was asked; the message says what is wrong and how to fix it."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who asks to change a run: their owner id and whether they hold the instructor role.
+
+    Shared runs (the sample, server-side data) change only for instructors; a private run only
+    for its owner or an instructor. Calls without an actor (the CLI, run by whoever owns the
+    server's files) are not checked.
+    """
+
+    owner: str
+    instructor: bool = False
+
+    def may_change(self, record_owner: str) -> bool:
+        return self.instructor or (record_owner != SHARED and record_owner == self.owner)
+
+
 def default_root() -> Path:
     """``$RECSYS_HOME/store`` (``~/.recsys-explorer/store`` when RECSYS_HOME is not set)."""
     home = Path(os.environ.get("RECSYS_HOME", Path.home() / ".recsys-explorer")).expanduser()
@@ -523,17 +539,33 @@ class ExperimentStore:
         return folder
 
     # ------------------------------------------------------------------ managing
-    def rename(self, run_id: str, name: str) -> None:
+    def _check_actor(self, run_id: str, actor: Actor | None, verb: str) -> None:
+        """Refuse ``actor`` changing a run it may not change; a run it cannot see reads as missing."""
+        if actor is None:
+            return
+        record = self.get(run_id)
+        if record is None or (record.owner not in (SHARED, actor.owner) and not actor.instructor):
+            raise StoreError(f"There is no run {run_id} you can see in the store; list the runs to see their ids.")
+        if not actor.may_change(record.owner):  # a shared run, and no instructor
+            raise StoreError(f"{record.name} is a shared run: everyone on this server uses it, so only an instructor "
+                             f"may {verb} it. Sign in as instructor on the Runs page, or train your own copy on an "
+                             "upload.")
+
+    def rename(self, run_id: str, name: str, *, actor: Actor | None = None) -> None:
+        """Rename a run; with an ``actor``, only a run that actor may change (see :class:`Actor`)."""
         name = name.strip()
         if not name:
             raise StoreError("A run name cannot be empty; type a name.")
+        self._check_actor(run_id, actor, "rename")
         with self._connect() as db:
             changed = db.execute("UPDATE runs SET name = ? WHERE run_id = ?", (name, run_id)).rowcount
         if not changed:
             raise StoreError(f"There is no run {run_id} in the store; list the runs to see their ids.")
 
-    def delete(self, run_id: str) -> bool:
-        """Remove the run's row and its files; True when there was such a run."""
+    def delete(self, run_id: str, *, actor: Actor | None = None) -> bool:
+        """Remove the run's row and its files; True when there was such a run. With an ``actor``, only a
+        run that actor may change (see :class:`Actor`)."""
+        self._check_actor(run_id, actor, "delete")
         with self._connect() as db:
             deleted = db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
         if _valid_run_id(run_id) and (self.artifacts / run_id).exists():
