@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import streamlit as st
 
-# Import the backend before any page runs: a rerun interrupts a page wherever it is, and a
-# page stopped half-way through its first import of a package leaves that package
-# half-initialised in sys.modules (a "circular import" error on the next run).
-import recsys.evaluation  # noqa: F401
-import recsys.models  # noqa: F401
-import recsys.serving  # noqa: F401
 from ui import state
 
-st.set_page_config(page_title="Recommender Explorer", page_icon=":material/movie:", layout="wide")
+# Served by the app itself: a ":material/...:" favicon is fetched from a font CDN, which a room
+# without internet access cannot reach.
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+# The torch-free backend every page uses. Imported after the sidebar is drawn, so the first
+# screen does not wait for pandas and scipy, but before any page runs: a rerun interrupts a page
+# wherever it is, and a page stopped half-way through its first import of a package leaves that
+# package half-initialised in sys.modules (a "circular import" error on the next run). Model
+# families, torch and faiss are imported by the registry and the pages that need them.
+BACKEND = ("recsys.evaluation", "recsys.models", "recsys.serving", "recsys.store")
+
+st.set_page_config(page_title="Recommender Explorer", page_icon=str(ICON), layout="wide")
 state.init()
 
 SPLITS = {
@@ -71,4 +78,7 @@ pages = [
     st.Page("app_pages/serving.py", title="Serving", icon=":material/speed:"),
 ]
 sidebar()
-st.navigation(pages).run()
+page = st.navigation(pages)
+for module in BACKEND:
+    importlib.import_module(module)
+page.run()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats as sps
 
 # Bound on resampled index entries held at once (~32 MB of int64).
 _CHUNK_ENTRIES = 4_000_000
@@ -106,6 +105,8 @@ def paired_test(
         p_t = p_w = 1.0 if mean_diff == 0 else 0.0
         d = 0.0 if mean_diff == 0 else float(np.sign(mean_diff) * np.inf)
     else:
+        from scipy import stats as sps  # imported here: scipy.stats takes seconds to import cold
+
         p_t = float(sps.ttest_rel(a, b).pvalue)
         p_w = _wilcoxon_p(diff)
         d = mean_diff / sd if sd > 0 else 0.0
@@ -125,6 +126,8 @@ def _wilcoxon_p(diff: np.ndarray) -> float:
     """Signed-rank p-value; 1.0 when every difference is zero (nothing to rank)."""
     if not np.any(diff != 0):
         return 1.0
+    from scipy import stats as sps
+
     with warnings.catch_warnings():
         # ties and zero differences trigger approximation warnings that say nothing new
         warnings.simplefilter("ignore")

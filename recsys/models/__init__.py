@@ -1,16 +1,10 @@
-"""Models: the Recommender base class, the registry, and one module per family."""
+"""Models: the Recommender base class, the registry, and one module per family.
 
-from recsys.models import (  # noqa: F401  (importing a family module registers its models)
-    autoencoders,
-    baselines,
-    content,
-    factorization,
-    graph,
-    hybrid,
-    ncf,
-    neighborhood,
-    sequential,
-)
+The family modules are imported when the registry first hands out one of their classes
+(``registry[key]``, ``get``, ``create``), not here: several of them import torch, which a page
+that only shows data should not wait for.
+"""
+
 from recsys.models.base import FitCancelled, Recommender, describe_params
 from recsys.models.registry import create, get, registry
 

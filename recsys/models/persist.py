@@ -18,14 +18,15 @@ are loaded into it. Training-only objects (optimizers) are not kept.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from recsys.data.dataset import Dataset
 from recsys.models.base import Recommender
@@ -42,6 +43,16 @@ _SPARSE_PARTS = {"csr": ("data", "indices", "indptr"), "csc": ("data", "indices"
 
 class ArtifactError(ValueError):
     """A model artifact cannot be written or read; the message says what and how to fix it."""
+
+
+def _if_imported(name: str):
+    """The module ``name`` if something has imported it already, else None.
+
+    A value can be a torch tensor, and a model a TorchModel, only once torch has been imported,
+    so saving and loading numpy models never pays torch's multi-second import. (Importing it
+    again waits for a thread that is still initialising it, rather than reading it half-made.)
+    """
+    return importlib.import_module(name) if name in sys.modules else None
 
 
 # ---------------------------------------------------------------------- encoding
@@ -73,13 +84,14 @@ def _encode(value, writer: _Writer, where: str):
         return {"$": "array", "ref": writer.array(value)}
     if sp.issparse(value):
         return _encode_sparse(value, writer)
-    if isinstance(value, torch.Tensor):
+    torch = _if_imported("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
         if value.layout != torch.strided:
             raise _Unstorable(where, value)
         return {"$": "tensor", "ref": writer.array(value.detach().cpu().numpy()), "device": str(value.device)}
-    if isinstance(value, torch.device):
+    if torch is not None and isinstance(value, torch.device):
         return {"$": "device", "name": str(value)}
-    if isinstance(value, torch.nn.Module):
+    if torch is not None and isinstance(value, torch.nn.Module):
         writer.modules[where] = {k: v.detach().cpu() for k, v in value.state_dict().items()}
         return {"$": "module", "ref": where, "training": value.training}
     if isinstance(value, Recommender):
@@ -126,8 +138,9 @@ def _encode_model(model: Recommender, writer: _Writer, where: str) -> dict:
         raise ArtifactError(f"{where}: {model.label} was trained on other data than the model that holds it; "
                             "components must share the training set.")
     state, rebuilt = {}, []
+    torch = _if_imported("torch")
     for name, value in vars(model).items():
-        if name in _REBUILT or isinstance(value, torch.optim.Optimizer):
+        if name in _REBUILT or (torch is not None and isinstance(value, torch.optim.Optimizer)):
             continue
         try:
             state[name] = _encode(value, writer, f"{where}.{name}")
@@ -148,9 +161,8 @@ def _params_json(model: Recommender) -> dict:
 
 
 def _is_torch_model(model) -> bool:
-    from recsys.models.training import TorchModel
-
-    return isinstance(model, TorchModel)
+    training = _if_imported("recsys.models.training")
+    return training is not None and isinstance(model, training.TorchModel)
 
 
 # ---------------------------------------------------------------------- decoding
@@ -177,8 +189,12 @@ def _decode(tree, reader: _Reader, device=None):
     if kind == "sparse":
         return _decode_sparse(tree, reader)
     if kind == "tensor":
+        import torch
+
         return torch.from_numpy(reader.array(tree["ref"]).copy()).to(device or "cpu")
     if kind == "device":
+        import torch
+
         return device if device is not None else torch.device(tree["name"])
     if kind == "dataset":
         return reader.train
@@ -239,6 +255,8 @@ def _decode_model(tree: dict, reader: _Reader) -> Recommender:
 
 
 def _restore_module(model, name: str, entry: dict, reader: _Reader) -> None:
+    import torch
+
     if name == "module_":
         model.module_ = model._build(reader.train)
     target = getattr(model, name, None)
@@ -285,6 +303,8 @@ def save_model(model: Recommender, folder: str | Path) -> None:
     atomic_write(folder / STATE_FILE, lambda f: f.write(json.dumps(header).encode()))
     atomic_write(folder / ARRAYS_FILE, lambda f: np.savez(f, **writer.arrays))
     if writer.modules:
+        import torch
+
         atomic_write(folder / MODULES_FILE, lambda f: torch.save(writer.modules, f))
 
 
@@ -305,6 +325,8 @@ def load_model(folder: str | Path, train: Dataset) -> Recommender:
         raise ArtifactError(f"{ARRAYS_FILE} in {folder.name} is not a readable numpy archive ({exc}).") from None
     modules = {}
     if (folder / MODULES_FILE).exists():
+        import torch
+
         try:
             modules = torch.load(folder / MODULES_FILE, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for a damaged or foreign file

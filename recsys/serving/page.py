@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import rankdata
 
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
@@ -345,6 +344,8 @@ def percentile_ranks(scores: np.ndarray) -> np.ndarray:
     n = len(scores)
     if n < 2:
         return np.ones(n)
+    from scipy.stats import rankdata  # imported here: scipy.stats takes seconds to import cold
+
     return (rankdata(scores, method="average") - 1.0) / (n - 1.0)
 
 
