@@ -56,6 +56,7 @@ class Limits:
     workers: int                # trainings running at once on the whole server
     visitor_jobs: int           # trainings one visitor may have running or queued
     queue_length: int           # trainings waiting on the whole server
+    bundle_members: int = 20_000  # files in one bundle (an exported run has at most five)
 
 
 LOCAL_LIMITS = Limits(
@@ -68,7 +69,7 @@ HOSTED_LIMITS = Limits(
     upload_bytes=50 * MB, table_bytes=400 * MB, archive_bytes=600 * MB, compression_ratio=100.0,
     rows=5_000_000, columns=64, id_chars=256, title_chars=1000, bundle_bytes=100 * MB,
     bundle_unpacked_bytes=400 * MB, visitor_upload_bytes=200 * MB, server_upload_bytes=5 * GB,
-    training_bytes=4 * GB, workers=2, visitor_jobs=3, queue_length=24,
+    training_bytes=4 * GB, workers=2, visitor_jobs=3, queue_length=24, bundle_members=2_000,
 )
 
 

@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -33,6 +34,7 @@ import time
 import uuid
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -600,32 +602,57 @@ class ExperimentStore:
             zf.writestr("manifest.json", json.dumps(manifest, indent=2))
         return buffer.getvalue()
 
-    def import_bundle(self, payload: bytes, owner: str) -> dict:
+    def import_bundle(self, payload: bytes, owner: str, *, limits=None) -> dict:
         """Add a bundle's runs (owned by ``owner``); all are checked before anything is written.
 
-        Returns {"imported": [run ids], "skipped": [run ids already in the store]}. A damaged
-        zip or a wrong schema raises StoreError and leaves the store as it was.
+        Returns {"imported": [run ids], "skipped": [run ids already in the store]}. A damaged,
+        foreign or oversized bundle raises StoreError and leaves the store as it was. The budgets
+        (``limits``, default :func:`recsys.hosting.config`'s) are checked before any member is
+        read: the payload's size, the number of members, each member's name and declared size,
+        its compression ratio and the manifest's size; members are then unpacked in chunks to a
+        staging folder, counted against the declared sizes and the unpacked budget as they come.
         """
+        from recsys import hosting
+
+        limits = limits or hosting.config().limits
+        if len(payload) > limits.bundle_bytes:
+            raise StoreError(f"The bundle is {hosting.human_bytes(len(payload))}; this server imports bundles of up "
+                             f"to {hosting.human_bytes(limits.bundle_bytes)}. Export fewer runs, or export them "
+                             "without their models.")
+        members = _zip_entry_count(payload)
+        if members is not None and members > limits.bundle_members:
+            raise StoreError(f"The zip holds {members:,} files; an experiment bundle holds at most "
+                             f"{limits.bundle_members:,} (five per run), so this is not one. Nothing was imported.")
         try:
             zf = zipfile.ZipFile(io.BytesIO(payload))
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
             raise StoreError("The file is not a zip archive, so it is not an experiment bundle. Export a bundle "
                              "from the Runs page and upload that file.") from None
         with zf:
-            manifest = _read_manifest(zf)
-            runs = [_check_bundle_run(entry, zf) for entry in manifest["runs"]]
+            infos = _check_bundle_members(zf, limits)
+            manifest = _read_manifest(zf, infos, limits)
+            runs = [_check_bundle_run(entry, infos) for entry in manifest["runs"]]
+            if len({entry["run_id"] for entry in runs}) < len(runs):
+                raise StoreError("The bundle's manifest names the same run twice; the manifest is damaged.")
             datasets = manifest.get("datasets") if isinstance(manifest.get("datasets"), dict) else {}
             existing = {r.run_id for r in self.list()}
             new = [entry for entry in runs if entry["run_id"] not in existing]
+            staged: dict[str, Path] = {}
             installed = []
             try:
-                for entry in new:
-                    staging = self.tmp / f"{entry['run_id']}.import.{uuid.uuid4().hex[:8]}.{os.getpid()}"
+                # every run is unpacked and checked (a damaged bundle is refused whole), the new ones installed
+                budget = _Budget(limits.bundle_unpacked_bytes)
+                for entry in runs:
+                    run_id = entry["run_id"]
+                    staging = self.tmp / f"{run_id}.import.{uuid.uuid4().hex[:8]}.{os.getpid()}"
                     staging.mkdir(parents=True)
+                    staged[run_id] = staging
                     for name in entry["_files"]:
-                        member = zf.read(f"runs/{entry['run_id']}/{name}")
-                        atomic_write(staging / name, lambda f, data=member: f.write(data))
-                    self._install(staging, self.artifacts / entry["run_id"])
+                        info = infos[f"runs/{run_id}/{name}"]
+                        atomic_write(staging / name, lambda f, i=info: _unpack_member(zf, i, f, budget))
+                    _check_run_files(run_id, staging, entry["has_model"], limits, budget)
+                for entry in new:
+                    self._install(staged.pop(entry["run_id"]), self.artifacts / entry["run_id"])
                     installed.append(entry["run_id"])
                 with self._connect() as db:
                     for entry in new:
@@ -634,6 +661,9 @@ class ExperimentStore:
                 for run_id in installed:  # the rows were rolled back: take the files back out too
                     shutil.rmtree(self.artifacts / run_id, ignore_errors=True)
                 raise
+            finally:
+                for staging in staged.values():
+                    shutil.rmtree(staging, ignore_errors=True)
         return {"imported": [e["run_id"] for e in new], "skipped": [e["run_id"] for e in runs if e not in new]}
 
     def _insert_imported(self, db, entry: dict, owner: str, dataset: dict | None) -> None:
@@ -650,12 +680,136 @@ class ExperimentStore:
              json.dumps(entry["extra"]), int(entry["has_model"]), float(entry["created_at"])))
 
 
-def _read_manifest(zf: zipfile.ZipFile) -> dict:
+# ---------------------------------------------------------------------- bundle checks
+# What an exported bundle holds: manifest.json and, per run, these files (nothing else, no folders
+# but runs/ and runs/<id>/). A bundle is refused before any member is read when it breaks a rule.
+_BUNDLE_FILES = "|".join(re.escape(n) for n in (REPORT_JSON, REPORT_NPZ) + MODEL_FILES)
+_BUNDLE_MEMBER = re.compile(rf"runs/([0-9a-f]{{{_RUN_ID_LENGTH}}})/({_BUNDLE_FILES})")
+_BUNDLE_FOLDER = re.compile(rf"runs/(?:[0-9a-f]{{{_RUN_ID_LENGTH}}}/)?")
+MANIFEST_MAX_BYTES = 16 * 1024**2  # a run's entry is ~2 KB: room for thousands of runs
+_CHUNK = 1024**2
+_RATIO_FLOOR = 1024**2  # smaller members may compress well (a report of zeros) without harm
+
+
+class _Budget:
+    """Bytes a bundle may still unpack to; every member and every array inside a member takes from it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    def take(self, size: int, what: str) -> None:
+        from recsys.hosting import human_bytes
+
+        self.used += size
+        if self.used > self.limit:
+            raise StoreError(f"The bundle unpacks to more than the {human_bytes(self.limit)} this server unpacks "
+                             f"(reached at {what}). Export fewer runs, or without their models.")
+
+
+def _zip_entry_count(payload: bytes) -> int | None:
+    """The member count a zip's end record declares (zip64 too), read before the central directory is
+    parsed; None when there is no end record (then zipfile refuses the file anyway)."""
+    tail_start = max(0, len(payload) - (65535 + 22))
+    at = payload.rfind(b"PK\x05\x06", tail_start)
+    if at < 0 or at + 22 > len(payload):
+        return None
+    count = int.from_bytes(payload[at + 10:at + 12], "little")
+    locator = at - 20
+    if count == 0xFFFF and locator >= 0 and payload[locator:locator + 4] == b"PK\x06\x07":
+        offset = int.from_bytes(payload[locator + 8:locator + 16], "little")
+        if payload[offset:offset + 4] == b"PK\x06\x06":
+            count = int.from_bytes(payload[offset + 32:offset + 40], "little")
+    return count
+
+
+def _shown(name: str) -> str:
+    return repr(name if len(name) <= 80 else name[:77] + "...")
+
+
+def _check_bundle_members(zf: zipfile.ZipFile, limits) -> dict[str, zipfile.ZipInfo]:
+    """Every member's name, method and declared size, from the central directory alone."""
+    from recsys.hosting import human_bytes
+
+    infos = zf.infolist()
+    if len(infos) > limits.bundle_members:
+        raise StoreError(f"The zip holds {len(infos):,} files; an experiment bundle holds at most "
+                         f"{limits.bundle_members:,} (five per run), so this is not one. Nothing was imported.")
+    found: dict[str, zipfile.ZipInfo] = {}
+    total = 0
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or "\\" in name or ".." in parts or ":" in name or "\x00" in name:
+            raise StoreError(f"The bundle holds a file with an unsafe path, {_shown(name)} (absolute, with '..' or "
+                             "a drive). A bundle exported by this program never does; nothing was imported.")
+        if info.is_dir() and _BUNDLE_FOLDER.fullmatch(name):
+            continue
+        if name != "manifest.json" and not _BUNDLE_MEMBER.fullmatch(name):
+            raise StoreError(f"The bundle holds {_shown(name)}, which is not part of an experiment bundle "
+                             "(manifest.json and runs/<run id>/ with a run's report and model files). Export "
+                             "the bundle again from the Runs page.")
+        if name in found:
+            raise StoreError(f"The bundle holds {_shown(name)} twice; it is damaged or crafted. Export it again.")
+        if info.flag_bits & 0x1:
+            raise StoreError(f"{_shown(name)} in the bundle is encrypted; bundles are never encrypted.")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise StoreError(f"{_shown(name)} in the bundle is compressed with a method bundles do not use "
+                             f"(zip method {info.compress_type}); export the bundle again.")
+        if info.file_size > limits.bundle_unpacked_bytes:
+            raise StoreError(f"{_shown(name)} in the bundle would unpack to {human_bytes(info.file_size)}, over the "
+                             f"{human_bytes(limits.bundle_unpacked_bytes)} this server unpacks. Export fewer runs, "
+                             "or without their models.")
+        if info.file_size > _RATIO_FLOOR and info.file_size > limits.compression_ratio * max(info.compress_size, 1):
+            raise StoreError(f"{_shown(name)} in the bundle would inflate "
+                             f"{info.file_size / max(info.compress_size, 1):,.0f}-fold "
+                             f"({human_bytes(info.compress_size)} to {human_bytes(info.file_size)}), more than the "
+                             f"{limits.compression_ratio:,.0f}-fold this server allows: a zip bomb, not an exported "
+                             "bundle. Nothing was imported.")
+        total += info.file_size
+        found[name] = info
+    if total > limits.bundle_unpacked_bytes:
+        raise StoreError(f"The bundle would unpack to {human_bytes(total)}, over the "
+                         f"{human_bytes(limits.bundle_unpacked_bytes)} this server unpacks. Export fewer runs, or "
+                         "without their models.")
+    return found
+
+
+def _unpack_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out, budget: _Budget) -> None:
+    """Copy one member to ``out`` in chunks, never past its declared size or the bundle's budget."""
+    written = 0
     try:
-        manifest = json.loads(zf.read("manifest.json"))
-    except KeyError:
-        raise StoreError("The zip has no manifest.json, so it is not an experiment bundle.") from None
-    except (ValueError, zipfile.BadZipFile, UnicodeDecodeError):
+        with zf.open(info) as member:
+            while chunk := member.read(_CHUNK):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise StoreError(f"{_shown(info.filename)} in the bundle unpacks to more than the "
+                                     f"{info.file_size:,} bytes it declares; the bundle is crafted or damaged.")
+                budget.take(len(chunk), _shown(info.filename))
+                out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise StoreError(f"{_shown(info.filename)} in the bundle is damaged: its contents do not match its declared "
+                         f"size or checksum ({exc}). Export the bundle again.") from None
+    if written != info.file_size:
+        raise StoreError(f"{_shown(info.filename)} in the bundle unpacks to {written:,} bytes, not the "
+                         f"{info.file_size:,} it declares; export the bundle again.")
+
+
+def _read_manifest(zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], limits) -> dict:
+    from recsys.hosting import human_bytes
+
+    info = infos.get("manifest.json")
+    if info is None:
+        raise StoreError("The zip has no manifest.json, so it is not an experiment bundle.")
+    limit = min(MANIFEST_MAX_BYTES, limits.bundle_unpacked_bytes)
+    if info.file_size > limit:
+        raise StoreError(f"The bundle's manifest.json is {human_bytes(info.file_size)}; a manifest is at most "
+                         f"{human_bytes(limit)} (a run's entry takes about 2 KB). It was not read; export the "
+                         "bundle again.")
+    buffer = io.BytesIO()
+    _unpack_member(zf, info, buffer, _Budget(limit))
+    try:
+        manifest = json.loads(buffer.getvalue())
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise StoreError("The bundle's manifest.json is damaged (not readable JSON); export the bundle again.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise StoreError("The zip's manifest.json is not an experiment bundle manifest (wrong 'format').")
@@ -672,46 +826,82 @@ _BUNDLE_FIELDS = {"run_id": str, "name": str, "model": str, "label": str, "param
                   "created_at": (int, float)}
 
 
-def _check_bundle_run(entry, zf: zipfile.ZipFile) -> dict:
-    """One manifest run, type-checked, with its files present and readable without pickle."""
+def _check_bundle_run(entry, infos: dict[str, zipfile.ZipInfo]) -> dict:
+    """One manifest run, type-checked, with the files it needs present (their contents are checked
+    once unpacked, by ``_check_run_files``)."""
     if not isinstance(entry, dict):
         raise StoreError("A run in the bundle's manifest is not an object; the manifest is damaged.")
     for key, kind in _BUNDLE_FIELDS.items():
-        if not isinstance(entry.get(key), kind):
-            raise StoreError(f"A run in the bundle lacks {key!r} or has the wrong type for it; the manifest is "
-                             "damaged or from another program.")
+        value = entry.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise StoreError(f"A run in the bundle lacks {key!r} or has the wrong type for it "
+                             f"(expected {getattr(kind, '__name__', 'a number')}); the manifest is damaged or from "
+                             "another program.")
     run_id = entry["run_id"]
     if not _valid_run_id(run_id):
-        raise StoreError(f"The bundle names a run {run_id!r}, which is not a run id.")
-    present = set(zf.namelist())
+        raise StoreError(f"The bundle names a run {_shown(run_id)}, which is not a run id.")
     required = [REPORT_JSON, REPORT_NPZ] + (["model.json", "arrays.npz"] if entry["has_model"] else [])
-    missing = [name for name in required if f"runs/{run_id}/{name}" not in present]
+    missing = [name for name in required if f"runs/{run_id}/{name}" not in infos]
     # the weights file exists only for torch models
-    files = required + [name for name in ("modules.pt",) if entry["has_model"] and f"runs/{run_id}/{name}" in present]
+    files = required + [name for name in ("modules.pt",) if entry["has_model"] and f"runs/{run_id}/{name}" in infos]
     if missing:
         raise StoreError(f"The bundle lacks {missing} of run {run_id}; export the bundle again.")
-    try:
-        json.loads(zf.read(f"runs/{run_id}/{REPORT_JSON}"))
-        with np.load(io.BytesIO(zf.read(f"runs/{run_id}/{REPORT_NPZ}")), allow_pickle=False) as npz:
-            for name in npz.files:
-                npz[name]
-        if entry["has_model"]:
-            with _extracted(zf, run_id, ["model.json"]) as folder:
-                read_header(folder)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, ArtifactError) as exc:
-        raise StoreError(f"The files of run {run_id} in the bundle are damaged ({exc}); export the bundle "
-                         "again.") from None
     return {**entry, "_files": files}
 
 
-@contextlib.contextmanager
-def _extracted(zf: zipfile.ZipFile, run_id: str, names: list[str]):
-    import tempfile
+def _check_inner_zip(path: Path, run_id: str, limits, budget: _Budget) -> None:
+    """An npz (or torch) file is a zip too: its members' declared sizes, ratios and (npz) array headers
+    are checked before numpy or torch would unpack them."""
+    where = f"{path.name} of run {run_id}"
+    try:
+        with zipfile.ZipFile(path) as inner:
+            infos = inner.infolist()
+            if len(infos) > limits.bundle_members:
+                raise StoreError(f"{where} holds {len(infos):,} arrays; that is no stored run. Nothing was imported.")
+            # what the arrays take beyond the file itself (np.savez stores them as they are: nothing)
+            budget.take(max(0, sum(info.file_size for info in infos) - path.stat().st_size), where)
+            for info in infos:
+                if info.file_size > _RATIO_FLOOR and \
+                        info.file_size > limits.compression_ratio * max(info.compress_size, 1):
+                    raise StoreError(f"{where} would inflate {info.file_size / max(info.compress_size, 1):,.0f}-fold "
+                                     f"inside; more than the {limits.compression_ratio:,.0f}-fold this server "
+                                     "allows: a zip bomb, not a stored run. Nothing was imported.")
+                if path.suffix == ".npz" and info.filename.endswith(".npy"):
+                    with inner.open(info) as member:
+                        version = np.lib.format.read_magic(member)
+                        header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                  else np.lib.format.read_array_header_2_0)
+                        shape, _, dtype = header(member, max_header_size=10_000)
+                    if dtype.hasobject:
+                        raise StoreError(f"{where} holds Python objects ({info.filename[:-4]!r} is an object "
+                                         "array), which this program never loads: they would be unpickled. "
+                                         "Nothing was imported.")
+                    if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > info.file_size:
+                        raise StoreError(f"{where} declares an array ({info.filename[:-4]!r}, shape {shape}) larger "
+                                         "than the data it holds; the file is damaged or crafted.")
+    except zipfile.BadZipFile:
+        if path.suffix == ".npz":
+            raise StoreError(f"{where} is damaged (not an npz archive); export the bundle again.") from None
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            (Path(tmp) / name).write_bytes(zf.read(f"runs/{run_id}/{name}"))
-        yield Path(tmp)
+
+def _check_run_files(run_id: str, folder: Path, has_model: bool, limits, budget: _Budget) -> None:
+    """A run's unpacked files, readable without pickle and within the budget."""
+    try:
+        for name in (REPORT_NPZ, "arrays.npz", "modules.pt"):
+            if (folder / name).exists():
+                _check_inner_zip(folder / name, run_id, limits, budget)
+        json.loads((folder / REPORT_JSON).read_bytes())
+        with np.load(folder / REPORT_NPZ, allow_pickle=False) as npz:
+            for name in npz.files:
+                npz[name]
+        if has_model:
+            read_header(folder)
+    except StoreError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, RecursionError,
+            ArtifactError) as exc:
+        raise StoreError(f"The files of run {run_id} in the bundle are damaged ({exc}); export the bundle "
+                         "again.") from None
 
 
 def _plain(value):
