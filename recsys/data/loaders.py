@@ -539,7 +539,15 @@ class _Zip:
             )
         try:
             raw = self.archive.open(info)
-        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError, EOFError) as err:
+        except NotImplementedError:  # a RuntimeError, so first
+            raise DataError(f"{name} uses a compression method the server cannot unpack. Re-create the zip with "
+                            "ordinary (deflate) compression.") from None
+        except RuntimeError as err:
+            if "encrypted" in str(err):
+                raise DataError(f"{name} is encrypted (password-protected); the server cannot open it. "
+                                "Re-create the zip without a password.") from None
+            raise DataError(f"{name} cannot be unpacked ({_short_error(err, 80)}). Re-create the zip.") from None
+        except (zipfile.BadZipFile, zlib.error, ValueError, EOFError) as err:
             raise DataError(f"{name} cannot be unpacked ({_short_error(err, 80)}). Re-create the zip.") from None
         return _Budgeted(raw, name, limits=limits, compressed=info.compress_size, shared=self.unpacked)
 
@@ -1071,9 +1079,14 @@ def _read_parquet(raw: bytes, filename: str, limits) -> pd.DataFrame:
             f"{filename}: column {excerpt(nested)} holds lists or records. Interaction tables need one plain "
             "value per cell; flatten that column or drop it."
         )
+    # text columns are read dictionary-encoded: a million copies of one long string then cost one
+    # string, and the size they would take as plain text is known before they are expanded
+    text_columns = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                    or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
     with _parsing(filename, "Parquet"):
         try:
-            table = parquet.read().to_pandas()
+            arrow = pq.ParquetFile(io.BytesIO(raw), read_dictionary=text_columns).read()
+            table = arrow.to_pandas()
         except pa.ArrowException as err:
             raise DataError(
                 f"{filename} is not a valid Parquet file; it may be truncated or corrupt ({_short_error(err, 80)}). "
@@ -1081,7 +1094,41 @@ def _read_parquet(raw: bytes, filename: str, limits) -> pd.DataFrame:
             ) from None
     table.columns = [str(c).strip() for c in table.columns]
     _reject_duplicate_names(list(table.columns), filename)
-    return table
+    return _expand_text_columns(table, filename, limits)
+
+
+def _expand_text_columns(table: pd.DataFrame, filename: str, limits) -> pd.DataFrame:
+    """Dictionary (categorical) text columns as plain object columns, once their size is known to fit."""
+    longest_allowed = max(limits.id_chars, limits.title_chars)
+    expanded = {}
+    total = 0
+    for column in table.columns:
+        values = table[column]
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            continue
+        categories = values.cat.categories
+        if isinstance(categories[0] if len(categories) else "", bytes):
+            categories = pd.Index([c.decode("utf-8", errors="replace") for c in categories])
+        lengths = np.asarray([len(str(c)) for c in categories], dtype=np.int64)
+        if len(lengths) and lengths.max() > longest_allowed:
+            raise DataError(
+                f"{filename}: column {excerpt(column)} holds a {int(lengths.max()):,}-character value "
+                f"(starting {excerpt(str(categories[int(lengths.argmax())]), 20)}); cells may be at most "
+                f"{longest_allowed:,} characters."
+            )
+        codes = values.cat.codes.to_numpy()
+        total += int(lengths[codes[codes >= 0]].sum()) if len(lengths) else 0
+        if total > limits.table_bytes:
+            raise DataError(
+                f"{filename}'s text columns unpack to more than {_mb(limits.table_bytes)}, the limit for one table "
+                "(RECSYS_LIMIT_TABLE_BYTES). Sample it or drop columns first."
+            )
+        as_text = np.asarray(categories, dtype=object)
+        expanded[column] = pd.Series(
+            np.where(codes >= 0, as_text[np.maximum(codes, 0)] if len(as_text) else None, np.nan),
+            index=table.index, dtype=object,
+        )
+    return table.assign(**expanded) if expanded else table
 
 
 _MAGIC = (
