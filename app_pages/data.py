@@ -2,40 +2,73 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
+import time
 
+import pandas as pd
 import streamlit as st
 
+from recsys import hosting
 from recsys.data import loaders, stats
+from recsys.data.errors import DataError
 from recsys.data.sample_matrix import matrix_sample
 from ui import charts, data, state
 from ui.errors import attempt, shown_errors
+from ui.text import md_escape
 
 st.title("Data")
 
 
+def _upload_mb(cfg: hosting.HostConfig) -> int:
+    """The file uploaders' own limit (MB), so the browser refuses an oversized file before sending it."""
+    return max(1, math.ceil(cfg.limits.upload_bytes / hosting.MB))
+
+
 def movielens_tab() -> None:
-    st.write("Point at a MovieLens folder or `.zip` on the server (100K, 1M, 10M, latest, 25M, 32M), "
-             "or upload the `.zip`.")
+    cfg = hosting.config()
+    offered: list[str] = []
+    if not cfg.hosted:
+        st.write("Point at a MovieLens folder or `.zip` on the server (100K, 1M, 10M, latest, 25M, 32M), "
+                 "or upload the `.zip`.")
+    elif cfg.data_roots:
+        offered = hosting.available_data(cfg)
+        st.write("Pick a MovieLens folder or `.zip` from this server's data folders (100K, 1M, 10M, latest, 25M, "
+                 "32M), or upload the `.zip`.")
+    else:
+        st.info("This server reads no files from its own disk: uploads are the way in. Upload a MovieLens "
+                "`.zip` here, or a table on the 'Upload a file' tab.", icon=":material/upload:")
     with st.form("movielens_form"):
-        path = st.text_input("Folder or .zip path on the server", key="ml_path",
-                             placeholder="/data/ml-100k or /data/ml-latest-small.zip")
-        upload = st.file_uploader("…or upload a MovieLens .zip", type=["zip"], key="ml_zip")
+        chosen, typed = None, ""
+        if not cfg.hosted:
+            typed = st.text_input("Folder or .zip path on the server", key="ml_path",
+                                  placeholder="/data/ml-100k or /data/ml-latest-small.zip")
+        elif cfg.data_roots:
+            if offered:
+                chosen = st.selectbox("Data on this server", offered, index=None, key="ml_choice",
+                                      placeholder="Choose a folder or .zip")
+            typed = st.text_input("…or a folder or .zip path inside the server's data folders", key="ml_path",
+                                  placeholder=offered[0] if offered else "ml-100k")
+        upload = st.file_uploader("…or upload a MovieLens .zip" if not cfg.hosted or cfg.data_roots
+                                  else "Upload a MovieLens .zip", type=["zip"], key="ml_zip",
+                                  max_upload_size=_upload_mb(cfg))
         submitted = st.form_submit_button("Load MovieLens")
     if not submitted:
         return
     with shown_errors("Loading MovieLens"):
+        written = []
         if upload is not None:
-            target = data.save_upload(upload.name, upload.getvalue())
-            label = f"{Path(upload.name).stem} (upload)"
-        elif path.strip():
-            target = Path(path.strip()).expanduser()
-            label = target.stem
+            target, created = data.save_upload(upload)
+            written = [target] if created else []
+            label = f"{hosting.upload_name(target).removesuffix('.zip')} (upload)"
+        elif typed.strip() or chosen:
+            # hosted: confined to the data roots; messages show paths relative to their root
+            target = hosting.resolve_server_path(typed.strip() or chosen, cfg)
+            label = hosting.display_path(target, cfg)
         else:
-            st.warning("Give a path or upload a .zip first.")
+            st.warning("Choose data on the server, give a path or upload a .zip first.")
             return
         descriptor = {"kind": "path", "path": str(target), "label": label}
-        ds = data.load_source(descriptor)
+        ds = data.load_upload(descriptor, written)
         descriptor["label"] = f"{ds.name} ({ds.n_interactions:,} interactions)"
         state.add_source(descriptor)
         st.rerun()
@@ -49,14 +82,20 @@ def _column_select(label: str, columns: list[str], guess: str | None, key: str, 
 
 
 def upload_tab() -> None:
+    cfg = hosting.config()
     st.write("Upload interactions as CSV, TSV or Parquet: one row per (user, item) with an optional "
              "rating and timestamp. Then map the columns.")
-    upload = st.file_uploader("Interactions file", type=["csv", "tsv", "txt", "parquet"], key="upload_file")
+    upload = st.file_uploader("Interactions file", type=["csv", "tsv", "txt", "parquet"], key="upload_file",
+                              max_upload_size=_upload_mb(cfg))
     if upload is None:
         return
-    payload = upload.getvalue()
-    table = attempt("Reading the file", loaders.read_table, payload, upload.name)
-    st.caption(f"{len(table):,} rows · columns: {', '.join(map(str, table.columns))}")
+    table = None
+    with shown_errors("Reading the file"):
+        data.check_size(upload)  # before its bytes are read
+        table = loaders.read_table(upload.getvalue(), upload.name)
+    if table is None:
+        return
+    st.caption(f"{len(table):,} rows · columns: {md_escape(', '.join(map(str, table.columns)))}")
     st.dataframe(table.head(5), hide_index=True)
     guess = loaders.guess_columns(table)
     columns = [str(c) for c in table.columns]
@@ -80,32 +119,67 @@ def upload_tab() -> None:
             duplicates = st.selectbox("Repeated (user, item) pairs", ["last", "first", "mean", "max", "sum", "error"],
                                       key="map_dupes", help="Keep the latest, the first, average them, …")
         items_file = st.file_uploader("Optional item metadata (CSV with id, title, genres)",
-                                      type=["csv", "tsv", "txt", "parquet"], key="upload_items")
+                                      type=["csv", "tsv", "txt", "parquet"], key="upload_items",
+                                      max_upload_size=_upload_mb(cfg))
         submitted = st.form_submit_button("Use this data", type="primary")
     if not submitted:
         return
     with shown_errors("Loading the upload"):
-        descriptor = {
-            "kind": "table",
-            "path": str(data.save_upload(upload.name, payload)),
-            "filename": upload.name,
-            "mapping": {"user": user, "item": item, "rating": rating, "timestamp": ts},
-            "feedback": None if feedback == "auto" else feedback,
-            "duplicates": duplicates,
-            "label": f"{upload.name} (upload)",
-        }
-        if items_file is not None:
-            descriptor["items_path"] = str(data.save_upload(items_file.name, items_file.getvalue()))
-            descriptor["items_filename"] = items_file.name
-        ds = data.load_source(descriptor)
+        written = []
+        try:
+            path, created = data.save_upload(upload)
+            written += [path] if created else []
+            descriptor = {
+                "kind": "table",
+                "path": str(path),
+                "filename": upload.name,
+                "mapping": {"user": user, "item": item, "rating": rating, "timestamp": ts},
+                "feedback": None if feedback == "auto" else feedback,
+                "duplicates": duplicates,
+                "label": f"{upload.name} (upload)",
+            }
+            if items_file is not None:
+                items_path, created = data.save_upload(items_file)
+                written += [items_path] if created else []
+                descriptor["items_path"] = str(items_path)
+                descriptor["items_filename"] = items_file.name
+        except DataError:
+            data.discard_uploads(written)  # e.g. the item file is over the quota: keep neither
+            raise
+        ds = data.load_upload(descriptor, written)
         descriptor["label"] = f"{upload.name} ({ds.n_interactions:,} interactions)"
         state.add_source(descriptor)
         st.rerun()
 
 
+def uploads_tab() -> None:
+    """This visitor's kept uploads with their sizes, and a way to delete them."""
+    cfg = hosting.config()
+    if message := st.session_state.pop("uploads_message", None):
+        st.success(md_escape(message))  # names an uploaded file
+    kept = data.my_uploads()
+    used = sum(u.size for u in kept)
+    st.caption(f"You keep {hosting.human_bytes(used)} of the {hosting.human_bytes(cfg.limits.visitor_upload_bytes)} "
+               "each visitor may keep. Only you see your uploads; a file that does not load is not kept.")
+    if not kept:
+        st.info("You have no uploads on this server.")
+        return
+    st.dataframe(pd.DataFrame({
+        "file": [u.name for u in kept],
+        "size": [hosting.human_bytes(u.size) for u in kept],
+        "uploaded": [time.strftime("%Y-%m-%d %H:%M", time.localtime(u.modified)) for u in kept],
+    }), hide_index=True, key="uploads_table")
+    names = {u.path.name: f"{u.name} ({hosting.human_bytes(u.size)})" for u in kept}
+    pick = st.selectbox("Upload to delete", list(names), format_func=names.get, key="uploads_pick")
+    if st.button("Delete upload", key="uploads_delete", icon=":material/delete:"):
+        if data.delete_upload(pick):
+            st.session_state["uploads_message"] = f"Deleted {names[pick]}."
+        st.rerun()
+
+
 def overview(ds) -> None:
     summary = stats.summary(ds)
-    st.subheader(ds.name)
+    st.subheader(md_escape(ds.name))
     cols = st.columns(6)
     cols[0].metric("Users", f"{summary['users']:,}")
     cols[1].metric("Items", f"{summary['items']:,}")
@@ -149,7 +223,7 @@ def overview(ds) -> None:
             st.dataframe(shown.sort_values("interactions", ascending=False).head(500), hide_index=True)
 
 
-sample_tab, ml_tab, up_tab = st.tabs(["Bundled sample", "MovieLens", "Upload a file"])
+sample_tab, ml_tab, up_tab, mine_tab = st.tabs(["Bundled sample", "MovieLens", "Upload a file", "Your uploads"])
 with sample_tab:
     st.write("A synthetic movie catalogue with believable titles, genres, popularity and binge-watching "
              "sequences, made by `recsys.data.synthetic` (see `sample_data/DATA_CARD.md`).")
@@ -160,6 +234,8 @@ with ml_tab:
     movielens_tab()
 with up_tab:
     upload_tab()
+with mine_tab:
+    uploads_tab()
 
 st.divider()
 dataset = attempt("Loading the dataset", data.current_dataset)

@@ -1,16 +1,21 @@
-"""Cached loading of datasets and splits for the pages, and durable storage of uploads."""
+"""Cached loading of datasets and splits for the pages, and each visitor's kept uploads.
+
+Every load goes through :func:`recsys.hosting.check_source` first, outside the caches: the
+caches are shared by all sessions, so a descriptor naming another visitor's upload (or, on a
+hosted server, a file outside its data roots) must be refused before a cached copy could be
+handed out.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import streamlit as st
 
-from recsys import store
+from recsys import hosting, store
 from recsys.data import Dataset, loaders
+from recsys.data.errors import DataError
 from recsys.data.split import Split
 from ui import state
 
@@ -18,21 +23,69 @@ from ui import state
 def data_home() -> Path:
     """Where uploads and the experiment store (``store/``) are kept, so a rerun or server restart
     loses nothing (RECSYS_HOME overrides)."""
-    home = Path(os.environ.get("RECSYS_HOME", Path.home() / ".recsys-explorer"))
+    home = hosting.home()
     (home / "uploads").mkdir(parents=True, exist_ok=True)
     return home
 
 
-def save_upload(name: str, payload: bytes) -> Path:
-    """Store uploaded bytes under their content hash (never executed or unpickled)."""
-    digest = hashlib.sha256(payload).hexdigest()[:20]
-    suffix = "".join(Path(name).suffixes[-2:]) or ".csv"
-    path = data_home() / "uploads" / f"{digest}{suffix}"
-    if not path.exists():
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(payload)
-        tmp.replace(path)  # atomic: a half-written upload never looks complete
-    return path
+def visitor() -> str:
+    """This visitor's owner token (the same one that scopes their runs)."""
+    from ui import runs  # ui.runs imports this module
+
+    return runs.owner_token()
+
+
+def check_size(upload) -> None:
+    """Refuse an uploaded file over the upload budget before its bytes are read."""
+    hosting.check_upload_size(int(upload.size), upload.name)
+
+
+def save_upload(upload) -> tuple[Path, bool]:
+    """Keep an uploaded file in this visitor's folder (size and quotas checked first); returns the
+    path and whether this call wrote it."""
+    check_size(upload)
+    return hosting.save_upload(upload.name, upload.getvalue(), visitor())
+
+
+def my_uploads() -> list[hosting.Upload]:
+    return hosting.list_uploads(visitor())
+
+
+def delete_upload(filename: str) -> bool:
+    """Delete one of this visitor's uploads and forget the datasets of this session that read it."""
+    path = hosting.owner_uploads(visitor()) / filename
+    deleted = hosting.delete_upload(visitor(), filename)
+    if deleted:
+        forget_sources_using(path)
+    return deleted
+
+
+def forget_sources_using(path: Path) -> None:
+    """Drop this session's datasets that read ``path``; the sample becomes current if one of them was."""
+    target = str(path)
+    gone = [label for label, source in state.sources().items()
+            if target in (str(source.get("path", "")), str(source.get("items_path", "")))]
+    for label in gone:
+        state.sources().pop(label, None)
+    if st.session_state.get("dataset_label") in gone:
+        st.session_state["dataset_label"] = state.SAMPLE["label"]
+        st.session_state["_select_dataset"] = state.SAMPLE["label"]
+
+
+def discard_uploads(written: list[Path]) -> None:
+    """Remove uploads this page run wrote and could not use."""
+    for path in written:
+        hosting.delete_upload(visitor(), path.name)
+
+
+def load_upload(descriptor: dict, written: list[Path]) -> Dataset:
+    """Load a dataset read from uploads; an upload this call wrote is removed again when it does not
+    load (a DataError), so failed uploads are not kept."""
+    try:
+        return load_source(descriptor)
+    except DataError:
+        discard_uploads(written)
+        raise
 
 
 # Datasets are immutable, so one shared copy per source is safe; st.cache_resource avoids
@@ -51,12 +104,19 @@ def _load(descriptor_items: tuple) -> Dataset:
 
 
 def _freeze(descriptor: dict) -> tuple:
+    # the label is what the sidebar shows, not what is loaded: one cached copy whatever it says
     return tuple(sorted((k, v if not isinstance(v, dict) else tuple(sorted(v.items())))
-                        for k, v in descriptor.items()))
+                        for k, v in descriptor.items() if k != "label"))
+
+
+def _checked(descriptor: dict) -> tuple:
+    """The descriptor frozen for the caches, after checking this visitor may open it."""
+    hosting.check_source(descriptor, visitor())
+    return _freeze(descriptor)
 
 
 def load_source(descriptor: dict) -> Dataset:
-    return _load(_freeze(descriptor))
+    return _load(_checked(descriptor))
 
 
 def with_positives(ds: Dataset, config: state.SplitConfig) -> Dataset:
@@ -71,7 +131,7 @@ def _split(descriptor_items: tuple, config: state.SplitConfig) -> Split:
 
 def split_of(source: dict, config: state.SplitConfig) -> Split:
     """The split of ``source`` under ``config`` (cached like the current one)."""
-    return _split(_freeze(source), config)
+    return _split(_checked(source), config)
 
 
 def current_dataset() -> Dataset:
@@ -79,4 +139,4 @@ def current_dataset() -> Dataset:
 
 
 def current_split() -> Split:
-    return _split(_freeze(state.current_source()), state.split_config())
+    return _split(_checked(state.current_source()), state.split_config())

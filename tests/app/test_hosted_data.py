@@ -1,0 +1,196 @@
+"""The Data page on a hosted server: data roots only, nothing else of the server's disk, uploads per visitor."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from recsys import hosting
+from recsys.data import load
+from recsys.data.errors import DataError
+
+VISITOR, OTHER = "visitor-a", "visitor-b"
+
+
+def write_ml100k(folder, n_users=30, n_items=40, per_user=12, seed=0):
+    """A MovieLens-100K-like folder: tab-separated u.data and a '|'-separated u.item with 19 genre flags."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    lines = []
+    for user in range(1, n_users + 1):
+        for item in rng.choice(np.arange(1, n_items + 1), size=per_user, replace=False):
+            lines.append(f"{user}\t{item}\t{rng.integers(1, 6)}\t{880000000 + len(lines)}")
+    (folder / "u.data").write_text("\n".join(lines) + "\n")
+    flags = "|".join(["0"] * 18 + ["1"])
+    (folder / "u.item").write_text("".join(f"{i}|Film {i} (1995)|01-Jan-1995||http://x|{flags}\n"
+                                           for i in range(1, n_items + 1)), encoding="latin-1")
+    return n_users * per_user
+
+
+@pytest.fixture
+def hosted(tmp_path, monkeypatch):
+    """RECSYS_HOSTED=1 with one data root holding ml-100k; this session is VISITOR."""
+    root = tmp_path / "datasets"
+    interactions = write_ml100k(root / "ml-100k")
+    monkeypatch.setenv("RECSYS_HOSTED", "1")
+    monkeypatch.setenv("RECSYS_DATA_ROOTS", str(root))
+    monkeypatch.setattr("ui.runs.owner_token", lambda: VISITOR)
+    return {"root": root, "interactions": interactions}
+
+
+def submit(at, label: str):
+    buttons = [b for b in at.button if b.label == label]
+    assert buttons, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return buttons[0].click().run()
+
+
+def dataset_box(at):
+    return next(w for w in at.sidebar.selectbox if w.label == "Dataset")
+
+
+def shown(markdown: str) -> str:
+    """Markdown as a person reads it: messages are escaped (ui.text.md_escape) on their way to the page."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def errors(at) -> list[str]:
+    assert not at.exception, [e.value for e in at.exception]
+    return [shown(e.value) for e in at.error]
+
+
+def test_a_dataset_under_the_root_loads_by_its_relative_name(app, hosted):
+    app.run()
+    assert not errors(app)
+    choice = app.selectbox(key="ml_choice")
+    assert choice.options == ["datasets/ml-100k"]
+    choice.set_value("datasets/ml-100k")
+    submit(app, "Load MovieLens")
+    assert not errors(app)
+    expected = load(hosted["root"] / "ml-100k")
+    assert expected.n_interactions == hosted["interactions"] == 360
+    assert dataset_box(app).value == f"MovieLens 100K ({expected.n_interactions:,} interactions)"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Users"] == "30" and metrics["Interactions"] == "360"
+    # the same by typing it, with or without the root's name
+    for typed in ("ml-100k", "datasets/ml-100k"):
+        app.text_input(key="ml_path").input(typed)
+        submit(app, "Load MovieLens")
+        assert not errors(app) and dataset_box(app).value == "MovieLens 100K (360 interactions)", typed
+
+
+@pytest.mark.parametrize("typed", ["/etc/passwd", "../..", "/etc", "ml-100k/../../.."])
+def test_paths_outside_the_root_are_refused(app, hosted, tmp_path, typed):
+    app.run()
+    app.text_input(key="ml_path").input(typed)
+    submit(app, "Load MovieLens")
+    shown = errors(app)
+    assert shown == ["That path is outside the data folders this server offers. Pick one of: datasets/ml-100k — "
+                     "or upload the file."]
+    assert dataset_box(app).value == "Sample catalogue (synthetic)"
+
+
+def test_a_missing_name_inside_the_root_is_named_relative_to_it(app, hosted, tmp_path):
+    app.run()
+    app.text_input(key="ml_path").input("ml-1m")
+    submit(app, "Load MovieLens")
+    assert errors(app) == ["'datasets/ml-1m' does not exist in the server's data folders. Pick one of: "
+                           "datasets/ml-100k — or upload the file."]
+    assert str(tmp_path) not in errors(app)[0]
+
+
+def test_another_visitors_upload_is_refused_by_path_and_by_descriptor(app, hosted, tmp_path):
+    path, _ = hosting.save_upload("ratings.csv", b"user,item,rating\n1,1,5\n1,2,3\n2,1,4\n", OTHER)
+    app.run()
+    app.text_input(key="ml_path").input(str(path))
+    submit(app, "Load MovieLens")
+    assert errors(app) == ["That path is outside the data folders this server offers. Pick one of: "
+                           "datasets/ml-100k — or upload the file."]
+    # a descriptor of it (as a shared session state or a crafted link would carry) does not load either
+    descriptor = {"kind": "table", "path": str(path), "filename": "ratings.csv",
+                  "mapping": {"user": "user", "item": "item", "rating": "rating", "timestamp": None},
+                  "feedback": None, "duplicates": "last", "label": "ratings.csv (upload)"}
+    app.session_state["sources"] = {"Sample catalogue (synthetic)": {"kind": "sample",
+                                                                     "label": "Sample catalogue (synthetic)"},
+                                     descriptor["label"]: descriptor}
+    app.session_state["dataset_label"] = descriptor["label"]
+    app.session_state["_select_dataset"] = descriptor["label"]
+    app.run()
+    assert errors(app) == ["This dataset is another visitor's upload (or one from a session that is over), so it "
+                           "cannot be opened here. Upload the file yourself on the Data page."]
+    assert not app.metric
+    # its owner opens it
+    hosting.check_source(descriptor, OTHER)
+
+
+def test_without_data_roots_the_path_box_is_hidden(app, hosted, monkeypatch):
+    monkeypatch.delenv("RECSYS_DATA_ROOTS")
+    app.run()
+    assert not errors(app)
+    assert not [t for t in app.text_input if t.key == "ml_path"]
+    assert not [s for s in app.selectbox if s.key == "ml_choice"]
+    assert any("reads no files from its own disk: uploads are the way in" in i.value for i in app.info)
+
+
+def test_local_mode_keeps_the_free_path_box(app, hosted, monkeypatch):
+    monkeypatch.delenv("RECSYS_HOSTED")
+    monkeypatch.delenv("RECSYS_DATA_ROOTS")
+    app.run()
+    assert not [s for s in app.selectbox if s.key == "ml_choice"]
+    app.text_input(key="ml_path").input(str(hosted["root"] / "ml-100k"))
+    submit(app, "Load MovieLens")
+    assert not errors(app) and dataset_box(app).value == "MovieLens 100K (360 interactions)"
+    app.text_input(key="ml_path").input(str(hosted["root"] / "nothing-here"))
+    submit(app, "Load MovieLens")
+    assert errors(app) == ["Nothing called 'nothing-here' exists on the server at that path. Check the path (it is "
+                           "read on the server), or upload the file."]
+
+
+def test_your_uploads_lists_sizes_and_deletes(app, hosted):
+    mine, _ = hosting.save_upload("ratings.csv", b"user,item\n" + b"1,2\n" * 600, VISITOR)
+    hosting.save_upload("theirs.csv", b"user,item\n1,2\n", OTHER)
+    app.run()
+    assert not errors(app)
+    table = next(d.value for d in app.dataframe if list(d.value.columns) == ["file", "size", "uploaded"])
+    assert list(table["file"]) == ["ratings.csv"] and list(table["size"]) == ["2.4 KB"]
+    assert any(c.value.startswith("You keep 2.4 KB of the 200.0 MB each visitor may keep.") for c in app.caption)
+    app.button(key="uploads_delete").click().run()
+    assert not errors(app)
+    assert not mine.exists() and [shown(s.value) for s in app.success] == ["Deleted ratings.csv (2.4 KB)."]
+    assert hosting.list_uploads(VISITOR) == [] and [u.name for u in hosting.list_uploads(OTHER)] == ["theirs.csv"]
+    assert [i.value for i in app.info if "no uploads" in i.value] == ["You have no uploads on this server."]
+
+
+def test_deleting_the_current_upload_returns_to_the_sample(app, hosted):
+    path, _ = hosting.save_upload("ratings.csv", b"user,item,rating\n1,1,5\n1,2,3\n2,1,4\n2,3,2\n3,2,5\n3,3,1\n",
+                                  VISITOR)
+    descriptor = {"kind": "table", "path": str(path), "filename": "ratings.csv",
+                  "mapping": {"user": "user", "item": "item", "rating": "rating", "timestamp": None},
+                  "feedback": None, "duplicates": "last", "label": "ratings.csv (6 interactions)"}
+    app.session_state["sources"] = {"Sample catalogue (synthetic)": {"kind": "sample",
+                                                                     "label": "Sample catalogue (synthetic)"},
+                                    descriptor["label"]: descriptor}
+    app.session_state["dataset_label"] = descriptor["label"]
+    app.session_state["_select_dataset"] = descriptor["label"]
+    app.run()
+    assert dataset_box(app).value == descriptor["label"]
+    app.button(key="uploads_delete").click().run()
+    assert not errors(app)
+    assert dataset_box(app).value == "Sample catalogue (synthetic)"
+    assert dataset_box(app).options == ["Sample catalogue (synthetic)"]
+
+
+def test_an_upload_that_does_not_load_is_not_kept(hosted, monkeypatch):
+    from ui import data
+
+    broken, created = hosting.save_upload("ratings.csv", b"user,item,rating\nu1,i1,4\nu2,i2,five\n", VISITOR)
+    assert created
+    descriptor = {"kind": "table", "path": str(broken), "filename": "ratings.csv",
+                  "mapping": {"user": "user", "item": "item", "rating": "rating", "timestamp": None}}
+    with pytest.raises(DataError, match="five"):
+        data.load_upload(descriptor, [])  # kept: this call did not write it (an earlier one did)
+    assert broken.exists()
+    with pytest.raises(DataError, match="five"):
+        data.load_upload(descriptor, [broken])
+    assert not broken.exists() and hosting.list_uploads(VISITOR) == []
