@@ -145,6 +145,13 @@ def test_local_mode_keeps_the_free_path_box(app, hosted, monkeypatch):
     submit(app, "Load MovieLens")
     assert errors(app) == ["Nothing called 'nothing-here' exists on the server at that path. Check the path (it is "
                            "read on the server), or upload the file."]
+    # any path, except another visitor's upload
+    theirs, _ = hosting.save_upload("ml-100k.zip", b"PK\x05\x06" + bytes(18), OTHER)
+    app.text_input(key="ml_path").input(str(theirs))
+    submit(app, "Load MovieLens")
+    assert errors(app) == ["This dataset is another visitor's upload (or one from a session that is over), so it "
+                           "cannot be opened here. Upload the file yourself on the Data page."]
+    assert dataset_box(app).value == "MovieLens 100K (360 interactions)"
 
 
 def test_your_uploads_lists_sizes_and_deletes(app, hosted):
