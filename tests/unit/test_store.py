@@ -363,3 +363,89 @@ def test_shared_source_opens_server_files_and_the_sample_but_never_uploads(store
 
     on_disk.unlink()  # a file that is gone cannot be opened: no descriptor rather than a failing load
     assert store.shared_source("ratings.csv", uploads) is None
+
+
+# ---------------------------------------------------------------------- what a run's id depends on
+KEY_SPLIT = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "positives": "threshold",
+             "threshold": 4.0, "validation": False}
+KEY_ARGS = {"fingerprint": "f" * 16, "split": KEY_SPLIT, "model": "item_knn", "params": {"k": 50}, "seed": 42,
+            "owner": "alice"}
+
+
+def _changed(value, choices=None):
+    """A different value of the same type (another choice where the field has choices)."""
+    if isinstance(value, bool):
+        return not value
+    if choices:
+        return next(choice for choice in choices if choice != value)
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2 + 0.5
+    if isinstance(value, str):
+        return value + "-other"
+    if isinstance(value, tuple):
+        return value + value[-1:] if value else (1,)
+    raise AssertionError(f"no variation for {value!r}")
+
+
+SPLIT_VARIANTS = {"method": "leave_last", "test_fraction": 0.25, "n": 2, "seed": 43, "positives": "all",
+                  "threshold": 3.5, "validation": True}
+
+
+@pytest.mark.parametrize("field", sorted(SPLIT_VARIANTS))
+def test_every_split_field_is_part_of_a_runs_id(field):
+    base = run_id_for(**KEY_ARGS)
+    changed = run_id_for(**{**KEY_ARGS, "split": {**KEY_SPLIT, field: SPLIT_VARIANTS[field]}})
+    assert changed != base, f"the run id ignores the split's {field}"
+
+
+def test_the_split_fields_the_id_covers_are_every_field_a_split_config_has():
+    """A field added to the sidebar's split config (or read by split_dataset) must be listed above."""
+    import ast
+    import inspect
+
+    source = inspect.getsource(store_module.split_dataset) + inspect.getsource(store_module.with_positives)
+    read = {node.args[0].value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "get" and node.args and isinstance(node.args[0], ast.Constant)}
+    assert read == set(SPLIT_VARIANTS) == set(KEY_SPLIT)
+
+
+@pytest.mark.parametrize("argument", ["fingerprint", "model", "seed", "owner"])
+def test_dataset_model_seed_and_owner_are_part_of_a_runs_id(argument):
+    variants = {"fingerprint": "0" * 16, "model": "user_knn", "seed": 7, "owner": "bob"}
+    assert run_id_for(**{**KEY_ARGS, argument: variants[argument]}) != run_id_for(**KEY_ARGS), argument
+
+
+def test_a_private_owner_never_shares_an_id_with_the_shared_scope():
+    ids = {run_id_for(**{**KEY_ARGS, "owner": owner}) for owner in (SHARED, "alice", "bob")}
+    assert len(ids) == 3
+
+
+@pytest.mark.parametrize("model_key", ["item_knn", "ials", "sasrec", "hybrid_weighted"])
+def test_every_parameter_is_part_of_a_runs_id(model_key):
+    from recsys.models import create, get
+
+    params = create(model_key).get_params()
+    base = run_id_for(**{**KEY_ARGS, "model": model_key, "params": params})
+    choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(get(model_key).Params)}
+    seen = {base}
+    for name, value in params.items():
+        changed = run_id_for(**{**KEY_ARGS, "model": model_key, "params": {**params, name: _changed(value,
+                                                                                                  choices[name])}})
+        assert changed not in seen, f"the run id ignores {model_key}'s parameter {name}"
+        seen.add(changed)
+    assert len(seen) == len(params) + 1 > 3
+
+
+def test_a_different_threshold_or_dataset_trains_a_new_run(store, sample):
+    """Through the store: equal settings reuse, and any change of what the run learns from trains anew."""
+    split = {**SPLIT, "positives": "threshold", "threshold": 4.0}
+    first = train_or_reuse(store, sample, SOURCE, split, "pop", load=False)
+    assert not first.reused and train_or_reuse(store, sample, SOURCE, dict(split), "pop", load=False).reused
+    stricter = train_or_reuse(store, sample, SOURCE, {**split, "threshold": 4.5}, "pop", load=False)
+    assert not stricter.reused and stricter.record.run_id != first.record.run_id
+    one_less = sample.subset(np.arange(sample.n_interactions) != 0)  # one interaction fewer
+    assert one_less.fingerprint != sample.fingerprint
+    elsewhere = train_or_reuse(store, one_less, SOURCE, split, "pop", load=False)
+    assert not elsewhere.reused and elsewhere.record.run_id not in (first.record.run_id, stricter.record.run_id)
