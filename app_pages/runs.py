@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from recsys import hosting
 from recsys.store import run_rows
 from ui import runs
 from ui.errors import shown_errors
@@ -71,11 +72,18 @@ def export(by_id: dict) -> None:
 
 
 def import_bundle() -> None:
+    limits = hosting.config().limits
     upload = st.file_uploader("Experiment bundle (.zip)", type=["zip"], key="runs_import_file",
-                              help="A bundle exported from this page, here or on another server.")
+                              help="A bundle exported from this page, here or on another server.",
+                              max_upload_size=max(1, -(-limits.bundle_bytes // hosting.MB)))
     if upload is not None and st.button("Import", key="runs_import", icon=":material/upload:"):
+        if upload.size > limits.bundle_bytes:  # before its bytes are copied out of the upload
+            st.error(f"The bundle is {hosting.human_bytes(upload.size)}; this server imports bundles of up to "
+                     f"{hosting.human_bytes(limits.bundle_bytes)}. Export fewer runs, or export them without their "
+                     "models.", icon=":material/warning:")
+            return
         with shown_errors("Importing the bundle"):
-            outcome = store.import_bundle(upload.getvalue(), owner)
+            outcome = store.import_bundle(upload.getvalue(), owner, limits=limits)
             message = f"Imported {len(outcome['imported'])} run(s)"
             if outcome["skipped"]:
                 message += f"; {len(outcome['skipped'])} were already here"
