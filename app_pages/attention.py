@@ -8,6 +8,7 @@ import streamlit as st
 from recsys.inspection import attention as att
 from ui import charts, runs
 from ui.errors import attempt
+from ui.text import md_escape
 
 st.title("Attention")
 st.caption("A self-attention model reads a person's history in order and, at every step, decides how much each "
@@ -45,8 +46,8 @@ shown = sequence[-min(len(sequence), max_len, 20):]
 st.markdown(f"**The last {len(shown)} of {len(sequence)} items, oldest first**")
 for start in range(0, len(shown), 5):
     for col, item in zip(st.columns(5), shown[start:start + 5]):
-        genres = ", ".join(train.item_genres()[item][:2])
-        col.container(border=True).markdown(f"**{titles[item]}**  \n:gray[{genres}]")
+        genres = md_escape(", ".join(train.item_genres()[item][:2]))
+        col.container(border=True).markdown(f"**{md_escape(titles[item])}**  \n:gray[{genres}]")
 
 weights = attempt("Computing attention", model.attention, shown)
 layers, heads = weights.shape[0], weights.shape[1]

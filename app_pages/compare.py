@@ -17,14 +17,16 @@ from recsys.evaluation import compare_reports, curve, tradeoffs
 from recsys.evaluation.caveats import caveats
 from recsys.evaluation.sampled import FULL, full_vs_sampled, rank_changes, sampled_label
 from recsys.evaluation.sweep import FitCancelled, default_range, numeric_params, sweep, sweep_values
+from recsys.export import safe_csv
 from recsys.models import get, registry
 from ui import charts, data, runs, share, state
 from ui.errors import attempt
+from ui.text import md_escape
 
 st.title("Compare")
 
 for message in share.apply_link():
-    st.warning(message)
+    st.warning(message)  # ui.share escapes what the link itself carries
 
 visible = runs.visible_runs()
 others = [r for r in state.runs() if runs.result(r) is not None and r not in visible]
@@ -120,7 +122,7 @@ table = tradeoffs.metrics_table(reports, k, fit_seconds)
 shown = display_table(table)
 st.subheader(f"Metrics at K = {k}")
 for caveat in caveats(split, reports, f"ndcg@{k}"):
-    st.warning(caveat)
+    st.warning(md_escape(caveat))  # plain prose that names runs
 st.caption("Green marks the best run per column (lowest for ARP, Gini, RMSE/MAE and times). Full ranking over the "
            "catalogue; training items excluded. Intervals: 95% bootstrap over users. ARP = average training "
            "popularity of recommended items; Gini = how unequally exposure is spread over items; tail_share = "
@@ -137,13 +139,14 @@ def metrics_json() -> str:
 
 
 # downloads are built on click (deferred), not on every rerun of the page; a click must not rerun the
-# script, or the rerun replaces the deferred file before the browser fetches it
+# script, or the rerun replaces the deferred file before the browser fetches it. CSV text cells that a
+# spreadsheet would run as formulas (ids and names from uploaded data) are neutralised.
 with st.container(horizontal=True):
-    st.download_button("Metrics (CSV)", lambda: table.to_csv(index=False), "metrics.csv", "text/csv",
+    st.download_button("Metrics (CSV)", lambda: safe_csv(table), "metrics.csv", "text/csv",
                        key="download_metrics", icon=":material/download:", on_click="ignore")
     st.download_button("Metrics (JSON)", metrics_json, "metrics.json", "application/json",
                        key="download_metrics_json", icon=":material/download:", on_click="ignore")
-    st.download_button("Per-user metrics (CSV)", lambda: per_user.to_csv(index=False), "per_user_metrics.csv",
+    st.download_button("Per-user metrics (CSV)", lambda: safe_csv(per_user), "per_user_metrics.csv",
                        "text/csv", key="download_per_user", icon=":material/download:", on_click="ignore")
 
 
@@ -201,7 +204,7 @@ def paired_test_section() -> None:
     if a == b:
         st.caption("Pick two different runs.")
         return
-    test = compare_reports(reports[a], reports[b], f"ndcg@{k}", names=(a, b))
+    test = compare_reports(reports[a], reports[b], f"ndcg@{k}", names=(md_escape(a), md_escape(b)))
     st.write(test["sentence"])
     d = abs(test["cohens_d"])
     size = "negligible" if d < 0.2 else "small" if d < 0.5 else "medium" if d < 0.8 else "large"
@@ -261,8 +264,8 @@ def one_person() -> None:
     asked = st.session_state.get("compare_user")
     if asked not in user_ids:
         if asked is not None:  # e.g. a link naming a user this split does not evaluate
-            st.warning(f"User {asked} is not among the {len(user_ids):,} evaluated test users; showing user "
-                       f"{user_ids[0]} instead.")
+            st.warning(f"User {md_escape(asked)} is not among the {len(user_ids):,} evaluated test users; showing "
+                       f"user {md_escape(user_ids[0])} instead.")
         st.session_state["compare_user"] = user_ids[0]
     user = st.selectbox("Test user", user_ids, key="compare_user",
                         help="Any user the runs were evaluated on; the link below remembers the choice.")
@@ -281,7 +284,7 @@ def one_person() -> None:
     frame = pd.DataFrame({name: v + [""] * (width - len(v)) for name, v in lists.items()},
                          index=pd.RangeIndex(1, width + 1, name="rank"))
     st.dataframe(frame, width="stretch")
-    st.caption(f"✓ = the user consumed the item in the test set. User {user} has "
+    st.caption(f"✓ = the user consumed the item in the test set. User {md_escape(user)} has "
                f"{int(split.train.user_activity[code]):,} training interactions.")
 
 
@@ -415,7 +418,7 @@ def sampled_view() -> None:
     changes = rank_changes(frame, metric)
     if changes:
         st.warning(f"Sampling changes the order of the models on {title}:\n\n"
-                   + "\n".join(f"- {line}" for line in changes))
+                   + "\n".join(f"- {md_escape(line)}" for line in changes))
     else:
         st.success(f"Here sampling keeps the order of these runs on {title}, but every number is inflated, and "
                    "with other models or another K the order can change.")

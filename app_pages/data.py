@@ -156,7 +156,7 @@ def uploads_tab() -> None:
     """This visitor's kept uploads with their sizes, and a way to delete them."""
     cfg = hosting.config()
     if message := st.session_state.pop("uploads_message", None):
-        st.success(md_escape(message))  # names an uploaded file
+        st.success(message)
     kept = data.my_uploads()
     used = sum(u.size for u in kept)
     st.caption(f"You keep {hosting.human_bytes(used)} of the {hosting.human_bytes(cfg.limits.visitor_upload_bytes)} "
@@ -173,7 +173,7 @@ def uploads_tab() -> None:
     pick = st.selectbox("Upload to delete", list(names), format_func=names.get, key="uploads_pick")
     if st.button("Delete upload", key="uploads_delete", icon=":material/delete:"):
         if data.delete_upload(pick):
-            st.session_state["uploads_message"] = f"Deleted {names[pick]}."
+            st.session_state["uploads_message"] = f"Deleted {md_escape(names[pick])}."
         st.rerun()
 
 

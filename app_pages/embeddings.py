@@ -8,6 +8,7 @@ import streamlit as st
 from recsys.inspection import embeddings as emb
 from ui import charts, runs, state
 from ui.errors import attempt
+from ui.text import md_escape
 
 st.title("Embeddings")
 st.caption("What a model learned, drawn as a map: items (or users) the model treats alike sit close together.")
@@ -101,4 +102,4 @@ b.dataframe(high, hide_index=True, column_config={"value": st.column_config.Numb
 lifts = emb.genre_share_by_dimension(train, vectors)
 if len(lifts):
     st.caption("Genre most over-represented among each dimension's top 50 items (lift over the catalogue): "
-               + ", ".join(f"{r.dimension}: {r.genre} ×{r.lift:.1f}" for r in lifts.head(12).itertuples()))
+               + ", ".join(f"{r.dimension}: {md_escape(r.genre)} ×{r.lift:.1f}" for r in lifts.head(12).itertuples()))

@@ -15,6 +15,7 @@ from recsys.serving.page import HomepageBuilder, PageSettings, typical_users
 from ui import homepage as tiles
 from ui import runs, state
 from ui.errors import attempt
+from ui.text import md_escape
 
 QUICK_MODEL = ("item_knn", "item-item kNN")
 MIN_PICKS, MAX_PICKS = 3, 10
@@ -55,7 +56,7 @@ def load_model(name: str):
     entry = runs.result(models[name])
     model = entry["model"] if entry is not None else None
     if model is None:
-        st.error(f"The model of {name} is not stored on this server; train it again on the Train page.")
+        st.error(f"The model of {md_escape(name)} is not stored on this server; train it again on the Train page.")
         st.stop()
     return entry, model
 
@@ -71,7 +72,7 @@ def per_row_builder(base: HomepageBuilder, main: str) -> HomepageBuilder:
     kinds = base.row_kinds()
     with st.expander("Model per row", expanded=True):
         st.caption(f"Each kind of row can come from its own trained model (all on this dataset and split); rows "
-                   f"left at the default come from {main}. Trending and Watch it again use no model. Rows are "
+                   f"left at the default come from {md_escape(main)}. Trending and Watch it again use no model. Rows are "
                    "ordered by each model's percentile ranks, so rows of different models compare.")
         choices = {}
         for column, (kind, label) in zip(st.columns(len(kinds)), kinds.items()):
@@ -85,7 +86,7 @@ def per_row_builder(base: HomepageBuilder, main: str) -> HomepageBuilder:
     try:
         return base.with_row_models(row_models, names=chosen)
     except DataError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         st.stop()
 
 
@@ -112,7 +113,7 @@ def choose_person(builder: HomepageBuilder, who: str) -> tuple[str, object]:
     train = builder.train
     if who in ("light", "heavy"):
         code = typical_users(train)[who]
-        st.caption(f"User {train.user_ids[code]}: {train.user_activity[code]:,} interactions in training "
+        st.caption(f"User {md_escape(train.user_ids[code])}: {train.user_activity[code]:,} interactions in training "
                    f"(the {'10th' if who == 'light' else '90th'} percentile of activity).")
         return "user", code
     if who == "user":
@@ -120,10 +121,10 @@ def choose_person(builder: HomepageBuilder, who: str) -> tuple[str, object]:
                               help=f"Any of the {train.n_users:,} user ids of the training set.")
         code = int(train.user_codes([typed.strip()])[0])
         if code < 0:
-            st.error(f"There is no user {typed.strip()!r} in this dataset. User ids look like "
-                     f"{', '.join(map(str, train.user_ids[:3]))}; pick one of those or a typical user.")
+            st.error(f"There is no user {md_escape(repr(typed.strip()))} in this dataset. User ids look like "
+                     f"{md_escape(', '.join(map(str, train.user_ids[:3])))}; pick one of those or a typical user.")
             st.stop()
-        st.caption(f"User {train.user_ids[code]}: {train.user_activity[code]:,} interactions in training.")
+        st.caption(f"User {md_escape(train.user_ids[code])}: {train.user_activity[code]:,} interactions in training.")
         return "user", code
     order = np.lexsort((np.arange(train.n_items), -train.item_popularity))
     labels = builder.catalogue
@@ -140,7 +141,7 @@ def build(builder: HomepageBuilder, person: tuple[str, object], settings: PageSe
     """The page, or None with a warning when the model cannot serve this person (no fold-in)."""
     kind, who = person
     if kind == "new" and not supports_fold_in(builder.model):
-        st.warning(f"{builder.label} cannot build a page for a new visitor: it only knows the users it was "
+        st.warning(f"{md_escape(builder.label)} cannot build a page for a new visitor: it only knows the users it was "
                    "trained on. Pick a model with fold-in (EASE, item-item kNN, iALS, PureSVD, content TF-IDF…).")
         return None
     try:
@@ -148,7 +149,7 @@ def build(builder: HomepageBuilder, person: tuple[str, object], settings: PageSe
             return builder.for_new_visitor(who, settings)
         return builder.for_user(who, settings)
     except DataError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return None
 
 
@@ -203,7 +204,7 @@ else:
 pages = {}
 for column, (label, (side_builder, side_settings)) in zip((a_col, b_col), sides.items()):
     with column:
-        st.subheader(label)
+        st.subheader(md_escape(label))
         side_page = build(side_builder, person, side_settings)
         if side_page is not None:
             pages[label] = side_page

@@ -11,6 +11,7 @@ from recsys.models import registry
 from recsys.serving import retrieval
 from ui import runs, state
 from ui.errors import attempt
+from ui.text import md_escape
 
 COUNTS = [20, 50, 100, 200, 500, 1000]
 SCALE_SIZES = [10_000, 30_000, 100_000]
@@ -84,7 +85,7 @@ result = attempt("Measuring two-stage serving", measured, retriever, ranker, ret
                  ranker_spec["run_id"], method, tuple(sorted(counts)), int(requests), seed)
 table = result.table
 two_stage, exact = table[table["stage"] == "two-stage"], table[table["stage"] == "exact"].iloc[0]
-ranker_label = ranker_spec["label"]
+ranker_label = md_escape(ranker_spec["label"])  # only ever shown in markdown (help texts, captions)
 
 if not retrieval.faiss_available() and method != "exact":
     st.warning("faiss is not installed on this server, so the 'index' is exact search. `pip install faiss-cpu` "
@@ -161,7 +162,7 @@ st.dataframe(shown[["setting", "retrieval_recall", "recall", "p50_ms", "p99_ms",
                  "p50_ms": st.column_config.NumberColumn("p50 ms", format="%.3f"),
                  "p99_ms": st.column_config.NumberColumn("p99 ms", format="%.3f"),
                  "mean_ms": st.column_config.NumberColumn("mean ms", format="%.3f")})
-st.caption(f"Retrieval: {retriever_name}; ranking: {ranker_label}. Recall over {result.recall_users:,} users, latency "
+st.caption(f"Retrieval: {md_escape(retriever_name)}; ranking: {ranker_label}. Recall over {result.recall_users:,} users, latency "
            f"over {result.latency_requests:,} requests answered one at a time (already-seen items are skipped in "
            "both paths). p99 is the slowest 1 %: the number a latency budget is written against.")
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from recsys.data.errors import DataError
+from ui.text import md_escape
 
 log = logging.getLogger("recsys.ui")
 
@@ -17,11 +18,11 @@ def shown_errors(what: str):
     """Run a block; a DataError shows its own message, anything else a short apology and is logged."""
     try:
         yield
-    except DataError as exc:
-        st.error(str(exc), icon=":material/warning:")
+    except DataError as exc:  # messages quote file, column and id names from the input: escaped
+        st.error(md_escape(exc), icon=":material/warning:")
     except Exception as exc:  # the browser gets a sentence, the server log the traceback
         log.exception("%s failed", what)
-        st.error(f"{what} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
+        st.error(f"{md_escape(what)} failed: {type(exc).__name__}: {md_escape(exc)}", icon=":material/error:")
 
 
 def attempt(what: str, fn, *args, **kwargs):

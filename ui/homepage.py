@@ -2,12 +2,12 @@
 
 Posters are not available, so a tile is a coloured card; the colour follows the title's
 first genre, which makes a page's genre mix visible at a glance. Every text that comes
-from data (titles, genres, reasons) is HTML-escaped before it reaches the page.
+from data (titles, genres, reasons, row names) is HTML-escaped and kept on one line before it
+reaches the page (a blank line would end the HTML block and let markdown through).
 """
 
 from __future__ import annotations
 
-import html
 import re
 
 import altair as alt
@@ -17,6 +17,7 @@ import streamlit as st
 
 from recsys.serving.page import Homepage
 from recsys.serving.rows import Catalogue
+from ui.text import html_text, md_escape
 
 # Muted, readable card colours (white text passes contrast on each); cycled over genre names.
 PALETTE = ("#3b5b92", "#8a3b3b", "#2f6f4f", "#6b4a8a", "#8a6a2a", "#2a6f7f", "#7a3f6a", "#4f5f2f",
@@ -62,10 +63,10 @@ def tile_html(item: int, reason: str, catalogue: Catalogue) -> str:
     if genres:
         meta.append(", ".join(genres[:3]) + ("…" if len(genres) > 3 else ""))
     colour = genre_colour(genres, catalogue.genre_names)
-    return (f'<div class="hp-tile" style="background:{colour}" title="{html.escape(title)}">'
-            f'<div class="hp-tile-title">{html.escape(display_title(title, year))}</div>'
-            f'<div class="hp-tile-meta">{html.escape(" · ".join(meta))}</div>'
-            f'<div class="hp-tile-reason">{html.escape(reason)}</div></div>')
+    return (f'<div class="hp-tile" style="background:{colour}" title="{html_text(title)}">'
+            f'<div class="hp-tile-title">{html_text(display_title(title, year))}</div>'
+            f'<div class="hp-tile-meta">{html_text(" · ".join(meta))}</div>'
+            f'<div class="hp-tile-reason">{html_text(reason)}</div></div>')
 
 
 def page_html(page: Homepage, catalogue: Catalogue) -> str:
@@ -73,8 +74,8 @@ def page_html(page: Homepage, catalogue: Catalogue) -> str:
     parts = [CSS]
     for row in page.rows:
         tiles = "".join(tile_html(int(i), r, catalogue) for i, r in zip(row.items, row.reasons))
-        parts.append(f'<div class="hp-row-title">{html.escape(row.title)}'
-                     f'<span class="hp-row-note">{html.escape(row_note(page, row))}</span></div>'
+        parts.append(f'<div class="hp-row-title">{html_text(row.title)}'
+                     f'<span class="hp-row-note">{html_text(row_note(page, row))}</span></div>'
                      f'<div class="hp-tiles">{tiles}</div>')
     return "".join(parts)
 
@@ -89,7 +90,7 @@ def row_note(page: Homepage, row) -> str:
 
 def show_page(page: Homepage, catalogue: Catalogue) -> None:
     for message in page.skipped:
-        st.warning(message)
+        st.warning(md_escape(message))  # names rows and models
     if not page.rows:
         st.info("No row has anything left to show for this person.")
         return

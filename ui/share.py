@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from ui import runs, state
+from ui.text import md_escape
 
 SPLIT_METHODS = ("random", "temporal", "leave_last")
 POSITIVES = ("all", "threshold")
@@ -131,9 +132,10 @@ def apply_link() -> list[str]:
         ss["_apply_widgets"] = pending
         st.rerun()
     ss[APPLIED] = params
-    warnings = [f"The link's {p}; it was ignored." for p in link.problems]
+    # a link is typed by anyone: every value it carries is escaped before it reaches markdown
+    warnings = [f"The link's {md_escape(p)}; it was ignored." for p in link.problems]
     if link.dataset and link.dataset not in state.sources():
-        warnings.append(f"The link is for the dataset '{link.dataset}', which this session has not loaded. "
+        warnings.append(f"The link is for the dataset '{md_escape(link.dataset)}', which this session has not loaded. "
                         "Load it on the Data page, then open the link again.")
         return warnings
     warnings += _adopt_runs(link)
@@ -172,10 +174,10 @@ def _adopt_runs(link: Link) -> list[str]:
     st.session_state["compare_runs"] = found
     warnings = []
     if unknown:
-        warnings.append(f"The link names run(s) this server does not have: {', '.join(unknown)}. They may have "
+        warnings.append(f"The link names run(s) this server does not have: {md_escape(', '.join(unknown))}. They may have "
                         "been deleted, or trained on another server; train them again on the Train page.")
     if elsewhere:
-        warnings.append(f"Run(s) {', '.join(elsewhere)} were trained on another dataset or split than the link's, "
+        warnings.append(f"Run(s) {md_escape(', '.join(elsewhere))} were trained on another dataset or split than the link's, "
                         "so they are not shown beside the others.")
     return warnings
 
