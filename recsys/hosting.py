@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -366,6 +367,32 @@ def check_quota(size: int, owner: str, cfg: HostConfig | None = None) -> None:
                         "space.")
 
 
+def sweep_uploads(cfg: HostConfig | None = None, *, stale_after: float = 3600.0, now: float | None = None) -> int:
+    """Remove what no visitor can reach and what only eats the quota: half-written uploads older than
+    ``stale_after`` seconds (a crash mid-write) and files lying directly in the uploads folder (the
+    layout before per-visitor folders, which no descriptor may open). Returns the bytes freed."""
+    cfg = cfg or config()
+    now = time.time() if now is None else now
+    freed = 0
+    try:
+        entries = list(cfg.uploads().iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        candidates = [entry] if entry.is_file() and not entry.is_symlink() else []
+        if entry.is_dir() and not entry.is_symlink():
+            candidates = [f for f in entry.iterdir() if f.name.endswith(_PART)]
+        for path in candidates:
+            try:
+                info = path.lstat()
+                if path.parent == cfg.uploads() or now - info.st_mtime > stale_after:
+                    path.unlink()
+                    freed += info.st_size
+            except OSError:
+                continue
+    return freed
+
+
 def save_upload(name: str, payload: bytes, owner: str, cfg: HostConfig | None = None) -> tuple[Path, bool]:
     """Keep uploaded bytes in the visitor's folder (never executed or unpickled).
 
@@ -380,6 +407,7 @@ def save_upload(name: str, payload: bytes, owner: str, cfg: HostConfig | None = 
     with _UPLOAD_LOCK:
         if path.is_file():
             return path, False
+        sweep_uploads(cfg)
         check_quota(len(payload), owner, cfg)
         partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}{_PART}")
         try:

@@ -250,3 +250,22 @@ def test_messages_never_carry_absolute_paths(layout):
     for text in texts:
         message = refusal(text, cfg)
         assert str(layout["tmp"]) not in message and "/etc" not in message
+
+
+def test_unreachable_and_half_written_uploads_are_swept(layout):
+    cfg = hosted(layout, visitor_upload_bytes=100 * KB, server_upload_bytes=100 * KB)
+    kept, _ = hosting.save_upload("a.csv", b"a" * (10 * KB), "alice", cfg)
+    legacy = cfg.uploads() / "0123456789abcdef0123.csv"  # the layout before per-visitor folders
+    legacy.write_bytes(b"l" * (60 * KB))
+    stale = kept.with_name(kept.name + ".123.456.part")
+    stale.write_bytes(b"s" * (20 * KB))
+    os.utime(stale, (1_000, 1_000))
+    fresh = kept.with_name(kept.name + ".789.012.part")  # an upload being written right now
+    fresh.write_bytes(b"f" * (5 * KB))
+    assert hosting.folder_bytes(cfg.uploads()) == 95 * KB
+    # the sweep runs before the quota check, so the 60 KB nobody can open no longer block 40 KB more
+    assert hosting.save_upload("b.csv", b"b" * (40 * KB), "bob", cfg)[1]
+    assert not legacy.exists() and not stale.exists() and fresh.exists() and kept.exists()
+    assert hosting.folder_bytes(cfg.uploads()) == 55 * KB
+    assert hosting.sweep_uploads(cfg, now=fresh.stat().st_mtime + 3601) == 5 * KB and not fresh.exists()
+    assert [u.name for u in hosting.list_uploads("alice", cfg)] == ["a.csv"]
