@@ -9,6 +9,7 @@ from recsys import hosting
 from recsys.store import run_rows
 from ui import runs
 from ui.errors import shown_errors
+from ui.text import md_escape
 
 st.title("Runs")
 st.caption("Every trained run is kept in the experiment store and survives a server restart. Runs on the sample "
@@ -43,13 +44,13 @@ def manage(by_id: dict) -> None:
     if delete_col.button("Delete…", key="runs_delete", icon=":material/delete:"):
         ss["runs_confirm"] = run_id
     if ss.get("runs_confirm") == run_id:
-        st.warning(f"Delete {by_id[run_id]['name']} and its stored model? This cannot be undone.")
+        st.warning(f"Delete {md_escape(by_id[run_id]['name'])} and its stored model? This cannot be undone.")
         yes_col, no_col, _ = st.columns([1, 1, 3])
         if yes_col.button("Yes, delete", key="runs_delete_yes", type="primary"):
             with shown_errors("Deleting the run"):
                 store.delete(run_id)
                 ss.pop("runs_confirm", None)
-                ss["runs_message"] = f"Deleted {by_id[run_id]['name']}."
+                ss["runs_message"] = f"Deleted {md_escape(by_id[run_id]['name'])}."
                 st.rerun()
         if no_col.button("Keep it", key="runs_delete_no"):
             ss.pop("runs_confirm", None)
@@ -98,8 +99,8 @@ if rows:
     finished = [row for row in rows if row["status"] == "done" and row["ndcg@10"] is not None]
     if finished:
         best = max(finished, key=lambda row: row["ndcg@10"])
-        st.caption(f"{len(rows)} run(s) stored · best NDCG@10: {best['name']} = {best['ndcg@10']:.4f} "
-                   f"({best['dataset']}, {best['split']})")
+        st.caption(f"{len(rows)} run(s) stored · best NDCG@10: {md_escape(best['name'])} = {best['ndcg@10']:.4f} "
+                   f"({md_escape(best['dataset'])}, {md_escape(best['split'])})")
     table(rows)
     by_id = {row["run_id"]: row for row in rows}
     st.subheader("Rename or delete")

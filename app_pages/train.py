@@ -9,13 +9,14 @@ from recsys.models import registry
 from recsys.models.registry import FAMILIES
 from ui import charts, data, forms, jobs, runs, state
 from ui.errors import attempt, shown_errors
+from ui.text import md_escape
 
 st.title("Train")
 
 dataset = attempt("Loading the dataset", data.current_dataset)
 split = attempt("Splitting the data", data.current_split)
 st.caption(
-    f"**{dataset.name}** · {split.method} split · {split.train.n_interactions:,} training and "
+    f"**{md_escape(dataset.name)}** · {split.method} split · {split.train.n_interactions:,} training and "
     f"{split.test.n_interactions:,} test interactions · seed {state.split_config().seed}"
 )
 
@@ -64,7 +65,7 @@ def collect_finished() -> None:
         elif job.status == jobs.CANCELLED:
             state.add_train_message("warning", f"Training of {spec['label']} was cancelled; nothing was kept.")
         else:
-            state.add_train_message("error", f"Training {spec['label']} failed: {job.error}")
+            state.add_train_message("error", f"Training {spec['label']} failed: {md_escape(job.error)}")
 
 
 def job_panel(spec: dict, job) -> None:
@@ -123,7 +124,7 @@ for key in chosen:
             params = forms.params_widgets(cls, f"param_{key}")
             submitted = st.form_submit_button(f"Train {cls.label}", type="primary", disabled=problem is not None)
         if problem:
-            st.warning(problem)
+            st.warning(md_escape(problem))
         elif submitted:
             train_one(key, params)
 

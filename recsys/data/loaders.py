@@ -1309,11 +1309,9 @@ def _integer_columns(table: pd.DataFrame) -> pd.DataFrame:
     """Columns whose every cell is canonical integer text ("7", "-12") become int64; the rest stay text."""
     converted = {}
     for column in table.columns:
-        values = table[column]
-        if values.isna().any() or not len(values):
-            continue
-        if values.str.fullmatch(validate.CANONICAL_INT).all():
-            converted[column] = values.astype(np.int64)
+        integers = validate.canonical_integers(table[column])
+        if integers is not None:
+            converted[column] = integers
     return table.assign(**converted) if converted else table
 
 

@@ -17,7 +17,7 @@ MAX_ROWS = 50_000_000
 
 # Ids stay integers only when every value is written the canonical way: "7" and "-12", never
 # "007", "7.0" or "+7" (those are three different ids in a text file, so they stay text).
-CANONICAL_INT = r"-?(?:0|[1-9][0-9]{0,17})"
+CANONICAL_INT = r"-?(?:0|[1-9][0-9]{0,18})"
 # Timestamps must fit pandas' nanosecond datetimes (1677-09-22 .. 2262-04-11), so every page
 # that turns them into dates can; in epoch seconds that is about +-9.22e9.
 MIN_SECONDS = int(pd.Timestamp.min.ceil("s").timestamp())
@@ -130,9 +130,18 @@ def _text_ids(text: pd.Series, column: str, role: str, max_chars: int | None) ->
     if max_chars is not None:
         check_lengths(text, column=column, role=role, max_chars=max_chars, what="ids")
     text = text.str.strip()
-    if len(text) and text.str.fullmatch(CANONICAL_INT).all():
+    integers = canonical_integers(text)
+    return integers if integers is not None else text.to_numpy(dtype=object)
+
+
+def canonical_integers(text: pd.Series) -> np.ndarray | None:
+    """int64 values when every cell is canonical integer text that fits int64, else None."""
+    if not len(text) or text.isna().any() or not text.str.fullmatch(CANONICAL_INT).all():
+        return None
+    try:
         return text.astype(np.int64).to_numpy(np.int64)
-    return text.to_numpy(dtype=object)
+    except (OverflowError, ValueError):
+        return None  # 19 digits beyond 9,223,372,036,854,775,807: kept as text
 
 
 # kept for callers of the old private name
