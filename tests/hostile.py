@@ -261,6 +261,8 @@ def cases() -> list[Case]:
     add(Case("too many columns", "wide.csv",
              _text("wide.csv", ",".join(f"c{i}" for i in range(100)) + "\n" + ",".join(["1"] * 100) + "\n"),
              "has 100 columns in its first line; the limit is 64"))
+    add(Case("quote-heavy first line", "quotes.csv", _text("quotes.csv", ', "' * 21_000),
+             "has 21,001 columns in its first line"))
     add(Case("unclosed quote", "quote.csv", _text("quote.csv", 'user,item,rating\n1,2,5\n2,"3,4\n3,4,5\n'),
              "is never closed"))
     add(Case("quoted newline", "quoted.csv",

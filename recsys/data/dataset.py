@@ -336,7 +336,7 @@ def _align_metadata(meta: pd.DataFrame | None, key: str, ids: np.ndarray) -> pd.
     if key not in meta.columns:
         raise DataError(
             f"The metadata file has no column {key!r} to join on; its columns are "
-            f"{list(meta.columns)}. Rename the id column or pick it in the mapping."
+            f"{[str(c)[:30] for c in list(meta.columns)[:12]]}. Rename the id column or pick it in the mapping."
         )
     present, keys = _metadata_keys(meta, key)
     table = meta[present].assign(**{key: keys}).drop_duplicates(key).set_index(key)

@@ -43,6 +43,7 @@ MAX_MEMBER_BYTES = 4 * 1024**3
 # How much of a text file the delimiter / header / encoding guesses look at.
 SNIFF_BYTES = 64 * 1024
 SNIFF_LINES = 50
+SNIFFER_CHARS = 4096
 # Archive members and folder entries beyond these are refused: a MovieLens folder has a few dozen.
 MAX_MEMBERS = 10_000
 # Members smaller than this are never refused for their compression ratio: a small file of one
@@ -392,6 +393,13 @@ class _Budgeted(io.RawIOBase):
             self.raw.close()
         finally:
             super().close()
+
+
+def _columns(table: pd.DataFrame, limit: int = 12) -> str:
+    """A table's column names for a message: quoted, cut, at most ``limit`` of them."""
+    names = [excerpt(str(c), 30) for c in list(table.columns)[:limit]]
+    more = f" and {table.shape[1] - limit} more" if table.shape[1] > limit else ""
+    return f"[{', '.join(names)}{more}]"
 
 
 def _mb(size: float) -> str:
@@ -797,7 +805,7 @@ def _load_ml_csv(source, member: str, *, feedback, positive_threshold, name) -> 
     missing = [c for c in ("userId", "movieId", "rating") if c not in ratings.columns]
     if missing:
         raise DataError(
-            f"{where} lacks the column(s) {missing}; its columns are {list(ratings.columns)}. MovieLens "
+            f"{where} lacks the column(s) {missing}; its columns are {_columns(ratings)}. MovieLens "
             "ratings.csv has the header userId,movieId,rating,timestamp. For other tables, upload the file "
             "itself and map its columns."
         )
@@ -818,7 +826,7 @@ def _ml_csv_items(source, near: str) -> pd.DataFrame | None:
     with _parsing(where, "MovieLens movies.csv (movieId,title,genres)"), source.open(member) as fh:
         movies = pd.read_csv(fh, dtype={"title": str, "genres": str})
     if not {"movieId", "title"} <= set(movies.columns):
-        raise DataError(f"{where} needs the columns movieId and title; its columns are {list(movies.columns)}.")
+        raise DataError(f"{where} needs the columns movieId and title; its columns are {_columns(movies)}.")
     genres = movies["genres"] if "genres" in movies else pd.Series("", index=movies.index)
     items = _movie_metadata(movies["movieId"], movies["title"], genres, where)
     tags_member = _find(source, "tags.csv", near=near)
@@ -1032,7 +1040,7 @@ def _check_size(size: int, limit: int, filename: str, setting: str | None) -> No
     if size > limit:
         where = f" (RECSYS_LIMIT_{setting})" if setting else ""
         raise DataError(
-            f"{filename} is too large: {size / 1e6:,.1f} MB, over the {limit / 1e6:,.1f} MB limit{where}. "
+            f"{filename} is too large: {size / 1024**2:,.1f} MB, over the {limit / 1024**2:,.1f} MB limit{where}. "
             "Filter or sample it first (e.g. recent interactions, or a k-core)."
         )
 
@@ -1191,7 +1199,9 @@ def _sniff_delimiter(lines: list[str]) -> str:
     if all("::" in line for line in lines):
         return "::"  # MovieLens 1M/10M style
     try:
-        sniffed = csv.Sniffer().sniff("\n".join(lines), delimiters="".join(DELIMITERS)).delimiter
+        # the Sniffer's regular expressions take quadratic time on quote-heavy lines: 64 KB of ', "'
+        # took 25 s; it sees whole lines up to SNIFFER_CHARS (0.1 s at worst)
+        sniffed = csv.Sniffer().sniff(_head_lines(lines, SNIFFER_CHARS), delimiters="".join(DELIMITERS)).delimiter
         if _field_count(lines, sniffed) > 1:
             return sniffed
     except csv.Error:
@@ -1208,6 +1218,16 @@ def _sniff_delimiter(lines: list[str]) -> str:
     present = {d: sum(d in line for line in lines) for d in DELIMITERS}
     common = max(present, key=present.get)
     return common if present[common] > len(lines) / 2 else ","
+
+
+def _head_lines(lines: list[str], limit: int) -> str:
+    kept, used = [], 0
+    for line in lines:
+        if kept and used + len(line) > limit:
+            break
+        kept.append(line[:limit])
+        used += len(line) + 1
+    return "\n".join(kept)
 
 
 def _field_count(lines: list[str], delimiter: str) -> int:

@@ -77,7 +77,8 @@ def interaction_frame(
             )
     names = [c for _, c in chosen if c in df.columns]
     if len(set(names)) != len(names):
-        raise DataError(f"The same column is mapped to two roles ({names}). Map each role to its own column.")
+        shown = ", ".join(excerpt(str(n), 30) for n in names)
+        raise DataError(f"The same column is mapped to two roles ({shown}). Map each role to its own column.")
 
     out = pd.DataFrame(index=pd.RangeIndex(len(df)))
     for role, col in (("user", user), ("item", item)):
