@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
 from recsys import hosting
 from recsys.data import load
 from recsys.data.errors import DataError
+from ui.text import md_unescape
 
 VISITOR, OTHER = "visitor-a", "visitor-b"
 
@@ -52,7 +51,7 @@ def dataset_box(at):
 
 def shown(markdown: str) -> str:
     """Markdown as a person reads it: messages are escaped (ui.text.md_escape) on their way to the page."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    return md_unescape(markdown)
 
 
 def errors(at) -> list[str]:
