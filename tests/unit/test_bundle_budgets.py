@@ -297,3 +297,22 @@ def test_an_npz_bomb_inside_a_member_is_refused(exported, target):
     assert refused(target, rezip(members)) == (
         f"report.npz of run {pop} declares an array ('ndcg', shape (1000000000,)) larger than the data it holds; "
         "the file is damaged or crafted.")
+
+
+def test_a_torch_models_bundle_passes_the_inner_checks_and_scores_the_same(tmp_path):
+    """modules.pt is a zip too (torch's format): its members go through the same inner checks."""
+    from recsys.store import split_dataset
+
+    sample = load("sample")
+    source = ExperimentStore(tmp_path / "source")
+    record = train_or_reuse(source, sample, SOURCE, SPLIT, "ncf_gmf", {"epochs": 1}, load=False).record
+    assert (source.artifacts / record.run_id / "modules.pt").is_file()
+    payload = source.export_bundle([record.run_id], include_models=True)
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        assert f"runs/{record.run_id}/modules.pt" in zf.namelist()
+    target = ExperimentStore(tmp_path / "target")
+    assert target.import_bundle(payload, owner="v", limits=LIMITS) == {"imported": [record.run_id], "skipped": []}
+    train = split_dataset(sample, SPLIT).train
+    users = np.arange(40)
+    np.testing.assert_array_equal(target.load_model(record.run_id, train).score(users),
+                                  source.load_model(record.run_id, train).score(users))
