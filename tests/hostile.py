@@ -200,6 +200,11 @@ def _symlinked_folder_loads(ds) -> None:
     assert (ds.n_interactions, ds.n_users, ds.n_items) == (4, 3, 3)
 
 
+def _trailing_rows(ds) -> None:
+    assert ds.user_ids.tolist() == [1, 2, 3] and ds.item_ids.tolist() == [10, 20]
+    assert ds.rating.tolist() == [4.0, 5.0, 3.0]
+
+
 def _long_header(ds) -> None:
     assert ds.n_interactions == 3
 
@@ -246,6 +251,14 @@ def cases() -> list[Case]:
     add(Case("mixed comma and tab", "mixed2.csv",
              _text("mixed2.csv", "user,item,rating\n1,2,5\n2,3,4\n4,1,2\n5\t6\t1\n"),
              "line 5 uses the tab ('\\t')"))
+    add(Case("header with another delimiter", "mixed3.csv",
+             _text("mixed3.csv", "user;item;rating\n1,2,5\n2,3,4\n3,4,5\n"),
+             "mixes delimiters: line 1 uses the semicolon (';'), line 2 uses the comma (',')"))
+    add(Case("header shorter than the rows", "short_header.csv",
+             _text("short_header.csv", "user,item\n1,2,5\n2,3,4\n3,4,5\n"),
+             "the header (line 1) names 2 columns but line 2 has 3 fields"))
+    add(Case("trailing delimiter on data lines only", "trailing.csv",
+             _text("trailing.csv", "user,item,rating\n1,10,4,\n2,20,5,\n3,10,3,\n"), None, check=_trailing_rows))
     add(Case("ragged long row", "ragged.csv", _text("ragged.csv", "user,item,rating\n1,2,5\n2,3,4\n3,4,5,oops\n"),
              "line 4 has 4 fields where the lines before it have 3"))
     add(Case("ragged row with 10000 fields", "wide_row.csv",

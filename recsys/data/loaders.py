@@ -1306,9 +1306,11 @@ def _read_text_table(raw: bytes, filename: str, sep: str | None, limits) -> pd.D
             "(RECSYS_LIMIT_COLUMNS). Keep only the user, item, rating and timestamp columns."
         )
     header = _has_header(first)
+    trailing = False
     if header:
         _reject_duplicate_names(first, filename)
-    table = _drop_empty_columns(_parse_csv(raw, filename, sep, header, encoding), header)
+        trailing = _header_fits_data(lines, first, filename, sep)
+    table = _drop_empty_columns(_parse_csv(raw, filename, sep, header, encoding, trailing), header)
     if table.shape[1] > limits.columns:
         raise DataError(
             f"{filename} has {table.shape[1]:,} columns; the limit is {limits.columns:,} (RECSYS_LIMIT_COLUMNS). "
@@ -1323,6 +1325,34 @@ def _read_text_table(raw: bytes, filename: str, sep: str | None, limits) -> pd.D
         _explain_single_column(table, lines, filename, sep)
     _refuse_mixed_delimiters(table, raw, encoding, filename, sep)
     return _integer_columns(table)
+
+
+def _header_fits_data(lines: list[str], first: list[str], filename: str, sep: str) -> bool:
+    """Refuse a header with fewer names than the data lines have fields (pandas would silently turn
+    the extra leading fields into an index, shifting every column); True when the only extra field
+    is an empty one from a trailing delimiter."""
+    if sep == r"\s+" or len(lines) < 2:
+        return False
+    try:
+        rows = [_split_line(line, sep) for line in lines[1:]]
+    except csv.Error:
+        return False  # the parser names the bad line
+    wider = [(number, row) for number, row in enumerate(rows, start=2) if len(row) > len(first)]
+    if not wider or len(wider) < len(rows):
+        return False  # ragged lines further down: the parser's message names them
+    if all(len(row) == len(first) + 1 and not row[-1].strip() for _, row in wider):
+        return True
+    number, row = wider[0]
+    other = next((d for d in DELIMITERS if d != sep and d in lines[0]), None)
+    if sep not in lines[0] and other is not None:
+        raise DataError(
+            f"{filename} mixes delimiters: line 1 uses the {DELIMITER_NAMES[other]} ({other!r}), line {number} "
+            f"uses the {DELIMITER_NAMES.get(sep, repr(sep))} ({sep!r}). Save the file with one delimiter throughout."
+        )
+    raise DataError(
+        f"{filename}: the header (line 1) names {len(first)} columns but line {number} has {len(row)} fields. "
+        "Add the missing column names to the header, or remove the extra fields."
+    )
 
 
 def _integer_columns(table: pd.DataFrame) -> pd.DataFrame:
@@ -1366,9 +1396,12 @@ def _refuse_mixed_delimiters(table: pd.DataFrame, raw: bytes, encoding: str, fil
             )
 
 
-def _parse_csv(raw: bytes, filename: str, sep: str, header: bool, encoding: str) -> pd.DataFrame:
+def _parse_csv(raw: bytes, filename: str, sep: str, header: bool, encoding: str,
+               trailing: bool = False) -> pd.DataFrame:
     # every cell is read as text, so ids keep the form they are written in ("007" stays "007")
     options = {"sep": sep, "header": 0 if header else None, "skip_blank_lines": True, "dtype": str}
+    if trailing:
+        options["index_col"] = False  # a trailing delimiter on data lines only: drop the empty field
     if sep != r"\s+":
         options["skipinitialspace"] = True
     try:
@@ -1380,16 +1413,23 @@ def _parse_csv(raw: bytes, filename: str, sep: str, header: bool, encoding: str)
     except pd.errors.EmptyDataError:
         raise DataError(f"{filename} is empty. Upload a file with one interaction per row.") from None
     except pd.errors.ParserError as err:
-        raise DataError(_explain_parser_error(str(err), filename, sep)) from None
+        raise DataError(_explain_parser_error(str(err), filename, sep, raw, encoding)) from None
     except (ValueError, OverflowError, csv.Error) as err:
         raise DataError(f"{filename} could not be parsed: {_short_error(err)}") from None
 
 
-def _explain_parser_error(message: str, filename: str, sep: str) -> str:
+def _explain_parser_error(message: str, filename: str, sep: str, raw: bytes = b"", encoding: str = "utf-8") -> str:
     match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
     name = DELIMITER_NAMES.get(sep, repr(sep))
     if match:
         expected, line, saw = match.groups()
+        first = next((t for t in raw[:SNIFF_BYTES].decode(encoding, errors="replace").splitlines() if t.strip()), "")
+        other = next((d for d in DELIMITERS if d != sep and d in first), None)
+        if sep != r"\s+" and sep not in first and other is not None:
+            return (
+                f"{filename} mixes delimiters: line 1 uses the {DELIMITER_NAMES[other]} ({other!r}), line {line} "
+                f"uses the {name} ({sep!r}). Save the file with one delimiter throughout."
+            )
         return (
             f"{filename}: line {line} has {saw} fields where the lines before it have {expected} "
             f"(delimiter: {name}). Quote values that contain the delimiter, or remove the stray "
