@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -200,3 +203,98 @@ def test_an_upload_that_does_not_load_is_not_kept(hosted, monkeypatch):
     with pytest.raises(DataError, match="five"):
         data.load_upload(descriptor, [broken])
     assert not broken.exists() and hosting.list_uploads(VISITOR) == []
+
+
+# ---------------------------------------------------------------------------- uploads through the page
+RATINGS = b"user,item,rating\n" + b"".join(f"u{u},i{(u * 7 + k) % 25},{1 + (u + k) % 5}\n".encode()
+                                           for u in range(20) for k in range(8))
+
+
+def uploader(at, key: str):
+    return next(f for f in at.file_uploader if f.key == key)
+
+
+def upload_table(at, name: str, payload: bytes):
+    uploader(at, "upload_file").set_value((name, payload, "text/csv"))
+    return at.run()
+
+
+def test_an_uploaded_table_is_kept_for_its_visitor_alone(app, hosted):
+    app.run()
+    upload_table(app, "my ratings.csv", RATINGS)
+    assert not errors(app)
+    assert any(shown(c.value).startswith("160 rows · columns: user, item, rating") for c in app.caption)
+    submit(app, "Use this data")
+    assert not errors(app)
+    assert dataset_box(app).value == "my ratings.csv (160 interactions)"
+    kept = hosting.list_uploads(VISITOR)
+    assert [(u.name, u.size) for u in kept] == [("my_ratings.csv", len(RATINGS))]
+    assert kept[0].path.parent == hosting.owner_uploads(VISITOR) and hosting.list_uploads(OTHER) == []
+    table = next(d.value for d in app.dataframe if list(d.value.columns) == ["file", "size", "uploaded"])
+    assert list(table["file"]) == ["my_ratings.csv"]
+
+
+def test_an_upload_that_fails_to_load_is_not_kept(app, hosted):
+    app.run()
+    upload_table(app, "ratings.csv", b"user,item,rating\nu1,i1,4\nu2,i2,five\nu3,i1,3\n")
+    assert not errors(app)  # it reads as a table; the rating column fails when the dataset is built
+    submit(app, "Use this data")
+    [message] = errors(app)
+    assert "'rating'" in message and "row 2" in message and "five" in message
+    assert hosting.list_uploads(VISITOR) == []
+    assert hosting.folder_bytes(hosting.config().uploads()) == 0
+    assert dataset_box(app).value == "Sample catalogue (synthetic)"
+
+
+def test_an_upload_over_the_size_limit_is_refused_before_reading(app, hosted, monkeypatch):
+    monkeypatch.setenv("RECSYS_LIMIT_UPLOAD_BYTES", "1000")
+    app.run()
+    upload_table(app, "ratings.csv", RATINGS)
+    assert errors(app) == [f"ratings.csv is {len(RATINGS) / 1024:.1f} KB; this server takes uploads of up to "
+                           "1000 bytes. Upload a smaller file (fewer rows, or a smaller MovieLens variant)."]
+    assert not [b for b in app.button if b.label == "Use this data"] and hosting.list_uploads(VISITOR) == []
+
+
+def test_an_upload_over_the_visitor_quota_is_refused_before_writing(app, hosted, monkeypatch):
+    monkeypatch.setenv("RECSYS_LIMIT_VISITOR_UPLOAD_BYTES", str(len(RATINGS) + 100))
+    hosting.save_upload("old.csv", b"x" * 200, VISITOR)
+    app.run()
+    upload_table(app, "ratings.csv", RATINGS)
+    submit(app, "Use this data")
+    kept, limit = 200, len(RATINGS) + 100
+    assert errors(app) == [
+        f"This upload ({hosting.human_bytes(len(RATINGS))}) would bring your kept uploads to "
+        f"{hosting.human_bytes(kept + len(RATINGS))}, over the {hosting.human_bytes(limit)} each visitor may keep "
+        f"(you keep {kept} bytes). Delete old uploads under 'Your uploads' on the Data page, then upload again."]
+    assert [u.name for u in hosting.list_uploads(VISITOR)] == ["old.csv"]
+    # deleting the old upload makes room
+    app.button(key="uploads_delete").click().run()
+    upload_table(app, "ratings.csv", RATINGS)
+    submit(app, "Use this data")
+    assert not errors(app) and [u.name for u in hosting.list_uploads(VISITOR)] == ["ratings.csv"]
+
+
+def test_without_roots_a_movielens_zip_upload_is_the_way_in(app, hosted, monkeypatch):
+    monkeypatch.delenv("RECSYS_DATA_ROOTS")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((hosted["root"] / "ml-100k").iterdir()):
+            zf.write(path, f"ml-100k/{path.name}")
+    app.run()
+    assert [f.label for f in app.file_uploader if f.key == "ml_zip"] == ["Upload a MovieLens .zip"]
+    uploader(app, "ml_zip").set_value(("ml-100k.zip", archive.getvalue(), "application/zip"))
+    submit(app, "Load MovieLens")
+    assert not errors(app)
+    assert dataset_box(app).value == "MovieLens 100K (360 interactions)"
+    assert [u.name for u in hosting.list_uploads(VISITOR)] == ["ml-100k.zip"]
+
+
+def test_the_runs_page_refuses_a_bundle_over_the_budget_by_its_size(app, hosted, monkeypatch):
+    monkeypatch.setenv("RECSYS_LIMIT_BUNDLE_BYTES", "2048")
+    app.run()
+    app.switch_page("app_pages/runs.py").run()
+    uploader(app, "runs_import_file").set_value(("bundle.zip", b"PK" + bytes(4000), "application/zip"))
+    app.run()
+    app.button(key="runs_import").click().run()
+    assert errors(app) == ["The bundle is 3.9 KB; this server imports bundles of up to 2.0 KB. Export fewer runs, or "
+                           "export them without their models."]
