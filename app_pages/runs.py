@@ -1,4 +1,8 @@
-"""Runs page: every stored run this session may see; rename, delete, export and import bundles."""
+"""Runs page: every stored run this visitor may see; rename, delete, export and import bundles.
+
+Visitors rename and delete only their own runs; shared runs change only for instructors (the
+store checks it too). On a hosted server a visitor becomes instructor by signing in with a
+listed account or typing the host's instructor key here."""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from recsys import hosting
-from recsys.store import run_rows
-from ui import runs
+from recsys.store import SHARED, run_rows
+from ui import identity, runs
 from ui.errors import shown_errors
 from ui.text import md_escape
 
@@ -18,6 +22,7 @@ st.caption("Every trained run is kept in the experiment store and survives a ser
 store = runs.store()
 owner = runs.owner_token()
 records = store.list(owner=owner)
+actor = identity.actor()
 
 
 def table(rows: list[dict]) -> None:
@@ -31,15 +36,26 @@ def table(rows: list[dict]) -> None:
 
 
 def manage(by_id: dict) -> None:
-    """Rename or delete one run (deleting asks first)."""
+    """Rename or delete one run this visitor may change (deleting asks first); shared runs are read-only
+    for visitors, and the page says why."""
     ss = st.session_state
+    owners = {record.run_id: record.owner for record in records}
+    read_only = [r for r in by_id if not actor.may_change(owners.get(r, SHARED))]
+    by_id = {r: row for r, row in by_id.items() if r not in read_only}
+    if read_only:
+        st.caption(f"{len(read_only)} shared run(s) are read-only for you: everyone on this server uses them, so only "
+                   "an instructor may rename or delete them. Your own runs (on your uploads, or imported by you) you "
+                   "may change.")
+    if not by_id:
+        st.info("You have no runs of your own to rename or delete.")
+        return
     run_id = st.selectbox("Run", list(by_id), format_func=lambda r: f"{by_id[r]['name']} · {by_id[r]['dataset']} "
                                                                     f"· {by_id[r]['split']}", key="runs_pick")
     new_name = st.text_input("New name", value=by_id[run_id]["name"], key=f"runs_name_{run_id}")
     rename_col, delete_col, _ = st.columns([1, 1, 3])
     if rename_col.button("Rename", key="runs_rename", icon=":material/edit:"):
         with shown_errors("Renaming the run"):
-            store.rename(run_id, new_name)
+            store.rename(run_id, new_name, actor=actor)
             st.rerun()
     if delete_col.button("Delete…", key="runs_delete", icon=":material/delete:"):
         ss["runs_confirm"] = run_id
@@ -48,7 +64,7 @@ def manage(by_id: dict) -> None:
         yes_col, no_col, _ = st.columns([1, 1, 3])
         if yes_col.button("Yes, delete", key="runs_delete_yes", type="primary"):
             with shown_errors("Deleting the run"):
-                store.delete(run_id)
+                store.delete(run_id, actor=actor)
                 ss.pop("runs_confirm", None)
                 ss["runs_message"] = f"Deleted {md_escape(by_id[run_id]['name'])}."
                 st.rerun()
@@ -92,6 +108,28 @@ def import_bundle() -> None:
             st.rerun()
 
 
+def instructor_sign_in() -> None:
+    """Hosted: the role this visitor holds, and the instructor key field."""
+    config = hosting.config()
+    if identity.is_instructor():
+        st.caption("You are signed in as instructor: you may rename and delete shared runs.")
+        if identity.signed_in_with_key() and st.button("Sign out as instructor", key="runs_instructor_out"):
+            identity.sign_out_instructor()
+            st.rerun()
+        return
+    if not config.instructor_key:
+        st.caption("You are a visitor: you change only your own runs. This server offers no instructor key.")
+        return
+    with st.form("runs_instructor"):
+        key = st.text_input("Instructor key", type="password", key="runs_instructor_key",
+                            help="The key the host of this server gave the instructors.")
+        if st.form_submit_button("Sign in as instructor"):
+            if identity.sign_in_as_instructor(key):
+                st.session_state["runs_message"] = "Signed in as instructor."
+                st.rerun()
+            st.error("That is not this server's instructor key; ask the host for it, or keep working as a visitor.")
+
+
 if message := st.session_state.pop("runs_message", None):
     st.success(message)
 rows = run_rows(store, records, owner)
@@ -112,3 +150,6 @@ else:
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
 st.subheader("Import")
 import_bundle()
+if hosting.config().hosted:
+    st.subheader("Instructor sign-in")
+    instructor_sign_in()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from recsys import hosting
+from recsys.data.errors import DataError
 from recsys.models import registry
 from recsys.models.registry import FAMILIES
 from ui import charts, data, forms, jobs, runs, state
@@ -28,7 +30,8 @@ chosen = st.multiselect("Models to train", list(labels), format_func=labels.get,
 
 
 def train_one(key: str, params: dict) -> None:
-    """Start training in the background (or reuse the run when it is already trained)."""
+    """Queue the training (or reuse the run when it is already trained, or join the same training
+    someone else started)."""
     spec = None
     with shown_errors("Checking the parameters"):
         spec = runs.run_spec(key, params)
@@ -38,28 +41,31 @@ def train_one(key: str, params: dict) -> None:
         state.add_run(spec)
         st.info(f"{spec['label']} with these settings is already trained — reusing it.")
         return
-    jobs.board().start(spec, split, runs.storage_target(spec))
-    state.watch_training(spec)
-    st.rerun()  # redraw with the live panel polling
+    job = None
+    with shown_errors("Queueing the training"):  # over a limit or a budget: the message says what to do
+        job = jobs.submit(spec, split)
+    if job is not None:
+        st.rerun()  # redraw with the live panel polling
 
 
 def collect_finished() -> None:
-    """Turn this session's finished jobs into runs and messages."""
-    for spec in list(state.training()):
-        job = jobs.board().get(spec["run_id"])
-        if job is None:  # the server restarted mid-training: the job is gone
-            state.stop_watching(spec)
-            state.add_train_message("warning", f"Training of {spec['label']} was interrupted; train it again.")
-            continue
+    """Turn this visitor's finished jobs into runs and messages (once: the job then forgets them)."""
+    for job in jobs.mine():
         if not job.finished_running:
             continue
-        state.stop_watching(spec)
+        jobs.acknowledge(job)
+        spec = job.entry["spec"] if job.entry else job.spec
         if job.status == jobs.DONE:
             state.add_run(spec)
             report = job.entry["report"]
             ndcg = report.means.get("ndcg@10", float("nan"))
             state.add_train_message("success", f"{spec['label']}: NDCG@10 = {ndcg:.4f} on {len(report.users):,} test users.")
-            if job.entry.get("stopped_early"):
+            if job.stopped_at is not None:
+                state.add_train_message("info", f"{spec['label']} stopped early, after epoch {job.stopped_at} of "
+                                                f"{job.total}.")
+                state.add_train_message("info", "You stopped it, so it is kept as your own run; a full training "
+                                                "with these settings is stored separately when someone runs one.")
+            elif job.entry.get("stopped_early"):
                 state.add_train_message("info", f"{spec['label']} stopped early, after epoch {job.history[-1]['step']} "
                                                 f"of {job.total}.")
         elif job.status == jobs.CANCELLED:
@@ -68,10 +74,35 @@ def collect_finished() -> None:
             state.add_train_message("error", f"Training {spec['label']} failed: {md_escape(job.error)}")
 
 
-def job_panel(spec: dict, job) -> None:
-    """Progress, live curves and stop/cancel buttons of one running job."""
+def _cancel(job) -> None:
+    try:
+        outcome = jobs.cancel(job)
+    except DataError as exc:
+        state.add_train_message("warning", md_escape(exc))
+        return
+    label = job.spec["label"]
+    if outcome == "left":
+        state.add_train_message("info", f"You left the training of {label}; it goes on for the other visitor(s) who "
+                                        "started it, and is stored for everyone when it ends.")
+    elif outcome == "cancelled":
+        state.add_train_message("warning", f"Training of {label} was cancelled; nothing was kept.")
+
+
+def _stop(job) -> None:
+    try:
+        jobs.stop(job)
+    except DataError as exc:
+        state.add_train_message("warning", md_escape(exc))
+
+
+def job_panel(job) -> None:
+    """Queue position, or progress, live curves and stop/cancel buttons of one job."""
+    spec = job.spec
     cls = registry[spec["model"]]
-    if job.phase == "evaluating":
+    others = len(job.watchers) - 1
+    if job.status == jobs.QUEUED:
+        text = f"{spec['label']}: {jobs.wait_text(job)}"
+    elif job.phase == "evaluating":
         text = f"{spec['label']}: evaluating on the test set…"
     elif job.phase == "saving":
         text = f"{spec['label']}: saving the run to the experiment store…"
@@ -81,6 +112,8 @@ def job_panel(spec: dict, job) -> None:
         text = f"{spec['label']}: epoch {job.step} of {job.total} · {latest}"
     else:
         text = f"{spec['label']}: training…"
+    if others:
+        text += f" · {others} other visitor(s) wait for it too"
     st.progress(min(1.0, job.step / max(job.total, 1)), text=text)
     with_loss = [h for h in job.history if "loss" in h]
     if len(with_loss) >= 2:
@@ -88,27 +121,34 @@ def job_panel(spec: dict, job) -> None:
         for column, metric in zip(st.columns(len(curves)), curves):
             column.altair_chart(charts.training_curve(job.history, metric), width="stretch")
     stop_col, cancel_col, _ = st.columns([1, 1, 3])
-    if cls.iterative:
-        stop_col.button("Stop and keep", key=f"stop_{spec['run_id']}", on_click=job.request_stop,
-                        disabled=job.stop_requested, icon=":material/stop_circle:",
-                        help="Finish after this epoch and keep the model (the best validation epoch when the "
-                             "split has a validation part).")
-    cancel_col.button("Cancel", key=f"cancel_{spec['run_id']}", on_click=job.request_cancel,
-                      icon=":material/cancel:", help="Abandon this training; nothing is kept.")
+    if cls.iterative and job.status == jobs.RUNNING:
+        if others:
+            stop_help = (f"{others} other visitor(s) wait for this training too, so it cannot stop early for "
+                         "you alone. Cancel leaves it to them.")
+        else:
+            stop_help = ("Finish after this epoch and keep the model (the best validation epoch when the split has "
+                         "a validation part) as your own run.")
+        stop_col.button("Stop and keep", key=f"stop_{spec['run_id']}", on_click=_stop, args=(job,),
+                        disabled=job.stop_requested or others > 0, icon=":material/stop_circle:", help=stop_help)
+    cancel_help = (f"Stop waiting for it; it goes on for the {others} other visitor(s)." if others
+                   else "Abandon this training; nothing is kept.")
+    cancel_col.button("Cancel", key=f"cancel_{spec['run_id']}", on_click=_cancel, args=(job,),
+                      icon=":material/cancel:", help=cancel_help)
 
 
 collect_finished()
-active = [s for s in state.training() if (j := jobs.board().get(s["run_id"])) and not j.finished_running]
+watched = jobs.mine()
 
 
-@st.fragment(run_every=1.0 if active else None)
+@st.fragment(run_every=1.0 if watched else None)
 def live_training() -> None:
-    """Redrawn every second while something trains; hands over to a full rerun when it ends."""
-    for spec in list(state.training()):
-        job = jobs.board().get(spec["run_id"])
-        if job is None or job.finished_running:
-            st.rerun(scope="app")
-        job_panel(spec, job)
+    """Redrawn every second while something trains or waits; hands over to a full rerun when a job
+    ends, or one is cancelled."""
+    now = jobs.mine()
+    if [id(job) for job in now] != [id(job) for job in watched] or any(job.finished_running for job in now):
+        st.rerun(scope="app")
+    for job in now:
+        job_panel(job)
 
 
 for key in chosen:
@@ -128,8 +168,10 @@ for key in chosen:
         elif submitted:
             train_one(key, params)
 
-if active or state.training():
+if watched:
     st.subheader("Training now")
+    if hosting.config().hosted:
+        st.caption(jobs.limits_text())
     live_training()
 for kind, text in st.session_state["train_messages"][-6:]:
     getattr(st, kind)(text)

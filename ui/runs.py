@@ -10,20 +10,18 @@ read them from disk on every rerun. A spec (the dict pages pass around) is
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections import OrderedDict
 from dataclasses import asdict
 
 import streamlit as st
 
-from recsys.evaluation import evaluate
+from recsys import jobs
 from recsys.models import create, get, registry
 from recsys.store import SHARED, ExperimentStore, RunRecord, StoreError, owner_scope, run_id_for
-from ui import data, state
+from ui import data, identity, state
 from ui.errors import attempt
 
-EVAL_K = (1, 5, 10, 20, 50)
+EVAL_K = jobs.EVAL_K
 MODEL_CACHE_SIZE = 16
 REPORT_CACHE_SIZE = 256
 
@@ -76,8 +74,9 @@ def store() -> ExperimentStore:
 
 
 def owner_token() -> str:
-    """This session's owner token: runs on its uploads are visible to it alone."""
-    return st.session_state.setdefault("owner_token", uuid.uuid4().hex)
+    """This visitor's owner id (``ui.identity``, the same after a reload): runs and jobs on their uploads
+    are visible to them alone."""
+    return identity.owner_id()
 
 
 def owner_for(source: dict) -> str:
@@ -133,49 +132,8 @@ def storage_target(spec: dict) -> dict:
 
 
 # ---------------------------------------------------------------------- training
-def fit_and_evaluate(spec: dict, split, progress=None) -> dict:
-    """Fit the run's model on ``split`` and evaluate it; no Streamlit calls (runs in a worker thread)."""
-    model = create(spec["model"], **spec["params"])
-    start = time.perf_counter()
-    model.fit(split.train, valid=split.valid, progress=progress)
-    fit_seconds = time.perf_counter() - start
-    report = evaluate(model, split.train, split.test, k=list(EVAL_K), bootstrap=500)
-    return {"spec": spec, "model": model, "report": report, "fit_seconds": fit_seconds, "history": list(model.history_),
-            "stopped_early": bool(getattr(model, "stopped_early_", False))}
-
-
-def begin_stored(spec: dict, target: dict) -> None:
-    """Mark the run ``running`` in the store (no Streamlit calls)."""
-    target["store"].begin(run_id=spec["run_id"], owner=target["owner"], model=spec["model"], label=spec["label"],
-                          params=spec["params"], dataset=target["fingerprint"], split=target["split"])
-
-
-def store_finished(spec: dict, entry: dict, target: dict) -> None:
-    """Write a finished run into the store and keep its model and report loaded (no Streamlit calls)."""
-    record = target["store"].complete(
-        spec["run_id"], model=entry["model"], report=entry["report"],
-        timings={"fit_seconds": entry["fit_seconds"], "score_seconds": entry["report"].score_seconds,
-                 "eval_seconds": entry["report"].total_seconds},
-        extra={"history": entry["history"], "stopped_early": entry["stopped_early"]})
-    key = (str(target["store"].root), record.run_id, record.created_at)
-    target["models"].put(key, entry["model"])
-    target["reports"].put(key, entry["report"])
-
-
-def train(spec: dict, progress=None) -> dict:
-    """Fit and evaluate the run in this thread (or reuse the stored one); returns the entry."""
-    found = result(spec)
-    if found is not None:
-        return found
-    target = storage_target(spec)
-    begin_stored(spec, target)
-    try:
-        entry = fit_and_evaluate(spec, data.current_split(), progress)
-    except Exception as exc:
-        target["store"].fail(spec["run_id"], f"{type(exc).__name__}: {exc}")
-        raise
-    store_finished(spec, entry, target)
-    return result(spec)
+# the worker's steps live in recsys.jobs (no Streamlit); these names stay for callers of this module
+fit_and_evaluate, begin_stored, store_finished = jobs.fit_and_evaluate, jobs.begin_stored, jobs.store_finished
 
 
 # ---------------------------------------------------------------------- finished runs

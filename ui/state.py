@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 import streamlit as st
 
+from ui import identity
+
 SAMPLE = {"kind": "sample", "label": "Sample catalogue (synthetic)"}
 
 
@@ -28,7 +30,6 @@ def init() -> None:
     ss = st.session_state
     ss.setdefault("sources", {SAMPLE["label"]: SAMPLE})
     ss.setdefault("runs", [])  # list of run specs (dicts), the models live in the run cache
-    ss.setdefault("training", [])  # specs this session started training (jobs run in the background)
     ss.setdefault("train_messages", [])  # (kind, text) outcomes of finished trainings, newest last
     defaults = SplitConfig()
     ss.setdefault(SIDEBAR, {"sidebar_dataset": SAMPLE["label"], "sidebar_split": defaults.method,
@@ -44,6 +45,8 @@ def init() -> None:
         ss[SIDEBAR_GENERATION] += 1  # fresh widgets, whose initial values are the new ones
     ss.setdefault("dataset_label", ss[SIDEBAR]["sidebar_dataset"])
     ss.setdefault("split_config", defaults)
+    with st.sidebar:  # an empty element (a script) at the top of the sidebar, where it moves nothing
+        identity.remember()
 
 
 # The sidebar's values live in SIDEBAR, not in the widgets' own state. Streamlit resets widget
@@ -99,20 +102,6 @@ def add_run(spec: dict) -> None:
 
 def remove_run(spec: dict) -> None:
     st.session_state["runs"] = [r for r in st.session_state["runs"] if r != spec]
-
-
-def watch_training(spec: dict) -> None:
-    ss = st.session_state
-    if spec not in ss["training"]:
-        ss["training"].append(spec)
-
-
-def training() -> list[dict]:
-    return st.session_state["training"]
-
-
-def stop_watching(spec: dict) -> None:
-    st.session_state["training"] = [s for s in st.session_state["training"] if s != spec]
 
 
 def add_train_message(kind: str, text: str) -> None:

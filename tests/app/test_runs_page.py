@@ -17,6 +17,8 @@ import pytest
 
 from recsys.data import load
 from recsys.store import ExperimentStore, train_or_reuse
+from ui.identity import token_owner
+from ui.text import md_unescape
 
 RUNS = "app_pages/runs.py"
 SAMPLE = {"kind": "sample", "label": "Sample catalogue (synthetic)"}
@@ -129,7 +131,7 @@ def test_import_a_bundle_and_refuse_a_bad_one(app, sample, tmp_path):
                                                  "runs": []}))
     app.file_uploader(key="runs_import_file").set_value(("old.zip", broken.getvalue(), "application/zip")).run()
     button(app, "Import").click().run()
-    assert [e.value for e in app.error] == ["The bundle has schema version 99; this program reads version 1. "
+    assert [md_unescape(e.value) for e in app.error] == ["The bundle has schema version 99; this program reads version 1. "
                                             "Export it again with a matching version."]
     assert home_store().list() == []
 
@@ -141,7 +143,7 @@ def test_import_a_bundle_and_refuse_a_bad_one(app, sample, tmp_path):
     assert list(table["name"]) == ["Most popular"] and list(table["scope"]) == ["yours"]
     assert list(table["model stored"]) == [False]
     [imported] = home_store().list()
-    assert imported.metrics == run.metrics and imported.owner == app.session_state["owner_token"]
+    assert imported.metrics == run.metrics and imported.owner == token_owner(app.session_state["_visitor_token"])
     assert [b.label for b in app.get("download_button")] == ["Download experiment bundle (.zip)"]
 
 
@@ -153,7 +155,7 @@ def test_an_unwritable_store_is_explained_not_a_traceback(app):
         app.run()
         app.switch_page(page).run()
         assert not app.exception, [e.value for e in app.exception]
-        [message] = [e.value for e in app.error]
+        [message] = [md_unescape(e.value) for e in app.error]
         assert "cannot be written" in message and "Set RECSYS_HOME" in message, message
 
 
@@ -174,33 +176,89 @@ def _job_spec(model: str, params: dict, sample) -> dict:
 
 
 def test_background_jobs_store_done_runs_mark_failures_and_drop_cancelled_ones(sample, tmp_path, monkeypatch):
+    from recsys import jobs
     from recsys.store import split_dataset
-    from ui import jobs, runs
 
     store = ExperimentStore(tmp_path / "store")
     target = _job_target(store, sample)
     split = split_dataset(sample, SPLIT)
 
-    done = jobs.Job(_job_spec("pop", {}, sample))
-    jobs._work(done, split, target)
+    done = jobs.Job(_job_spec("pop", {}, sample), split, target)
+    jobs.train_and_store(done)
     assert done.status == jobs.DONE
     record = store.get(done.spec["run_id"])
     assert record.status == "done" and record.metrics["ndcg@10"] == done.entry["report"].means["ndcg@10"]
     key = (str(store.root), record.run_id, record.created_at)
     assert target["models"].get(key) is done.entry["model"]  # no reload from disk for this process
 
-    cancelled = jobs.Job(_job_spec("bpr_mf", {"epochs": 3}, sample))
-    cancelled.request_cancel()
-    jobs._work(cancelled, split, target)
+    cancelled = jobs.Job(_job_spec("bpr_mf", {"epochs": 3}, sample), split, target)
+    cancelled._cancel.set()
+    jobs.train_and_store(cancelled)
     assert cancelled.status == jobs.CANCELLED and store.get(cancelled.spec["run_id"]) is None
     assert not (store.artifacts / cancelled.spec["run_id"]).exists()
 
     def explode(spec, split, progress=None):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(runs, "fit_and_evaluate", explode)
-    failed = jobs.Job(_job_spec("item_knn", {}, sample))
-    jobs._work(failed, split, target)
+    monkeypatch.setattr(jobs, "fit_and_evaluate", explode)
+    failed = jobs.Job(_job_spec("item_knn", {}, sample), split, target)
+    jobs.train_and_store(failed)
     assert failed.status == jobs.FAILED and failed.error == "RuntimeError: out of memory"
     assert (store.get(failed.spec["run_id"]).status, store.get(failed.spec["run_id"]).error) == (
         "failed", "RuntimeError: out of memory")
+
+
+# ---------------------------------------------------------------------- hosted: visitors and instructors
+@pytest.fixture
+def hosted(monkeypatch):
+    monkeypatch.setenv("RECSYS_HOSTED", "1")
+    monkeypatch.setenv("RECSYS_INSTRUCTOR_KEY", "open sesame")
+
+
+def test_hosted_visitors_see_shared_runs_read_only_and_change_their_own(app, sample, hosted, tmp_path):
+    store = home_store()
+    shared = train_or_reuse(store, sample, SAMPLE, SPLIT, "pop", load=False).record
+    elsewhere = ExperimentStore(tmp_path / "elsewhere")
+    bundle = elsewhere.export_bundle([train_or_reuse(elsewhere, sample, SAMPLE, SPLIT, "item_knn",
+                                                     load=False).record.run_id])
+    open_runs(app)
+    assert list(app.dataframe[0].value["scope"]) == ["shared"]
+    # a visitor gets no rename or delete controls for the shared run, and the page says why
+    assert not [b for b in app.button if b.label in ("Rename", "Delete…")]
+    assert any("1 shared run(s) are read-only for you" in c.value for c in app.caption)
+    assert [i.value for i in app.info] == ["You have no runs of your own to rename or delete."]
+
+    # a run the visitor imported is theirs to change
+    app.file_uploader(key="runs_import_file").set_value(("mine.zip", bundle, "application/zip")).run()
+    button(app, "Import").click().run()
+    assert_clean(app)
+    [mine] = [r for r in store.list() if r.owner != "shared"]
+    assert mine.owner == token_owner(app.session_state["_visitor_token"])
+    assert list(app.selectbox(key="runs_pick").options) == [f"{mine.name} · {SAMPLE['label']} · random 20% · seed 42"]
+    app.text_input(key=f"runs_name_{mine.run_id}").set_value("my kNN").run()
+    button(app, "Rename").click().run()
+    assert_clean(app)
+    assert store.get(mine.run_id).name == "my kNN" and store.get(shared.run_id).name == "Most popular"
+
+
+def test_the_instructor_key_unlocks_shared_runs(app, sample, hosted):
+    store = home_store()
+    shared = train_or_reuse(store, sample, SAMPLE, SPLIT, "pop", load=False).record
+    open_runs(app)
+    app.text_input(key="runs_instructor_key").set_value("open says me")
+    button(app, "Sign in as instructor").click().run()
+    assert [md_unescape(e.value) for e in app.error] == ["That is not this server's instructor key; ask the host for it, or keep "
+                                            "working as a visitor."]
+    assert not [b for b in app.button if b.label == "Rename"]
+
+    app.text_input(key="runs_instructor_key").set_value("open sesame")
+    button(app, "Sign in as instructor").click().run()
+    assert_clean(app)
+    assert [s.value for s in app.success] == ["Signed in as instructor."]
+    assert any("signed in as instructor" in c.value for c in app.caption)
+    app.text_input(key=f"runs_name_{shared.run_id}").set_value("teacher reference").run()
+    button(app, "Rename").click().run()
+    assert_clean(app)
+    assert store.get(shared.run_id).name == "teacher reference"
+    button(app, "Sign out as instructor").click().run()
+    assert not [b for b in app.button if b.label == "Rename"]
