@@ -15,6 +15,7 @@ from recsys.serving.page import HomepageBuilder
 from recsys.serving.ranking import top_k
 from tests.app.test_inspection_pages import train_models
 from tests.app.test_pages import assert_clean, charts
+from ui.text import md_unescape
 
 HOMEPAGE = "app_pages/homepage.py"
 ROW_TITLE = re.compile(r'class="hp-row-title">(.*?)<span')
@@ -107,7 +108,7 @@ def test_an_unknown_user_id_is_explained_and_typical_users_work(app, train):
     at = open_with_quick_model(app)
     at.text_input(key="hp_user_id").set_value("no-such-user").run()
     assert not at.exception
-    assert "There is no user 'no-such-user'" in at.error[0].value
+    assert "There is no user 'no-such-user'" in md_unescape(at.error[0].value)
     at.selectbox(key="hp_who").set_value("heavy").run()
     assert_clean(at)
     assert "90th percentile" in at.caption[-1].value or any("90th percentile" in c.value for c in at.caption)
@@ -215,7 +216,7 @@ def test_a_row_model_without_fold_in_is_left_out_for_a_new_visitor_with_a_warnin
     app.selectbox(key="hp_who").set_value("new").run()
     app.multiselect(key="hp_picks").set_value([0, 1, 2]).run()
     assert_clean(app)
-    assert [w.value for w in app.warning] == [
+    assert [md_unescape(w.value) for w in app.warning] == [  # escaped: the message names rows and models
         "Because you watched: left out, because User-user kNN cannot fold in a new visitor "
         "(it only knows the users it was trained on)."]
     titles = [title for title, _, _ in rows_of(page_html(app))]
