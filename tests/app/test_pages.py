@@ -15,6 +15,7 @@ import pytest
 from recsys.data import load, loaders
 from recsys.data.errors import DataError
 from recsys.data.split import make_split
+from ui.text import md_unescape
 
 TRAIN = "app_pages/train.py"
 COMPARE = "app_pages/compare.py"
@@ -89,7 +90,7 @@ def test_data_page_shows_the_sample(app, sample):
     assert_clean(app)
     assert app.title[0].value == "Data"
     assert sidebar_widget(app, "selectbox", "Dataset").value == sample.name
-    assert sample.name in [h.value for h in app.subheader]
+    assert sample.name in [md_unescape(h.value) for h in app.subheader]  # names are escaped into markdown
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Users"] == f"{sample.n_users:,}" == "2,500"
     assert metrics["Items"] == f"{sample.n_items:,}"
@@ -134,7 +135,7 @@ def test_data_page_shows_a_loader_error_for_a_broken_table(app, tmp_path):
     app.session_state["_select_dataset"] = descriptor["label"]
     app.run()
     assert not app.exception, [e.value for e in app.exception]
-    assert [e.value for e in app.error] == [message]
+    assert [md_unescape(e.value) for e in app.error] == [message]  # shown escaped: it quotes the file
     assert sidebar_widget(app, "selectbox", "Dataset").value == descriptor["label"]
     assert not app.metric  # the page stops instead of drawing an overview of nothing
     assert not charts(app)
@@ -142,7 +143,7 @@ def test_data_page_shows_a_loader_error_for_a_broken_table(app, tmp_path):
     # the Train page refuses the same data with the same message
     app.switch_page(TRAIN).run()
     assert not app.exception, [e.value for e in app.exception]
-    assert [e.value for e in app.error] == [message]
+    assert [md_unescape(e.value) for e in app.error] == [message]  # shown escaped: it quotes the file
     assert not [b for b in app.button if b.label.startswith("Train ")]
 
 
@@ -261,7 +262,7 @@ def test_compare_page_shows_both_models_and_a_paired_test(app):
     assert app.selectbox(key="compare_a").value == "Most popular"
     assert app.selectbox(key="compare_b").value == "Item-item kNN"
     better, worse = sorted(ndcg, key=ndcg.get, reverse=True)
-    sentences = [m.value for m in app.markdown if " on NDCG@10 " in m.value]
+    sentences = [md_unescape(m.value) for m in app.markdown if " on NDCG@10 " in m.value]  # run names escaped
     assert len(sentences) == 1, [m.value for m in app.markdown]
     assert re.fullmatch(
         rf"{re.escape(better)} is better than {re.escape(worse)} on NDCG@10 by [\d.e-]+ "
