@@ -1359,7 +1359,9 @@ def _integer_columns(table: pd.DataFrame) -> pd.DataFrame:
     """Columns whose every cell is canonical integer text ("7", "-12") become int64; the rest stay text."""
     converted = {}
     for column in table.columns:
-        integers = validate.canonical_integers(table[column])
+        if not pd.api.types.is_string_dtype(table[column].dtype) or table[column].dtype.kind in "iufb":
+            continue
+        integers = validate.canonical_integers(table[column].astype(str))
         if integers is not None:
             converted[column] = integers
     return table.assign(**converted) if converted else table
@@ -1398,24 +1400,81 @@ def _refuse_mixed_delimiters(table: pd.DataFrame, raw: bytes, encoding: str, fil
 
 def _parse_csv(raw: bytes, filename: str, sep: str, header: bool, encoding: str,
                trailing: bool = False) -> pd.DataFrame:
-    # every cell is read as text, so ids keep the form they are written in ("007" stays "007")
-    options = {"sep": sep, "header": 0 if header else None, "skip_blank_lines": True, "dtype": str}
+    """Parse with pandas' fast type inference, then re-read as text the columns whose numbers may
+    not be written the way the file writes them (so ids keep their spelling: "007", "7.0", "+7").
+
+    Reading every cell as text from the start is 10x slower (1.8 s against 0.1 s for 1 M rows).
+    """
+    options = {"sep": sep, "header": 0 if header else None, "skip_blank_lines": True}
     if trailing:
         options["index_col"] = False  # a trailing delimiter on data lines only: drop the empty field
     if sep != r"\s+":
         options["skipinitialspace"] = True
     try:
-        try:
-            return pd.read_csv(io.BytesIO(raw), encoding=encoding, **options)
-        except UnicodeDecodeError:
-            # the sample was UTF-8 but a later byte is not: Windows exports mix like that
-            return pd.read_csv(io.BytesIO(raw), encoding="latin-1", **options)
+        table, encoding = _read_csv(raw, encoding, options)
+        respell = _columns_to_read_as_text(table, raw, sep)
+        if respell:
+            positions = [table.columns.get_loc(c) for c in respell]
+            text, _ = _read_csv(raw, encoding, {**options, "usecols": positions, "dtype": str})
+            table = table.assign(**{str(c): text.iloc[:, i] for i, c in enumerate(respell)}) if header else \
+                _replace_columns(table, respell, text)
+        return table
     except pd.errors.EmptyDataError:
         raise DataError(f"{filename} is empty. Upload a file with one interaction per row.") from None
     except pd.errors.ParserError as err:
         raise DataError(_explain_parser_error(str(err), filename, sep, raw, encoding)) from None
     except (ValueError, OverflowError, csv.Error) as err:
         raise DataError(f"{filename} could not be parsed: {_short_error(err)}") from None
+
+
+def _read_csv(raw: bytes, encoding: str, options: dict) -> tuple[pd.DataFrame, str]:
+    try:
+        return pd.read_csv(io.BytesIO(raw), encoding=encoding, **options), encoding
+    except UnicodeDecodeError:
+        # the sample was UTF-8 but a later byte is not: Windows exports mix like that
+        return pd.read_csv(io.BytesIO(raw), encoding="latin-1", **options), "latin-1"
+
+
+def _replace_columns(table: pd.DataFrame, columns: list, text: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    for i, column in enumerate(columns):
+        table[column] = text.iloc[:, i].to_numpy()
+    return table
+
+
+def _columns_to_read_as_text(table: pd.DataFrame, raw: bytes, sep: str) -> list:
+    """Numeric columns whose text may differ from the number pandas read.
+
+    Whole-number floats ("7.0", or ints beside empty cells), unsigned or huge integers, and,
+    when the file holds a number written with a leading zero or a plus sign anywhere, every
+    integer column. Floats with a fraction (ratings such as 4.5) stay numbers.
+    """
+    suspicious = None
+    columns = []
+    for column in table.columns:
+        values = table[column]
+        kind = values.dtype.kind
+        if kind == "f":
+            finite = values.to_numpy(np.float64)
+            finite = finite[np.isfinite(finite)]
+            if not len(finite) or np.all(finite == np.round(finite)):
+                columns.append(column)
+        elif kind == "u":
+            columns.append(column)
+        elif kind == "i":
+            if suspicious is None:
+                suspicious = _non_canonical_integers(raw, sep)
+            if suspicious:
+                columns.append(column)
+    return columns
+
+
+def _non_canonical_integers(raw: bytes, sep: str) -> bool:
+    """Whether any field starts like a non-canonical integer: '+7', '007', '-0'."""
+    # one character class before the field (not an alternation with ^): 0.3 s instead of 0.9 s on 30 MB
+    boundary = rb"\s" if sep == r"\s+" else re.escape(sep.encode())
+    pattern = rb"[" + boundary + rb"\r\n][ \t\"]*(?:\+|-?0[0-9]|-0(?![0-9.eE]))"
+    return re.search(pattern, b"\n" + raw[:64]) is not None or re.search(pattern, raw) is not None
 
 
 def _explain_parser_error(message: str, filename: str, sep: str, raw: bytes = b"", encoding: str = "utf-8") -> str:

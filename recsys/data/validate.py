@@ -15,9 +15,9 @@ from recsys.data.errors import DataError, excerpt
 # force is ``current_limits().rows``.
 MAX_ROWS = 50_000_000
 
-# Ids stay integers only when every value is written the canonical way: "7" and "-12", never
-# "007", "7.0" or "+7" (those are three different ids in a text file, so they stay text).
-CANONICAL_INT = r"-?(?:0|[1-9][0-9]{0,18})"
+# Ids stay integers only when every value is written the canonical way: "7", "-12" and "0", never
+# "007", "7.0", "+7" or "-0" (those are other ids in a text file, so they stay text).
+CANONICAL_INT = r"0|-?[1-9][0-9]{0,18}"
 # Timestamps must fit pandas' nanosecond datetimes (1677-09-22 .. 2262-04-11), so every page
 # that turns them into dates can; in epoch seconds that is about +-9.22e9.
 MIN_SECONDS = int(pd.Timestamp.min.ceil("s").timestamp())
