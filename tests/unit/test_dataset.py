@@ -252,3 +252,41 @@ def test_make_split_reports_its_config(log):
     assert result.key() == split.make_split(log, "random", test_fraction=0.2, seed=5, validation=True).key()
     with pytest.raises(DataError, match="Unknown split"):
         split.make_split(log, "bogus")
+
+
+# ---------------------------------------------------------------- ids and timestamps from hostile tables
+def test_text_ids_stay_distinct_unless_canonical_integers():
+    ds = Dataset.from_frame(frame([("7", "a", 4, 0), ("007", "a", 3, 0), ("7.0", "b", 5, 0), ("+7", "b", 1, 0)]))
+    assert sorted(ds.user_ids.tolist()) == ["+7", "007", "7", "7.0"]
+    canonical = Dataset.from_frame(frame([("7", "10", 4, 0), (" -12 ", "20", 3, 0), ("0", "10", 5, 0)]))
+    assert canonical.user_ids.dtype == np.int64 and canonical.user_ids.tolist() == [-12, 0, 7]
+    assert canonical.item_ids.tolist() == [10, 20]
+
+
+def test_epoch_units_are_told_per_value_and_a_mix_is_refused():
+    zero_in_ms = Dataset.from_frame(frame([(1, 1, 5, 0), (2, 2, 3, 1_600_000_001_000)]), timestamp="ts")
+    assert zero_in_ms.timestamp.tolist() == [0, 1_600_000_001]  # 0 decides no unit
+    micro = Dataset.from_frame(frame([(1, 1, 5, 1_600_000_000_000_000), (2, 2, 3, 1_600_000_002_000_000)]),
+                               timestamp="ts")
+    assert micro.timestamp.tolist() == [1_600_000_000, 1_600_000_002]
+    with pytest.raises(DataError) as info:
+        Dataset.from_frame(frame([(1, 1, 5, 978_300_100), (2, 2, 3, 978_300_150_000), (3, 1, 4, 978_300_200)]),
+                           timestamp="ts")
+    assert "row 1 holds '978300100' (seconds), row 2 holds '978300150000' (milliseconds)" in str(info.value)
+    with pytest.raises(DataError, match=r"holds '2e\+30' in row 1: read as epoch nanoseconds, that is outside"):
+        Dataset.from_frame(frame([(1, 1, 5, 2e30), (2, 2, 3, 1e30)]), timestamp="ts")
+
+
+def test_dates_outside_pandas_range_and_datetime_columns():
+    with pytest.raises(DataError, match=r"outside 1677-09-22 \.\. 2262-04-11 in row 2: '1500-01-01'"):
+        Dataset.from_frame(frame([(1, 1, 5, "1998-03-14"), (2, 2, 3, "1500-01-01")]), timestamp="ts")
+    stamps = [pd.Timestamp("1970-01-02"), pd.Timestamp("1970-01-01 00:01:00")]
+    ds = Dataset.from_frame(frame([(1, 1, 5, stamps[0]), (2, 2, 3, stamps[1])]), timestamp="ts")
+    assert ds.timestamp.tolist() == [86400, 60]
+    with pytest.raises(DataError, match="mixes date formats: row 1 holds '1998-03-14', row 2 holds '15.03.1998'"):
+        Dataset.from_frame(frame([(1, 1, 5, "1998-03-14"), (2, 2, 3, "15.03.1998")]), timestamp="ts")
+
+
+def test_ratings_beyond_float32_are_refused():
+    with pytest.raises(DataError, match=r"infinite or too large value in row 2"):
+        Dataset.from_frame(frame([(1, 1, 5, 0), (2, 2, 1e39, 0)]))
