@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+import numpy as np
+
 from recsys.data.errors import DataError
 
 KB = 1024
@@ -457,3 +459,83 @@ def check_source(descriptor: dict, owner: str, cfg: HostConfig | None = None) ->
                            or not any(_inside(resolved, root) for root in cfg.data_roots)):
             raise DataError("This dataset's files are outside the data folders this server offers, so it cannot be "
                             "opened here. Pick data on the Data page.")
+
+
+# ---------------------------------------------------------------------- training budget
+# models offered instead of one that does not fit, in this order (the first few that fit are named)
+_LEANER_MODELS = ("ials", "item_knn", "pure_svd", "bpr_mf", "pop")
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / GB:.1f} GB" if n_bytes >= GB else f"{n_bytes / MB:.0f} MB"
+
+
+def _largest(fits, low: int, high: int) -> int:
+    """The largest n in [low, high] with fits(n) (fits is monotone: true up to some n), or low - 1."""
+    if not fits(low):
+        return low - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
+
+
+def check_training_budget(model_cls, params, train, cfg: HostConfig | None = None) -> int:
+    """The memory estimate of fitting and evaluating ``model_cls`` with ``params`` on ``train``, in bytes;
+    raises DataError *before* the training when it exceeds ``cfg.limits.training_bytes``.
+
+    The message gives both figures and what would fit on this server, computed for this data: a
+    smaller embedding size, a catalogue (or user base) cut to a size that fits with the minimum
+    number of interactions per item that gets there, and leaner models whose estimate fits.
+    """
+    from recsys.models.base import embedding_width, full_params
+
+    cfg = cfg or config()
+    budget = cfg.limits.training_bytes
+    params = full_params(model_cls, params)
+    n_users, n_items, n_interactions = int(train.n_users), int(train.n_items), int(train.n_interactions)
+
+    def estimate(cls=model_cls, overrides=params, users=n_users, items=n_items) -> int:
+        return cls.estimate_memory(overrides, users, items, n_interactions)
+
+    needed = estimate()
+    if needed <= budget:
+        return needed
+    options = []
+    width = embedding_width(params)
+    name = "factors" if params.get("factors") == width else "hidden"
+    lowest = next((int(f.metadata.get("low") or 1) for f in dataclasses.fields(model_cls.Params) if f.name == name), 1)
+    if width > lowest:
+        smaller = _largest(lambda w: estimate(overrides={**params, name: w}) <= budget, lowest, width - 1)
+        if smaller >= lowest:
+            options.append(f"set {name} to {smaller} or less (estimate "
+                           f"{_gb(estimate(overrides={**params, name: smaller}))})")
+    items = _largest(lambda n: estimate(items=n) <= budget, 1, n_items - 1)
+    if 10 <= items < n_items:
+        popularity = np.sort(np.asarray(train.item_popularity))[::-1]
+        # items with at least `least` interactions number at most `items`
+        least = int(popularity[items]) + 1 if items < len(popularity) else 1
+        options.append(f"filter the catalogue to fewer than {items:,} items (keeping only items with at least "
+                       f"{least} interactions leaves {int(np.sum(popularity >= least)):,})")
+    users = _largest(lambda n: estimate(users=n) <= budget, 1, n_users - 1)
+    if 10 <= users < n_users and items < 10:  # only when the catalogue is not what makes it big
+        options.append(f"sample fewer than {users:,} users")
+    from recsys.models.registry import registry
+
+    leaner = []
+    for key in _LEANER_MODELS:
+        cls = registry.get(key)
+        if cls is None or cls is model_cls:
+            continue
+        other = estimate(cls=cls, overrides=full_params(cls, {}))
+        if other <= budget:
+            leaner.append(f"{cls.label} ({_gb(other)})")
+        if len(leaner) == 2:
+            break
+    if leaner:
+        options.insert(0, f"use {' or '.join(leaner)}")
+    advice = "; ".join(options) if options else "no setting of this model fits; load a smaller dataset"
+    raise DataError(
+        f"{model_cls.label} would need about {_gb(needed)} of memory to train on this data ({n_users:,} users, "
+        f"{n_items:,} items, {n_interactions:,} interactions); this server allows {_gb(budget)} per training. "
+        f"To train within the budget: {advice}.")

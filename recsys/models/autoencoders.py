@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recsys.models.base import param
+from recsys.models.base import FLOAT32, TRAINED_FLOAT_BYTES, param
 from recsys.models.registry import register
 from recsys.models.training import SCORE_BATCH_USERS, TorchModel, TorchParams, dense_rows, minibatches
 
@@ -49,6 +49,21 @@ class RowStore:
         if self.dense is not None:
             return self.dense[rows]
         return torch.from_numpy(dense_rows(self.matrix, rows.cpu().numpy())).to(self.device)
+
+
+def _row_store_bytes(n_rows: int, n_columns: int, n_interactions: int) -> int:
+    """A RowStore: a float32 CSR copy, plus the whole matrix dense when it has at most DENSE_CELLS cells
+    (made by toarray and handed to torch without a copy)."""
+    dense = n_rows * n_columns * FLOAT32 if n_rows * n_columns <= DENSE_CELLS else 0
+    return n_interactions * 8 + dense
+
+
+def _autoencoder_terms(weights: int, row_stores: int, batch: int, width: int, score_rows: int) -> dict[str, int]:
+    """Trained weights (gradients and Adam moments during the fit), the row stores, about eight
+    live (batch x width) activations and gradients per step, and four (rows x width) arrays while
+    one chunk of users is scored."""
+    return {"fit": weights * (TRAINED_FLOAT_BYTES - FLOAT32) + 8 * batch * width * FLOAT32,
+            "kept": weights * FLOAT32 + row_stores, "score": 4 * score_rows * width * FLOAT32}
 
 
 class CosineDecay:
@@ -124,6 +139,13 @@ class AutoRec(CosineDecay, TorchModel):
         batch_size: int = param(64, help="Items per gradient step.", low=1, high=65536, log=True)
         lr: float = param(1e-3, help="Adam learning rate at the start; it decays to 0 along a half cosine.",
                           low=1e-5, high=1.0, log=True)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        h = params["hidden"]
+        weights = n_users * h * 3 + h
+        return _autoencoder_terms(weights, 2 * _row_store_bytes(n_items, n_users, n_interactions),
+                                  params["batch_size"], 3 * n_users, SCORE_BATCH_USERS)
 
     def _prepare(self, train):
         super()._prepare(train)
@@ -250,6 +272,13 @@ class CDAE(CosineDecay, TorchModel):
         lr: float = param(3e-3, help="Adam learning rate at the start; it decays to 0 along a half cosine.",
                           low=1e-5, high=1.0, log=True)
 
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        h = params["hidden"]
+        weights = 2 * n_items * h + n_users * h
+        return _autoencoder_terms(weights, _row_store_bytes(n_users, n_items, n_interactions),
+                                  params["batch_size"], n_items, SCORE_BATCH_USERS)
+
     def _prepare(self, train):
         super()._prepare(train)
         self.history_rows_ = RowStore(train.positives, self.device_)   # (U, I) binary
@@ -359,6 +388,13 @@ class MultVAE(CosineDecay, TorchModel):
         batch_size: int = param(64, help="Users per gradient step.", low=1, high=65536, log=True)
         lr: float = param(2e-3, help="Adam learning rate at the start; it decays to 0 along a half cosine.",
                           low=1e-5, high=1.0, log=True)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        h, z = params["hidden"], params["latent"]
+        weights = 2 * n_items * h + 3 * h * z
+        return _autoencoder_terms(weights, _row_store_bytes(n_users, n_items, n_interactions),
+                                  params["batch_size"], n_items, SCORE_BATCH_USERS)
 
     def _prepare(self, train):
         super()._prepare(train)

@@ -99,6 +99,34 @@ class Recommender:
     # Can recsys.models.persist store a fitted model of this type? A type that cannot sets False:
     # its runs are then done without a model and say so, instead of failing at the save.
     storable: ClassVar[bool] = True
+    # fixed working space of one fit + evaluation of this kind of model (see estimate_memory)
+    memory_overhead: ClassVar[int] = 16 * 1024**2
+
+    @classmethod
+    def estimate_memory(cls, params: dict | None, n_users: int, n_items: int, n_interactions: int) -> int:
+        """Bytes that fitting and evaluating this model on data of this size needs at its peak, on top
+        of the loaded dataset: an upper estimate, checked against a budget *before* a training starts.
+
+        Fixed working space, the derived copies of the interactions and what the fitted model keeps
+        are alive throughout; the fit's working set and the evaluation's (the evaluator's dense score
+        blocks and bootstrap, plus the model's own scoring temporaries) come one after the other, so
+        the larger of the two counts. Models say their part in :meth:`memory_terms`.
+        """
+        p = full_params(cls, params)
+        terms = cls.memory_terms(p, int(n_users), int(n_items), int(n_interactions))
+        evaluation = evaluation_bytes(n_users, n_items) + terms.get("score", 0)
+        return int(cls.memory_overhead + int(n_interactions) * INTERACTION_BYTES + terms.get("kept", 0)
+                   + max(terms.get("fit", 0), evaluation))
+
+    @classmethod
+    def memory_terms(cls, params: dict, n_users: int, n_items: int, n_interactions: int) -> dict[str, int]:
+        """This model's part of :meth:`estimate_memory`, in bytes: ``fit`` (peak working set of the fit),
+        ``kept`` (what the fitted model holds) and ``score`` (temporaries of scoring one evaluation
+        batch). The default: a trained user and item table when the Params have an embedding size
+        (``factors`` or ``hidden``); models with bigger working sets override it."""
+        width = embedding_width(params)
+        tables = embedding_bytes(n_users + n_items, width) if width else 0
+        return {"fit": tables, "kept": (n_users + n_items) * width * FLOAT32}
 
     def __init__(self, params=None, **overrides):
         if params is not None and overrides:
@@ -193,6 +221,55 @@ class Recommender:
                 progress(step, total, metrics)
 
         return report
+
+
+# ---------------------------------------------------------------------- memory estimates
+# Measured against the peak resident memory of fit + evaluate (ML-100K, ml-latest-small): see
+# estimate_memory overrides for the per-model figures. Every constant errs on the high side.
+FLOAT32, FLOAT64 = 4, 8
+MIB = 1024**2
+# derived copies of the interactions a model and the evaluator make: csr/csc, positives, seen,
+# float64 casts, coo row/col arrays, per-cell sample arrays; ~12 bytes per copy
+INTERACTION_BYTES = 96
+# recsys.evaluation.evaluate scores this many users at a time (its batch_size default)
+EVAL_BATCH_USERS = 1024
+# per scored cell of an evaluation batch: the float32 scores, the -inf masked copy, argpartition's
+# negated copy and int64 indices
+EVAL_CELL_BYTES = 24
+# per evaluated user: top-50 lists (int64 items, hits, gains, ideal gains) and per-user metric arrays
+EVAL_USER_BYTES = 50 * 32 + 64 * FLOAT64
+# recsys.evaluation.stats draws bootstrap resamples in chunks of at most this many entries; the
+# index draw, the offset indices, the bincount and the float64 counts are alive together
+BOOTSTRAP_ENTRIES, BOOTSTRAP_BYTES_PER_ENTRY, BOOTSTRAP_RESAMPLES = 4_000_000, 32, 500
+# weights, gradient and the two Adam moments of every trainable float32 parameter
+TRAINED_FLOAT_BYTES = 4 * FLOAT32
+
+
+def full_params(cls: type, params: dict | None) -> dict:
+    """Every hyperparameter of ``cls`` for these overrides (defaults filled in, values checked)."""
+    return dataclasses.asdict(coerce_params(cls.Params, dict(params or {})))
+
+
+def embedding_width(params: dict) -> int:
+    """The embedding size named by a model's parameters (``factors`` or ``hidden``), 0 when none."""
+    for name in ("factors", "hidden"):
+        value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
+def embedding_bytes(rows: int, width: int) -> int:
+    """A trained float32 table of ``rows`` x ``width`` with its gradient and Adam moments."""
+    return int(rows) * int(width) * TRAINED_FLOAT_BYTES
+
+
+def evaluation_bytes(n_users: int, n_items: int) -> int:
+    """The evaluator's peak: the per-user lists, and one batch of dense scores or (afterwards) one
+    bootstrap chunk."""
+    batch = min(EVAL_BATCH_USERS, max(int(n_users), 1))
+    bootstrap = min(BOOTSTRAP_ENTRIES, BOOTSTRAP_RESAMPLES * int(n_users)) * BOOTSTRAP_BYTES_PER_ENTRY
+    return max(batch * int(n_items) * EVAL_CELL_BYTES, bootstrap) + int(n_users) * EVAL_USER_BYTES
 
 
 def _has_content(ds: Dataset) -> bool:

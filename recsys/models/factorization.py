@@ -12,7 +12,7 @@ from scipy.linalg import lapack
 from scipy.sparse.linalg import svds
 
 from recsys.evaluation.validation import validation_ndcg
-from recsys.models.base import StopTraining, param
+from recsys.models.base import EVAL_BATCH_USERS, FLOAT32, FLOAT64, StopTraining, embedding_bytes, param
 from recsys.models.latent import FactorizationModel, cosine_neighbours
 from recsys.models.neighborhood import ItemSimilarityModel
 from recsys.models.registry import register
@@ -32,6 +32,17 @@ class EASE(ItemSimilarityModel):
     class Params:
         lam: float = param(500.0, help="L2 regularisation λ: larger = smoother, more popular items.",
                            low=1.0, high=100000.0, log=True)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        # The sparse Gram matrix (float32 product + its float64 cast: 20 bytes a stored cell, and at
+        # most every cell is stored) becomes a dense float64 one (8 I²), inverted in place; the
+        # float32 B (4 I²) is kept. ML-100K: 117 MB estimated, 62 MB measured; ml-latest-small: see
+        # recsys.hosting.check_training_budget for the figures.
+        cells = n_items * n_items
+        stored = min(cells, n_items * max(n_interactions, 1))
+        return {"fit": max(20 * stored, 12 * stored + 8 * cells), "kept": 4 * cells,
+                "score": EVAL_BATCH_USERS * n_items * 8}
 
     def _similarity(self, train, progress):
         x = train.positives
@@ -177,6 +188,14 @@ class PureSVD(FactorizationModel):
                              log=True)
         seed: int = param(42, help="Seed of the iterative SVD solver's start vector.", low=0)
 
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        # a float64 copy of X and the Lanczos vectors of svds (ncv = max(2k + 1, 20) on each side)
+        k = max(1, min(params["factors"], min(n_users, n_items) // 4))
+        lanczos = min(min(n_users, n_items), max(2 * k + 1, 20))
+        return {"fit": 12 * n_interactions + (n_users + n_items) * lanczos * FLOAT64 * 3,
+                "kept": (n_users + n_items) * k * FLOAT32}
+
     def _fit(self, train, *, valid, progress):
         x = train.positives.astype(np.float64)
         k = self._effective_factors(x.shape)
@@ -231,6 +250,21 @@ class IALS(FactorizationModel):
                             choices=("cg", "cholesky"))
         cg_steps: int = param(3, help="Conjugate-gradient steps per half-iteration (solver='cg').", low=1, high=50)
         seed: int = param(42, help="Seed of the random initial factors.", low=0)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        # The loss gathers both sides' float64 vectors at every stored cell and einsum multiplies
+        # them (24 d bytes a cell: sample data, 105 MB estimated for the loss, 161 MB fit peak
+        # measured before this was counted); CG gathers the fixed side's vectors per half-step and
+        # keeps ~8 (rows x d) arrays; Cholesky solves 128 rows at a time against a padded gather.
+        d = params["factors"]
+        size = FLOAT64 if params["solver"] == "cholesky" else FLOAT32
+        cells = n_interactions * d
+        solver = 3 * cells * size + (n_users + n_items) * d * size * 8
+        if params["solver"] == "cholesky":
+            solver += 128 * min(n_items, n_interactions) * d * FLOAT64 + 128 * d * d * FLOAT64
+        return {"fit": max(3 * cells * FLOAT64, solver) + 12 * n_interactions,
+                "kept": (n_users + n_items) * d * FLOAT32}
 
     def _fit(self, train, *, valid, progress):
         p = self.params
@@ -479,6 +513,13 @@ class MFSGD(TorchModel):
         presence_lr: float = param(0.2, help="loss = mse: SGD step size per example of the presence head "
                                               "(a logistic loss takes larger steps than a squared error).",
                                    low=1e-5, high=1.0, log=True)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        # the rating tables, the presence head's tables and the per-epoch shuffled cell arrays
+        width = params["factors"] + (params["presence_factors"] if params["loss"] == "mse" else 0)
+        return {"fit": embedding_bytes(n_users + n_items, width) + n_interactions * (1 + params["negatives"]) * 24,
+                "kept": (n_users + n_items) * width * FLOAT32}
 
     def _prepare(self, train):
         super()._prepare(train)

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys.models.base import param
+from recsys.models.base import FLOAT32, embedding_bytes, param
 from recsys.models.latent import FactorizationModel
 from recsys.models.registry import register
 from recsys.models.training import NegativeSampler, TorchModel, TorchParams, csr_to_torch, minibatches
@@ -87,6 +87,15 @@ class LightGCN(FactorizationModel, TorchModel):
         epochs: int = param(120, help="Passes over the training interactions.", low=1, high=2000)
         batch_size: int = param(4096, help="Triples per gradient step.", low=1, high=65536, log=True)
         lr: float = param(5e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        # the trained ego table, every layer's propagated (U + I) x d output kept for backward (and
+        # its gradient), and the symmetric normalised adjacency in both directions
+        rows, d = n_users + n_items, params["factors"]
+        propagation = (params["layers"] + 1) * rows * d * FLOAT32 * 3
+        return {"fit": embedding_bytes(rows, d) + propagation + n_interactions * 4 * 12,
+                "kept": rows * d * FLOAT32 * 2 + n_interactions * 4 * 12}
 
     def _prepare(self, train):
         super()._prepare(train)

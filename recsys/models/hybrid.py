@@ -17,7 +17,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
 from recsys.data.split import random_holdout
 from recsys.evaluation.validation import validation_ndcg
-from recsys.models.base import Recommender, param
+from recsys.models.base import EVAL_BATCH_USERS, FLOAT32, Recommender, full_params, param
 from recsys.models.registry import create, register, registry
 
 # Weight grid of the coordinate search: each weight is tried at 0, 0.1, …, 1.
@@ -164,6 +164,21 @@ def _search_users(valid: Dataset, seed: int) -> Dataset:
 # ---------------------------------------------------------------------------- weighted hybrid
 
 
+def _components_terms(keys: list[str], n_users: int, n_items: int, n_interactions: int, *, refit: bool,
+                      search_users: int = 0) -> dict[str, int]:
+    """Memory of a hybrid over ``keys``: every component's fitted model is kept (and, when the weights
+    are tuned on a holdout, a first set is fitted and scored before the final one); the components
+    are fitted one after another; scoring holds each component's scores plus the blend."""
+    from recsys.models.registry import get
+
+    terms = [get(key).memory_terms(full_params(get(key), {}), n_users, n_items, n_interactions) for key in keys]
+    kept = sum(t.get("kept", 0) for t in terms)
+    fit = max(max(t.get("fit", 0), t.get("score", 0)) for t in terms) + (kept if refit else 0)
+    fit += search_users * n_items * FLOAT32 * (len(keys) + 2)
+    score = sum(t.get("score", 0) for t in terms) + (len(keys) + 1) * EVAL_BATCH_USERS * n_items * FLOAT32 * 2
+    return {"fit": fit, "kept": kept, "score": score}
+
+
 @register
 class WeightedHybrid(Recommender):
     """score = Σ_j w_j · normalise(score_j), per user; weights fitted on validation data.
@@ -190,6 +205,12 @@ class WeightedHybrid(Recommender):
         holdout: float = param(0.1, help="Without a validation split: share of each user's items held out "
                                          "to tune the weights.", low=0.05, high=0.5)
         seed: int = param(42, help="Seed of the holdout used to tune the weights.", low=0)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        keys = parse_components(params["components"])
+        return _components_terms(keys, n_users, n_items, n_interactions, refit=params["weights"] == "auto",
+                                 search_users=min(n_users, MAX_SEARCH_USERS))
 
     def _fit(self, train, *, valid, progress):
         keys = parse_components(self.params.components)
@@ -289,6 +310,11 @@ class SwitchingHybrid(Recommender):
                                        "model.", low=1, high=1000)
         collaborative: str = param("ease", help="Key of the collaborative model used above the threshold.")
         content: str = param("content_tfidf", help="Key of the content model used below the threshold.")
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        keys = parse_components(f"{params['content']},{params['collaborative']}")
+        return _components_terms(keys, n_users, n_items, n_interactions, refit=False)
 
     def _fit(self, train, *, valid, progress):
         keys = parse_components(f"{self.params.content},{self.params.collaborative}")

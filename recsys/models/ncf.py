@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recsys.models.base import StopTraining, param
+from recsys.models.base import EVAL_BATCH_USERS, FLOAT32, StopTraining, embedding_bytes, param
 from recsys.models.latent import cosine_neighbours
 from recsys.models.registry import register
 from recsys.models.training import NegativeSampler, TorchModel, TorchParams, minibatches
@@ -215,6 +215,21 @@ def _lr_param(default: float = 1e-2, what: str = "Adam learning rate."):
     return param(default, help=what, low=1e-5, high=1.0, log=True)
 
 
+def _ncf_terms(params: dict, n_users: int, n_items: int, n_interactions: int, gmf: int, mlp: int,
+               networks: int = 1) -> dict[str, int]:
+    """Memory of an NCF model with a GMF branch ``gmf`` wide and an MLP branch whose last layer is ``mlp``
+    wide: the embedding tables (trained: gradients and Adam moments; NeuMF trains ``networks`` of them),
+    each epoch's (user, item, label) arrays with ``negatives`` sampled items per positive, and in
+    scoring the MLP tower over chunks of MAX_TOWER_CELLS (user, item, unit) cells."""
+    layers = params.get("layers", 1)
+    width = gmf + (mlp * 2 ** (layers - 1) if mlp else 0)
+    pairs = n_interactions * (1 + params["negatives"]) * 20 * 2
+    tower = MAX_TOWER_CELLS * FLOAT32 * 4 if mlp else 0
+    return {"fit": networks * embedding_bytes(n_users + n_items, width) + pairs,
+            "kept": (n_users + n_items) * width * FLOAT32 * networks,
+            "score": tower + 2 * EVAL_BATCH_USERS * n_items * FLOAT32}
+
+
 @register
 class NCFGMF(_NCFModel):
     """Generalised Matrix Factorization (the GMF branch of He et al. 2017 on its own).
@@ -236,6 +251,10 @@ class NCFGMF(_NCFModel):
         epochs: int = param(12, help="Passes over the training interactions.", low=1, high=1000)
         batch_size: int = _batch_size_param()
         lr: float = _lr_param()
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=params["factors"], mlp=0)
 
     def _build(self, train):
         return NCF(gmf=GMF(train.n_users, train.n_items, self.params.factors))
@@ -265,6 +284,10 @@ class NCFMLP(_NCFModel):
         epochs: int = param(12, help="Passes over the training interactions.", low=1, high=1000)
         batch_size: int = _batch_size_param()
         lr: float = _lr_param()
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=0, mlp=params["factors"])
 
     def _build(self, train):
         p = self.params
@@ -309,6 +332,12 @@ class NeuMF(_NCFModel):
         finetune_epochs: int = param(2, help="With pretraining: passes of fine-tuning the fused network.",
                                      low=1, high=1000)
         finetune_lr: float = _lr_param(1e-3, what="With pretraining: Adam learning rate of the fine-tuning.")
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        # with pretraining the GMF and MLP networks are trained, then kept inside the fused one
+        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=params["factors"],
+                          mlp=params["mlp_factors"], networks=2 if params["pretrain"] else 1)
 
     def _fit(self, train, *, valid, progress):
         p = self.params

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from recsys.data.errors import DataError
 from recsys.models import similarity
-from recsys.models.base import Recommender, param
+from recsys.models.base import EVAL_BATCH_USERS, FLOAT32, FLOAT64, Recommender, param
 from recsys.models.registry import register
 
 # Score at most this many users' dense rows at once (bounds memory on big catalogues).
@@ -108,6 +108,18 @@ class ItemKNN(ItemSimilarityModel):
                                              "so heavy users do not dominate similarities (0 = off).",
                                    low=0.0, high=2.0, step=0.05)
 
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        # one block of dense item x item similarities at a time (similarity.BLOCK_CELLS): at most four
+        # float64 or int64 arrays of it alive (Gram, denominators, similarities, argpartition's
+        # indices; co-counts with shrinkage); then every kept neighbour as row, column and value in
+        # the parts, concatenated, and as CSR
+        k = min(params["k"], n_items)
+        rows = max(1, min(n_items, similarity.BLOCK_CELLS // max(n_items, 1)))
+        blocks = 5 if params["shrinkage"] > 0 else 4
+        fit = rows * n_items * blocks * FLOAT64 + n_items * k * 3 * 24 + 36 * n_interactions
+        return {"fit": fit, "kept": n_items * k * 8, "score": EVAL_BATCH_USERS * n_items * (FLOAT32 + 12)}
+
     def _similarity(self, train, progress):
         _check_rating_metric(self.params.similarity, train)
         values = train.csr if self.params.similarity in ("adjusted_cosine", "pearson") else train.positives
@@ -156,6 +168,18 @@ class UserKNN(Recommender):
         locality: float = param(3.0, help="Raise similarities to this power: the closest neighbours "
                                           "count much more than the k-th (1 = plain weights).",
                                 low=0.5, high=8.0, step=0.5)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        # Scoring is the heavy part: each evaluation batch of users gets dense similarities to
+        # every user (at most four float64 or int64 arrays of them alive: Gram, denominators,
+        # similarities, argpartition's indices; co-counts with shrinkage), then their k neighbours
+        # and a sparse batch x items product: ~32 KB per user, whatever the catalogue.
+        batch = min(EVAL_BATCH_USERS, n_users)
+        k = min(params["k"], n_users)
+        blocks = 5 if params["shrinkage"] > 0 else 4
+        score = batch * n_users * blocks * FLOAT64 + batch * k * 24 + batch * n_items * 12
+        return {"fit": 24 * n_interactions, "kept": 24 * n_interactions, "score": score}
 
     def _fit(self, train, *, valid, progress):
         _check_rating_metric(self.params.similarity, train)

@@ -30,7 +30,7 @@ from torch import nn
 
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
-from recsys.models.base import Recommender, param
+from recsys.models.base import FLOAT32, Recommender, embedding_bytes, param
 from recsys.models.registry import register
 from recsys.models.training import NegativeSampler, TorchModel, TorchParams, minibatches
 
@@ -381,6 +381,22 @@ def _next_item_loss(module, hidden: torch.Tensor, targets: torch.Tensor, negativ
     return (-torch.log(ranked + 1e-10) + bpr_max_reg * (weight * neg_score.pow(2)).sum(1)).mean()
 
 
+def _sequence_terms(params: dict, n_users: int, n_items: int, n_interactions: int, weights: int,
+                    activations: int) -> dict[str, int]:
+    """A sequence model's memory: the training windows (inputs and targets, int64, about one window
+    per max_len events plus one per person), the weights (with gradients and Adam moments while
+    training), one step's activations, and the loss: with loss='ce' a softmax over every item at
+    every position of the batch (logits, log-probabilities and their gradients), otherwise sampled
+    negatives."""
+    length, batch = params["max_len"], params["batch_size"]
+    windows = (n_interactions + n_users * length) * 16 + n_users * length * 8
+    positions = batch * length
+    loss = positions * n_items * FLOAT32 * 5 if params["loss"] == "ce" else \
+        positions * params.get("negatives", 1) * FLOAT32 * 6
+    return {"fit": embedding_bytes(weights, 1) + activations + loss, "kept": windows + weights * FLOAT32,
+            "score": SCORE_CHUNK_USERS * length * params["hidden"] * FLOAT32 * 16 + 3 * 1024 * n_items * FLOAT32}
+
+
 @register
 class SASRec(SequenceModel):
     """Self-Attentive Sequential Recommendation (Kang & McAuley 2018).
@@ -411,6 +427,14 @@ class SASRec(SequenceModel):
         epochs: int = param(30, help="Passes over the training sequences.", low=1, high=1000)
         batch_size: int = param(128, help="Sequence windows per gradient step.", low=1, high=65536, log=True)
         lr: float = param(3e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        d, length, layers, batch = params["hidden"], params["max_len"], params["layers"], params["batch_size"]
+        weights = (n_items + 1 + length) * d + layers * (6 * d * d + 8 * d)
+        # per block: ~12 (batch, L, d) activations kept for backward, 3 (batch, heads, L, L) attention maps
+        activations = layers * batch * length * (12 * d + 3 * params["heads"] * length) * FLOAT32
+        return _sequence_terms(params, n_users, n_items, n_interactions, weights, activations)
 
     def _build(self, train):
         p = self.params
@@ -505,6 +529,14 @@ class GRU4Rec(SequenceModel):
         epochs: int = param(12, help="Passes over the training sequences.", low=1, high=1000)
         batch_size: int = param(64, help="Sequence windows per gradient step.", low=1, high=65536, log=True)
         lr: float = param(5e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
+
+    @classmethod
+    def memory_terms(cls, params, n_users, n_items, n_interactions):
+        d, length, layers, batch = params["hidden"], params["max_len"], params["layers"], params["batch_size"]
+        weights = (n_items + 1) * d + layers * 6 * d * (d + 1) + (n_items * (d + 1) if params["output"] == "linear"
+                                                                   else 0)
+        activations = layers * batch * length * 10 * d * FLOAT32
+        return _sequence_terms(params, n_users, n_items, n_interactions, weights, activations)
 
     def _build(self, train):
         p = self.params

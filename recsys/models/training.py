@@ -83,6 +83,9 @@ class TorchModel(Recommender):
 
     Params = TorchParams
     iterative = True
+    # torch's own working space on a first training (autograd, the allocator's cache, oneDNN/MKL
+    # buffers): measured 130-260 MB above the model's tensors on ML-100K (CDAE, AutoRec)
+    memory_overhead = 256 * 1024**2
 
     # ------------------------------------------------------------------ loop
     def _fit(self, train: Dataset, *, valid: Dataset | None, progress) -> None:
