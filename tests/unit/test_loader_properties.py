@@ -146,3 +146,67 @@ def test_seven_spellings_are_three_users(text):
     ds = load_or_refuse(text.encode(), "ids.csv")
     assert sorted(ds.user_ids.tolist()) == ["007", "7", "7.0"]
     assert ds.item_ids.tolist() == [1, 2]
+
+
+parquet_columns = st.one_of(
+    st.lists(st.integers(-2**63, 2**63 - 1), min_size=3, max_size=3),
+    st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=3, max_size=3),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=3, max_size=3),
+    st.lists(st.one_of(st.none(), st.text(max_size=6)), min_size=3, max_size=3),
+    st.lists(st.booleans(), min_size=3, max_size=3),
+    st.lists(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)), min_size=3, max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(NAMES), parquet_columns), min_size=1, max_size=5))
+def test_random_parquet_tables_load_or_are_refused(columns):
+    """Typed columns (huge ints, nulls, NaN/inf, text, booleans, dates from year 1 to 9999) through Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays, names = [], []
+    for name, values in columns:
+        try:
+            arrays.append(pa.array(values, type=pa.timestamp("us")) if any(isinstance(v, datetime) for v in values)
+                          else pa.array(values))
+        except (pa.ArrowException, OverflowError):
+            continue  # a column pyarrow itself cannot type is not a Parquet file anyone could upload
+        names.append(name)
+    if not arrays:
+        return
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_arrays(arrays, names=names), buffer)
+    load_or_refuse(buffer.getvalue(), "table.parquet")
+
+
+identifiers = st.one_of(st.integers(0, 10**12).map(str), st.from_regex(r"[a-z][a-z0-9_]{0,7}", fullmatch=True))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(identifiers, identifiers, st.integers(1, 10), st.integers(800_000_000, 1_700_000_000)),
+             min_size=2, max_size=25, unique_by=lambda row: (row[0], row[1])),
+    st.sampled_from([",", "\t", ";", "|"]),
+    st.sampled_from(["\n", "\r\n"]),
+)
+def test_valid_tables_load_exactly(rows, delimiter, newline):
+    """A clean table comes back interaction for interaction, ids spelled as written."""
+    users = {u for u, _, _, _ in rows}
+    items = {i for _, i, _, _ in rows}
+    text = newline.join([delimiter.join(["user_id", "item_id", "rating", "timestamp"])]
+                        + [delimiter.join([u, i, f"{r / 2:g}", str(t)]) for u, i, r, t in rows]) + newline
+    ds = load_or_refuse(text.encode(), "clean.csv")
+    if len(users) < 2 or len(items) < 2:
+        assert ds is None
+        return
+    def as_id(values):  # ids are int64 only when every one is canonical integer text
+        return [int(v) for v in values] if all(v.isdigit() and (v == "0" or v[0] != "0") for v in values) \
+            else list(values)
+    user_map = dict(zip(sorted(users), as_id(sorted(users)), strict=True))
+    item_map = dict(zip(sorted(items), as_id(sorted(items)), strict=True))
+    expected = sorted((user_map[u], item_map[i], r / 2, t) for u, i, r, t in rows)
+    table = ds.to_frame()
+    got = sorted(zip(table["user"].tolist(), table["item"].tolist(), table["rating"].tolist(),
+                     table["timestamp"].tolist(), strict=True))
+    assert got == expected
