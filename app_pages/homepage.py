@@ -6,6 +6,8 @@ reads the widgets, calls it and draws tiles (ui.homepage).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -28,6 +30,32 @@ WHO = {
 MODEL_MODES = {"one": "One model for all rows", "per row": "A model per row"}
 SAME_AS_MAIN = ""  # a row's choice that follows the main model
 
+
+def quick_train() -> None:
+    """Train the quick model through the shared training queue (budgets and turns as on the Train page) and
+    wait for it here: on the sample it takes seconds. Leaving the page leaves it training."""
+    from ui import data, jobs  # the job board imports torch: only when a training is asked for
+
+    spec = attempt("Checking the parameters", runs.run_spec, QUICK_MODEL[0], {})
+    if runs.result(spec) is None:
+        split = attempt("Splitting the data", data.current_split)
+        job = attempt(f"Queueing {QUICK_MODEL[1]}", jobs.submit, spec, split)
+        bar = st.progress(0.0, text=f"{QUICK_MODEL[1]}: {jobs.wait_text(job)}")
+        while not job.finished_running:
+            time.sleep(0.2)
+            queued = job.status == jobs.QUEUED
+            text = jobs.wait_text(job) if queued else f"training, step {job.step} of {job.total}"
+            bar.progress(0.0 if queued else min(1.0, job.step / max(job.total, 1)), text=f"{QUICK_MODEL[1]}: {text}")
+        jobs.acknowledge(job)
+        bar.empty()
+        if job.status != jobs.DONE:
+            st.error(f"Training {QUICK_MODEL[1]} did not finish: {md_escape(job.error or job.status)}")
+            st.stop()
+        spec = job.entry["spec"] if job.entry else spec
+    state.add_run(spec)
+    st.rerun()
+
+
 st.title("Homepage")
 st.caption("The page a model would build for one person: rows of titles, each with the reason it is there. "
            "Turn the knobs a streaming service turns and watch the page and its metrics change.")
@@ -37,10 +65,7 @@ if not models:
     st.info("No trained model on this dataset and split yet. A homepage needs one: train "
             f"{QUICK_MODEL[1]} here in a few seconds, or any model on the Train page.")
     if st.button(f"Train {QUICK_MODEL[1]} now", key="hp_quick_train", type="primary"):
-        spec = runs.run_spec(QUICK_MODEL[0], {})
-        attempt(f"Training {QUICK_MODEL[1]}", runs.train, spec)
-        state.add_run(spec)
-        st.rerun()
+        quick_train()
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
