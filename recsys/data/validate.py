@@ -29,6 +29,11 @@ UNITS = (("seconds", 1.0, 1e11), ("milliseconds", 1e3, 1e14), ("microseconds", 1
 # Values this small are the same instant give or take a few days in any unit, so they never
 # decide a column's unit (a 0 in a millisecond column is not a "seconds" value).
 UNIT_NEUTRAL = 1e6
+# Dates not in ISO 8601 form are parsed one distinct value at a time (~60 µs each); past this many
+# distinct values only a column that one of COMMON_DATE_FORMATS parses whole is accepted.
+MIXED_DATES_MAX = 100_000
+COMMON_DATE_FORMATS = ("%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d.%m.%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S",
+                       "%m/%d/%Y %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%d-%b-%Y", "%b %d %Y", "%d %b %Y")
 
 
 def current_limits(limits=None):
@@ -226,7 +231,7 @@ def parse_timestamps(values: pd.Series, column: str) -> np.ndarray:
     is_number = numeric.notna().to_numpy()
     if is_number.all():
         return _seconds_from_epochs(numeric.to_numpy(np.float64), values, column)
-    parsed = _parse_dates(text)
+    parsed = _parse_dates(text, column)
     bad = parsed.isna().to_numpy()
     if is_number.any() and (~is_number & ~bad).any():
         number_row, date_row = _first_bad_row(is_number), _first_bad_row(~is_number & ~bad)
@@ -255,17 +260,33 @@ def parse_timestamps(values: pd.Series, column: str) -> np.ndarray:
     return _seconds_from_dates(parsed, values, column)
 
 
-def _parse_dates(text: pd.Series) -> pd.Series:
+def _parse_dates(text: pd.Series, column: str = "timestamp") -> pd.Series:
     try:
         # ISO 8601 is what exports write, and parsing it is vectorised; anything else goes per value
         return pd.to_datetime(text, utc=True, format="ISO8601")
     except (ValueError, TypeError, OverflowError):
         pass
+    unique = pd.unique(text.to_numpy(dtype=object))
+    if len(unique) > MIXED_DATES_MAX:
+        # one by one costs ~60 µs a value (5 M dates: five minutes of a shared server's CPU):
+        # only a format that parses the whole column at once is accepted
+        for layout in COMMON_DATE_FORMATS:
+            try:
+                return pd.to_datetime(text, utc=True, format=layout)
+            except (ValueError, TypeError, OverflowError):
+                continue
+        raise DataError(
+            f"Column {column!r} (timestamp) holds {len(unique):,} different dates that are not in ISO 8601 form "
+            f"(row 1: {excerpt(text.iloc[0])}); reading that many one by one is refused. Write them as "
+            "1998-03-14 or 1998-03-14 10:22:00, or as epoch seconds."
+        )
     try:
-        return pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+        parsed = pd.to_datetime(pd.Series(unique, dtype=object), errors="coerce", utc=True, format="mixed")
     except (ValueError, TypeError, OverflowError):
         # a value pandas cannot even coerce (out of range for every resolution): parse one by one
-        return pd.Series([_parse_one(v) for v in text], index=text.index, dtype="datetime64[us, UTC]")
+        parsed = pd.Series([_parse_one(v) for v in unique], dtype="datetime64[us, UTC]")
+    lookup = pd.Series(parsed.to_numpy(), index=pd.Index(unique, dtype=object))
+    return pd.Series(lookup.reindex(text.to_numpy(dtype=object)).to_numpy(), index=text.index)
 
 
 def _parse_one(value: str):

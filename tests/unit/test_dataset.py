@@ -290,3 +290,17 @@ def test_dates_outside_pandas_range_and_datetime_columns():
 def test_ratings_beyond_float32_are_refused():
     with pytest.raises(DataError, match=r"infinite or too large value in row 2"):
         Dataset.from_frame(frame([(1, 1, 5, 0), (2, 2, 1e39, 0)]))
+
+
+def test_many_distinct_free_form_dates_are_refused_unless_one_format_reads_them(monkeypatch):
+    from recsys.data import validate
+
+    monkeypatch.setattr(validate, "MIXED_DATES_MAX", 5)
+    free_form = [(u, u % 3, 4, f"March {u + 1} 1999 10:{u:02d}") for u in range(8)]
+    with pytest.raises(DataError, match="holds 8 different dates that are not in ISO 8601 form"):
+        Dataset.from_frame(frame(free_form), timestamp="ts")
+    dotted = [(u, u % 3, 4, f"{u + 1:02d}.03.1999") for u in range(8)]
+    ds = Dataset.from_frame(frame(dotted), timestamp="ts")
+    assert ds.timestamp.tolist() == [920_246_400 + day * 86_400 for day in range(8)]  # 1999-03-01 ..
+    few = [(u, u % 3, 4, f"March {u % 2 + 1} 1999") for u in range(8)]  # 2 distinct values: parsed one by one
+    assert sorted(set(Dataset.from_frame(frame(few), timestamp="ts").timestamp.tolist())) == [920_246_400, 920_332_800]
