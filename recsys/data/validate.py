@@ -32,6 +32,8 @@ UNIT_NEUTRAL = 1e6
 # Dates not in ISO 8601 form are parsed one distinct value at a time (~60 µs each); past this many
 # distinct values only a column that one of COMMON_DATE_FORMATS parses whole is accepted.
 MIXED_DATES_MAX = 100_000
+# What pd.to_numeric may read as a number: decimals, exponents, inf and nan.
+NUMBER_TEXT = r"[+-]?(?:\d+\.?\d*(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?|inf(?:inity)?|nan)"
 COMMON_DATE_FORMATS = ("%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d.%m.%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S",
                        "%m/%d/%Y %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%d-%b-%Y", "%b %d %Y", "%d %b %Y")
 
@@ -227,8 +229,13 @@ def parse_timestamps(values: pd.Series, column: str) -> np.ndarray:
     if values.dtype.kind in "iufb":
         return _seconds_from_epochs(values.astype(np.float64).to_numpy(), values, column)
     text = values.astype(str).str.strip()
-    numeric = pd.to_numeric(text, errors="coerce")
-    is_number = numeric.notna().to_numpy()
+    # to_numeric over a million date strings takes a second; a (pyarrow) regex says first whether any
+    # cell could be a number at all
+    if text.str.fullmatch(NUMBER_TEXT, case=False).any():
+        numeric = pd.to_numeric(text, errors="coerce")
+        is_number = numeric.notna().to_numpy()
+    else:
+        numeric, is_number = None, np.zeros(len(text), dtype=bool)
     if is_number.all():
         return _seconds_from_epochs(numeric.to_numpy(np.float64), values, column)
     parsed = _parse_dates(text, column)
@@ -296,9 +303,15 @@ def _parse_one(value: str):
         return pd.NaT
 
 
+def _date_parts(values: pd.Series) -> pd.Series:
+    """The date part of each value (before a 'T' or a space); a pyarrow regex, not a Python loop."""
+    text = values.astype("str").str.strip()
+    return text.str.replace(r"[T ].*$", "", regex=True).fillna("")
+
+
 def _date_shapes(values: pd.Series) -> pd.Series:
     """The layout of each value's date part: '1998-03-14' -> 'Y-n-n', '14/03/1998' -> 'n/n/Y'."""
-    date_part = values.astype(str).str.extract(r"^\s*([^T ]*)", expand=False).fillna("")
+    date_part = _date_parts(values)
     shape = date_part.str.replace(r"\d{4,}", "Y", regex=True).str.replace(r"\d{1,3}", "n", regex=True)
     return shape.str.replace(r"[^\W\d_]+", "a", regex=True)
 
@@ -308,14 +321,17 @@ def _date_shape(value: str) -> str:
 
 
 def _refuse_mixed_date_formats(text: pd.Series, column: str) -> None:
-    unique = pd.Series(pd.unique(text.to_numpy(dtype=object)))
+    # shapes of the distinct date parts only: a million timestamps hold a few thousand days
+    parts = _date_parts(text)
+    unique = pd.Series(pd.unique(parts.to_numpy(dtype=object)), dtype="str")
     shape = _date_shapes(unique)
     kinds = pd.unique(shape.to_numpy(dtype=object))
     if len(kinds) <= 1:
         return
     first_shape, other_shape = kinds[0], kinds[1]
-    values = {kind: unique[shape == kind].iloc[0] for kind in (first_shape, other_shape)}
-    rows = {kind: int(np.flatnonzero((text == values[kind]).to_numpy())[0]) + 1 for kind in values}
+    part = {kind: unique[(shape == kind).to_numpy()].iloc[0] for kind in (first_shape, other_shape)}
+    rows = {kind: int(np.flatnonzero((parts == part[kind]).to_numpy())[0]) + 1 for kind in part}
+    values = {kind: text.iloc[rows[kind] - 1] for kind in part}
     raise DataError(
         f"Column {column!r} (timestamp) mixes date formats: row {rows[first_shape]} holds "
         f"{excerpt(values[first_shape])}, row {rows[other_shape]} holds {excerpt(values[other_shape])}. "
