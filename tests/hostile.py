@@ -283,7 +283,8 @@ def cases() -> list[Case]:
     add(Case("too many rows", "rows.csv", _file("rows.csv", lambda: b"user,item\n" + b"1,2\n" * 100_001),
              "has 100,002 lines; the limit is 100,000 rows", bomb=True))
     add(Case("table over the byte budget", "big.csv",
-             _file("big.csv", lambda: b"user,item\n" + b"1234567,7654321\n" * 300_000), "RECSYS_LIMIT_TABLE_BYTES",
+             _file("big.csv", lambda: b"user,item\n" + b"1234567,7654321\n" * 300_000),
+             "big.csv is too large: 4.6 MB, over the 4.0 MB limit (RECSYS_LIMIT_TABLE_BYTES)",
              bomb=True, limits={"rows": 10_000_000}))
 
     # --- encodings and line endings that must still load
@@ -360,9 +361,9 @@ def cases() -> list[Case]:
     # --- item metadata
     long_title = "T" * 5000
     add(Case("overlong title", "items.csv", _text("items.csv", f"item,title\n10,Short\n20,{long_title}\n"),
-             "(title) has a 5,000-character value in row 2", mode="items"))
+             "log.csv item metadata: Column 'title' (title) has a 5,000-character value in row 2", mode="items"))
     add(Case("overlong genres", "items2.csv", _text("items2.csv", f"item,title,genres\n10,A,Drama\n20,B,{'G' * 3000}\n"),
-             "(genres) has a 3,000-character value in row 2", mode="items"))
+             "log.csv item metadata: Column 'genres' (genres) has a 3,000-character value in row 2", mode="items"))
 
     # --- Parquet
     add(Case("parquet with 10 M rows", "rows.parquet",

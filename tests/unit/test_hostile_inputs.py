@@ -68,8 +68,11 @@ def test_hostile_input(case, tmp_path):
         assert peak < BOMB_PEAK_BYTES, f"{case.name}: peak {peak / 1e6:.1f} MB"
 
 
-def test_no_message_quotes_more_than_a_short_excerpt(tmp_path):
-    """The 1 MB cells come back as at most a 40-character excerpt, whatever the case."""
+def test_no_message_quotes_more_than_a_short_excerpt_nor_another_cases_words(tmp_path):
+    """The 1 MB cells come back as at most a 40-character excerpt, whatever the case; and no
+    refusal could be mistaken for another: no message holds another case's fragment."""
+    fragments = {case.name: case.expect for case in CASES if case.expect is not None}
+    messages = {}
     for case in CASES:
         if case.expect is None or case.needs_non_root:
             continue
@@ -79,6 +82,11 @@ def test_no_message_quotes_more_than_a_short_excerpt(tmp_path):
             attempt(case, work)
         message = str(info.value)
         assert "x" * 41 not in message and "z" * 41 not in message and "T" * 41 not in message, case.name
+        messages[case.name] = message
+    assert len(messages) >= 75 and len(set(messages.values())) == len(messages)
+    for name, message in messages.items():
+        others = [other for other, fragment in fragments.items() if other != name and fragment in message]
+        assert others == [], f"{name}'s message holds the fragment of {others}: {message!r}"
 
 
 def test_zip_budgets_are_counted_while_streaming(tmp_path):
