@@ -43,9 +43,7 @@ def board() -> Board:
 
 def check_budget(spec: dict, split) -> None:
     """Refuse (DataError) a training whose memory estimate is over the host's budget, before it is queued."""
-    check = getattr(hosting, "check_training_budget", None)
-    if check is not None:
-        check(get(spec["model"]), spec["params"], split.train)
+    hosting.check_training_budget(get(spec["model"]), spec["params"], split.train)
 
 
 def submit(spec: dict, split) -> Job:

@@ -262,3 +262,54 @@ def test_the_instructor_key_unlocks_shared_runs(app, sample, hosted):
     assert store.get(shared.run_id).name == "teacher reference"
     button(app, "Sign out as instructor").click().run()
     assert not [b for b in app.button if b.label == "Rename"]
+
+
+def test_a_signed_in_instructor_account_changes_shared_runs(app, sample, hosted, monkeypatch):
+    from ui import identity
+
+    monkeypatch.setenv("RECSYS_INSTRUCTORS", "teacher@example.org")
+    store = home_store()
+    shared = train_or_reuse(store, sample, SAMPLE, SPLIT, "pop", load=False).record
+    monkeypatch.setattr(identity, "_user", lambda: {"is_logged_in": True, "email": "Teacher@Example.org"})
+    open_runs(app)
+    assert any("signed in as instructor" in c.value for c in app.caption)
+    assert not [b for b in app.button if b.label == "Sign out as instructor"]  # the account is the role
+    app.text_input(key=f"runs_name_{shared.run_id}").set_value("teacher reference").run()
+    button(app, "Rename").click().run()
+    assert_clean(app)
+    assert store.get(shared.run_id).name == "teacher reference"
+
+    # an account the host did not list is a visitor
+    monkeypatch.setattr(identity, "_user", lambda: {"is_logged_in": True, "email": "student@example.org"})
+    visitor = open_runs(type(app).from_file(str(app._script_path), default_timeout=60))
+    assert not [b for b in visitor.button if b.label in ("Rename", "Delete…")]
+    assert any("1 shared run(s) are read-only for you" in c.value for c in visitor.caption)
+
+
+def test_the_train_page_refuses_a_training_over_the_memory_budget_or_the_visitor_limit(app, monkeypatch):
+    from ui import jobs
+
+    monkeypatch.setenv("RECSYS_LIMIT_TRAINING_BYTES", "1000")
+    app.run()
+    app.switch_page("app_pages/train.py").run()
+    button(app, "Train Most popular").click().run()
+    assert not app.exception
+    [message] = [md_unescape(e.value) for e in app.error]
+    assert message.startswith("Most popular would need about ") and "this server allows" in message, message
+    assert jobs.board().queued() == 0 and not app.get("progress")
+
+    monkeypatch.delenv("RECSYS_LIMIT_TRAINING_BYTES")
+    monkeypatch.setenv("RECSYS_LIMIT_VISITOR_JOBS", "1")
+    monkeypatch.setenv("RECSYS_LIMIT_WORKERS", "1")
+    jobs.board.clear()  # a board with the new limits
+    app.multiselect(key="train_models").set_value(["bpr_mf", "item_knn"]).run()
+    button(app, "Train BPR-MF").click().run()
+    button(app, "Train Item-item kNN").click().run()
+    assert not app.exception
+    [message] = [md_unescape(e.value) for e in app.error]
+    assert message == ("You already have 1 trainings running or waiting, the most one visitor may have on this "
+                       "server. Wait for one to finish, or cancel one, then start Item-item kNN.")
+    [bpr] = jobs.board().jobs_of(token_owner(app.session_state["_visitor_token"]))
+    assert bpr.spec["model"] == "bpr_mf"
+    button(app, "Cancel").click().run()
+    assert any("Training of BPR-MF was cancelled" in w.value for w in app.warning)
