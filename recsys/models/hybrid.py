@@ -166,15 +166,17 @@ def _search_users(valid: Dataset, seed: int) -> Dataset:
 
 def _components_terms(keys: list[str], n_users: int, n_items: int, n_interactions: int, *, refit: bool,
                       search_users: int = 0) -> dict[str, int]:
-    """Memory of a hybrid over ``keys``: every component's fitted model is kept (and, when the weights
-    are tuned on a holdout, a first set is fitted and scored before the final one); the components
-    are fitted one after another; scoring holds each component's scores plus the blend."""
+    """Memory of a hybrid over ``keys``: every component's fitted model is kept; the components are
+    fitted one after another; tuning the weights scores up to ``search_users`` people with every
+    component (a first set fitted on a holdout, freed before the final fit when ``refit``); scoring
+    holds each component's scores plus the blend. (Weighted EASE + item kNN + popularity on
+    ml-latest-small: 1.12 GB measured, as much as EASE alone.)"""
     from recsys.models.registry import get
 
     terms = [get(key).memory_terms(full_params(get(key), {}), n_users, n_items, n_interactions) for key in keys]
     kept = sum(t.get("kept", 0) for t in terms)
-    fit = max(max(t.get("fit", 0), t.get("score", 0)) for t in terms) + (kept if refit else 0)
-    fit += search_users * n_items * FLOAT32 * (len(keys) + 2)
+    search = search_users * n_items * FLOAT32 * (len(keys) + 2) + (kept if refit else 0)
+    fit = max(max(max(t.get("fit", 0), t.get("score", 0)) for t in terms), search)
     score = sum(t.get("score", 0) for t in terms) + (len(keys) + 1) * EVAL_BATCH_USERS * n_items * FLOAT32 * 2
     return {"fit": fit, "kept": kept, "score": score}
 

@@ -83,9 +83,10 @@ class TorchModel(Recommender):
 
     Params = TorchParams
     iterative = True
-    # torch's own working space on a first training (autograd, the allocator's cache, oneDNN/MKL
-    # buffers): measured 130-260 MB above the model's tensors on ML-100K (CDAE, AutoRec)
-    memory_overhead = 256 * 1024**2
+    # torch's working space in a training (autograd, the allocator's cache, oneDNN/MKL buffers). The
+    # first torch training of a process pays another 100-250 MB once (libraries, thread pools), which
+    # a warm server has already paid; estimates are per training on a warm server
+    memory_overhead = 48 * 1024**2
 
     # ------------------------------------------------------------------ loop
     def _fit(self, train: Dataset, *, valid: Dataset | None, progress) -> None:
