@@ -169,8 +169,8 @@ def test_cancel_by_the_last_watcher_cancels(board, runner):
     running = board.submit(spec("a"), None, {}, "ann")
     board.submit(spec("b"), None, {}, "ann")
     waiting = board.submit(spec("c"), None, {}, "ann")
-    wait_until(lambda: running.status == RUNNING, "the first job to start")
-    assert waiting.status == QUEUED
+    wait_until(lambda: runner.running == 2, "both workers to take a job")
+    assert running.status == RUNNING and waiting.status == QUEUED
     assert board.cancel(waiting, "ann") == "cancelled"
     assert waiting.status == CANCELLED and board.queued() == 0 and waiting not in board.jobs_of("ann")
     assert board.cancel(running, "ann") == "cancelled"
