@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -313,3 +314,50 @@ def test_the_train_page_refuses_a_training_over_the_memory_budget_or_the_visitor
     assert bpr.spec["model"] == "bpr_mf"
     button(app, "Cancel").click().run()
     assert any("Training of BPR-MF was cancelled" in w.value for w in app.warning)
+
+
+def test_a_reloaded_page_finds_its_visitors_training_and_a_stranger_does_not(app, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from recsys.jobs import CANCELLED, Board
+    from ui import jobs
+
+    def until_cancelled(job):  # a training that runs until its last watcher cancels it
+        while not job.cancel_requested:
+            time.sleep(0.01)
+        job.status = CANCELLED
+
+    board = Board(workers=1, visitor_jobs=3, queue_length=4, runner=until_cancelled)
+    monkeypatch.setattr(jobs, "board", lambda: board)
+    app.run()
+    app.switch_page("app_pages/train.py").run()
+    app.multiselect(key="train_models").set_value(["bpr_mf"]).run()
+    button(app, "Train BPR-MF").click().run()
+    assert_clean(app)
+    token = app.session_state["_visitor_token"]
+    [job] = board.jobs_of(token_owner(token))
+
+    def session(visitor_token: str | None):
+        page = AppTest.from_file(str(app._script_path), default_timeout=60)
+        if visitor_token is not None:  # what the browser's cookie brings back after a reload
+            page.session_state["_visitor_token"] = visitor_token
+        page.run()
+        page.switch_page("app_pages/train.py").run()
+        assert_clean(page)
+        return page
+
+    stranger = session(None)
+    assert "Training now" not in [h.value for h in stranger.subheader]
+    assert not [b for b in stranger.button if b.label in ("Cancel", "Stop and keep")]
+
+    reloaded = session(token)
+    assert "Training now" in [h.value for h in reloaded.subheader]
+    assert [b.label for b in reloaded.button if b.label in ("Cancel", "Stop and keep")] == ["Stop and keep", "Cancel"]
+    button(reloaded, "Cancel").click().run()
+    assert any("Training of BPR-MF was cancelled" in w.value for w in reloaded.warning)
+    deadline = time.monotonic() + 30
+    while not job.finished_running:
+        assert time.monotonic() < deadline, "the cancelled job did not end"
+        time.sleep(0.01)
+    assert job.status == CANCELLED and board.jobs_of(token_owner(token)) == []
+    board.close()
