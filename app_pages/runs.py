@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys import hosting
-from recsys.store import SHARED, run_rows
+from recsys.store import SHARED, Actor, run_rows
 from ui import identity, runs
 from ui.errors import shown_errors
 from ui.text import md_escape
@@ -22,7 +22,7 @@ st.caption("Every trained run is kept in the experiment store and survives a ser
 store = runs.store()
 owner = runs.owner_token()
 records = store.list(owner=owner)
-actor = identity.actor()
+actor = Actor(owner=owner, instructor=identity.is_instructor())
 
 
 def table(rows: list[dict]) -> None:

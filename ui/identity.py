@@ -26,7 +26,6 @@ import secrets
 import streamlit as st
 
 from recsys import hosting
-from recsys.store import Actor
 
 COOKIE = "recsys_visitor"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
@@ -103,11 +102,6 @@ def is_instructor() -> bool:
 
 def role() -> str:
     return INSTRUCTOR if is_instructor() else VISITOR
-
-
-def actor() -> Actor:
-    """Who changes a run, as the store checks it."""
-    return Actor(owner=owner_id(), instructor=is_instructor())
 
 
 def sign_in_as_instructor(key: str) -> bool:
