@@ -394,7 +394,7 @@ class Board:
             finally:
                 with self._lock:
                     self.running -= 1
-                    job.finished = self._clock()
+                    job.finished, job.split = self._clock(), None  # a finished job need not hold its data
                     if job.status not in (DONE, CANCELLED, FAILED):
                         job.error, job.status = "the training ended without an outcome", FAILED
                     if job.status == DONE and job.stopped_at is None:
