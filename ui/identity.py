@@ -6,7 +6,8 @@
   when its websocket connects (``st.context.cookies``) and offers no server-side way to set
   one, so the page runs of a session without it write it with a one-line script in the app's
   own document (``st.html`` with JavaScript; SameSite=Strict, path=/, one year); the next
-  reload sends it back. The owner id is a hash of the token, so
+  reload sends it back. (``st.components.v1.html`` would do the same from a same-origin frame,
+  but this Streamlit deprecates it; a query parameter would put the token in every copied link.) The owner id is a hash of the token, so
   neither the store nor a page ever holds the cookie's value itself. A token that is not the
   format this module writes is ignored (nobody can claim the owner id ``shared``).
 
