@@ -43,7 +43,8 @@ def test_hosted_settings_guard_the_server_and_match_the_hosted_budget():
     hosted = _toml("hosted.toml")
     assert hosted["server"]["fileWatcherType"] == "none"
     assert hosted["server"]["runOnSave"] is False
-    assert hosted["server"]["maxUploadSize"] * MB == hosting.HOSTED_LIMITS.upload_bytes
+    limits = hosting.HOSTED_LIMITS
+    assert hosted["server"]["maxUploadSize"] * MB == max(limits.upload_bytes, limits.bundle_bytes)
     assert hosted["server"]["enableXsrfProtection"] is True
     assert hosted["client"]["showErrorDetails"] == "none"
     assert hosted["browser"]["gatherUsageStats"] is False
