@@ -199,12 +199,6 @@ class HomepageBuilder:
         return self._vector_cache[key]
 
     # ------------------------------------------------------------------ visitors
-    def user_visitor(self, user: int, settings: PageSettings, model=None) -> Visitor:
-        """A training user as seen by ``model`` (default: the page's default model)."""
-        user = self._check_user(user)
-        items, ratings = self._histories(user)
-        return self._user_visitor(user, items, ratings, settings, model if model is not None else self.model)
-
     def user_visitors(self, user: int, settings: PageSettings) -> dict[int, Visitor]:
         """The user as seen by each model of the page (keyed by model identity); one score call per model."""
         user = self._check_user(user)
