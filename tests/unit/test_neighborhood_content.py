@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,3 +130,47 @@ def test_content_model_needs_metadata():
 
     with pytest.raises(DataError, match="metadata"):
         create("content_tfidf").fit(_random_dataset(8))
+
+
+def _textbook_tfidf(tokens: list[list[str]], vocabulary: list[str]) -> np.ndarray:
+    """Sublinear tf, smooth idf, unit rows, written out term by term."""
+    n_docs = len(tokens)
+    df = {t: sum(t in doc for doc in tokens) for t in vocabulary}
+    rows = []
+    for doc in tokens:
+        row = np.array([(1 + np.log(doc.count(t))) * (np.log((1 + n_docs) / (1 + df[t])) + 1) if t in doc else 0.0
+                        for t in vocabulary])
+        norm = np.linalg.norm(row)
+        rows.append(row / norm if norm > 0 else row)
+    return np.array(rows)
+
+
+def test_tfidf_matrix_is_the_textbook_weighting_and_min_df_prunes():
+    from recsys.models.content import tfidf_matrix
+
+    rng = np.random.default_rng(0)
+    words = [f"w:{c}" for c in "abcdefgh"]
+    tokens = [list(rng.choice(words, size=rng.integers(0, 6))) for _ in range(25)]
+    matrix, vocabulary = tfidf_matrix(tokens, min_df=1)
+    assert sorted(vocabulary) == sorted({t for doc in tokens for t in doc})
+    np.testing.assert_allclose(matrix.toarray(), _textbook_tfidf(tokens, vocabulary), rtol=1e-5, atol=1e-7)
+    assert matrix.dtype == np.float32
+
+    pruned, kept = tfidf_matrix(tokens, min_df=4)
+    assert kept == [t for t in vocabulary if sum(t in doc for doc in tokens) >= 4]
+    # idf counts every document even though the rare words are gone; rows are re-normalised
+    np.testing.assert_allclose(pruned.toarray(), _textbook_tfidf(tokens, kept), rtol=1e-5, atol=1e-7)
+    empty, none = tfidf_matrix([["w:a"], ["w:b"]], min_df=2)
+    assert empty.shape == (2, 0) and none == []
+
+
+def test_content_model_accuracy_on_the_bundled_sample():
+    """NDCG@10 0.0597 on the sample (seed-42 random 80/20 holdout), the same to four decimals as the
+    hand-written TF-IDF it replaced; ML-100K gives 0.0481 with both."""
+    from recsys.data import load
+    from recsys.data.split import random_holdout
+    from recsys.evaluation import evaluate
+
+    train, test = random_holdout(load(Path(__file__).resolve().parents[2] / "sample_data"), test_fraction=0.2, seed=42)
+    report = evaluate(create("content_tfidf").fit(train), train, test, k=[10])
+    assert report.means["ndcg@10"] == pytest.approx(0.05974, abs=5e-5)
