@@ -64,6 +64,36 @@ def bootstrap_cis(
     return {name: (float(bounds[0, j]), float(bounds[1, j])) for j, name in enumerate(names)}
 
 
+# Cohen's conventional thresholds for |d|: below 0.2 negligible, then small, medium, large from 0.8.
+EFFECT_SIZES = ((0.2, "negligible"), (0.5, "small"), (0.8, "medium"))
+
+
+def effect_size_label(d: float) -> str:
+    """Cohen's name for a standardised difference: "negligible", "small", "medium" or "large"."""
+    return next((label for bound, label in EFFECT_SIZES if abs(d) < bound), "large")
+
+
+def exact_p(p: float) -> str:
+    """"= 2.2e-05", or "< 1e-300" where the p-value underflowed to 0 (printing "p = 0" would claim certainty)."""
+    return f"= {p:.3g}" if p > 0 else "< 1e-300"
+
+
+def significance_details(test: dict, alpha: float = 0.05) -> list[str]:
+    """What a ``paired_test`` result rests on, in plain words, beyond its ``sentence``.
+
+    First both p-values, the effect size with its conventional name and the number of users; then,
+    when the difference is significant but negligible, why that happens with many users.
+    """
+    d = abs(test["cohens_d"])
+    size = effect_size_label(d)
+    lines = [f"Paired t-test p {exact_p(test['t_pvalue'])} · Wilcoxon signed-rank p {exact_p(test['wilcoxon_pvalue'])}"
+             f" · effect size |d| = {d:.2f} ({size}; 0.2 small, 0.5 medium, 0.8 large) over {test['n']:,} users."]
+    if size == "negligible" and test["t_pvalue"] < alpha:
+        lines.append("With this many users even a negligible difference is detectable: it is real, but too small "
+                     "to matter to most people.")
+    return lines
+
+
 def _format_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
