@@ -432,8 +432,7 @@ class MultVAE(CosineDecay, TorchModel):
 
     def score_history(self, items) -> np.ndarray:
         """Scores (I,) for a person who consumed ``items``: fold-in, the history encoded like a user's."""
-        if self.train_ is None:
-            raise RuntimeError(f"{self.label} is not fitted yet: call fit(train) first.")
+        self._require_fitted()
         row = torch.from_numpy(self._history_row(items).toarray()).to(self.device_)
         with torch.no_grad():
             logits, _, _ = self.module_(row)

@@ -158,6 +158,25 @@ class Recommender:
             raise RuntimeError(f"{self.key}._score returned shape {scores.shape}, expected {expected}")
         return scores
 
+    def score_candidates(self, users, candidates) -> np.ndarray:
+        """Scores of each user's own candidate items: (len(users), n) float32 for an (len(users), n)
+        array of item codes; -inf where a candidate is -1 (no item).
+
+        Equals ``score(users)`` read at the candidates. This default scores the whole row and reads
+        the candidates from it, which is correct for every model but saves nothing; the family bases
+        override it to touch only the candidates, which is what makes two-stage serving cheap.
+        """
+        users = self._check_users(users)
+        candidates = self._check_candidates(users, candidates)
+        safe = np.maximum(candidates, 0)
+        return self._mask_missing(np.take_along_axis(self.score(users), safe, axis=1), candidates)
+
+    def inner_product_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user vectors, item vectors) a retrieval index searches by inner product: a model with
+        ``user_embeddings`` and ``item_embeddings`` gives those (a proxy of its score); one whose
+        score *is* an inner product plus extras overrides this so the product equals the score."""
+        return self.user_embeddings(), self.item_embeddings()
+
     def recommend(self, users, k: int = 10, *, exclude_seen: bool = True, candidates=None):
         """Top-k item codes and scores per user (seen items excluded by default)."""
         from recsys.serving.ranking import top_k
@@ -169,6 +188,12 @@ class Recommender:
     @property
     def is_fitted(self) -> bool:
         return self.train_ is not None
+
+    @property
+    def trained_on(self) -> Dataset:
+        """The training set this model was fitted on (its id maps and catalogue size)."""
+        self._require_fitted()
+        return self.train_
 
     def get_params(self) -> dict:
         return dataclasses.asdict(self.params)
@@ -198,13 +223,33 @@ class Recommender:
                 "item file, or map one in the upload step."
             )
 
-    def _check_users(self, users) -> np.ndarray:
+    def _require_fitted(self) -> None:
         if self.train_ is None:
             raise RuntimeError(f"{self.label} is not fitted yet: call fit(train) first.")
+
+    def _check_users(self, users) -> np.ndarray:
+        self._require_fitted()
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         if len(users) and (users.min() < 0 or users.max() >= self.train_.n_users):
             raise IndexError(f"user codes must lie in [0, {self.train_.n_users}); got {users.min()}..{users.max()}")
         return users
+
+    def _check_candidates(self, users: np.ndarray, candidates) -> np.ndarray:
+        candidates = np.asarray(candidates, dtype=np.int64)
+        if candidates.ndim == 1:
+            candidates = np.broadcast_to(candidates, (len(users), len(candidates)))
+        if candidates.ndim != 2 or len(candidates) != len(users):
+            raise ValueError(f"candidates must be one row of item codes per user ({len(users)} rows); "
+                             f"got shape {candidates.shape}")
+        if candidates.size and candidates.max() >= self.train_.n_items:
+            raise IndexError(f"candidate item codes must lie below {self.train_.n_items}; got {candidates.max()}")
+        return candidates
+
+    @staticmethod
+    def _mask_missing(scores, candidates: np.ndarray) -> np.ndarray:
+        scores = np.array(scores, dtype=np.float32)
+        scores[candidates < 0] = -np.inf
+        return scores
 
     def _history_row(self, items) -> sp.csr_matrix:
         """A one-row binary history matrix for a person who consumed ``items`` (fold-in, onboarding)."""

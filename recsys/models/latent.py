@@ -39,6 +39,28 @@ class FactorizationModel(Recommender):
             scores = scores + self.item_bias_[None, :]
         return scores
 
+    def score_candidates(self, users, candidates) -> np.ndarray:
+        """Only the candidates' factors: one (users, n, d) product instead of the whole catalogue.
+
+        A subclass that changes ``_score`` must override this too (the contract test checks both
+        agree for every registered model)."""
+        users = self._check_users(users)
+        candidates = self._check_candidates(users, candidates)
+        safe = np.maximum(candidates, 0)
+        scores = np.einsum("ud,und->un", self.user_factors_[users], self.item_factors_[safe])
+        if self.item_bias_ is not None:
+            scores = scores + self.item_bias_[safe]
+        return self._mask_missing(scores, candidates)
+
+    def inner_product_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user vectors, item vectors) whose inner products equal ``score``: a per-item bias becomes
+        one more dimension, with a constant 1 on the user side (what a retrieval index needs)."""
+        users, items = self.user_embeddings(), self.item_embeddings()
+        if self.item_bias_ is not None:
+            users = np.hstack([users, np.ones((len(users), 1), np.float32)])
+            items = np.hstack([items, np.asarray(self.item_bias_, np.float32).reshape(-1, 1)])
+        return users, items
+
     def user_embeddings(self) -> np.ndarray:
         return np.asarray(self.user_factors_, dtype=np.float32)
 

@@ -41,6 +41,19 @@ class ItemSimilarityModel(Recommender):
         product = self.history_matrix_[users] @ self.weights_
         return product.toarray() if sp.issparse(product) else np.asarray(product)
 
+    def score_candidates(self, users, candidates) -> np.ndarray:
+        """Only the history rows x candidate columns of W per user: a tiny block, not W[:, candidates]."""
+        users = self._check_users(users)
+        candidates = self._check_candidates(users, candidates)
+        safe = np.maximum(candidates, 0)
+        scores = np.empty(candidates.shape, dtype=np.float64)
+        for row, user in enumerate(users):
+            history = self.history_matrix_[user]
+            block = self.weights_[history.indices][:, safe[row]]
+            block = block.toarray() if sp.issparse(block) else np.asarray(block)
+            scores[row] = history.data @ block
+        return self._mask_missing(scores, candidates)
+
     def score_history(self, items) -> np.ndarray:
         """Scores over the catalogue for a person who consumed ``items`` (codes): onboarding, fold-in."""
         row = self._history_row(items)

@@ -179,10 +179,6 @@ class MarkovChain(Recommender):
         recent[0, self.params.window - len(items):] = items
         return self._mix(recent)[0].astype(np.float32)
 
-    def _require_fitted(self) -> None:
-        if self.train_ is None:
-            raise RuntimeError(f"{self.label} is not fitted yet: call fit(train) first.")
-
 
 # ---------------------------------------------------------------------------- shared by the neural models
 
@@ -239,8 +235,7 @@ class SequenceModel(TorchModel):
         Only the newest ``max_len`` items are read, as for a training user; an empty
         history gets training popularity.
         """
-        if self.train_ is None:
-            raise RuntimeError(f"{self.label} is not fitted yet: call fit(train) first.")
+        self._require_fitted()
         if len(np.atleast_1d(items)) == 0:
             return self.popularity_.copy()
         with torch.no_grad():
@@ -249,8 +244,7 @@ class SequenceModel(TorchModel):
     def item_embeddings(self) -> np.ndarray:
         """(I, d) item vectors: the input embeddings (the output layer shares them unless it is a separate
         linear layer); the padding row is dropped."""
-        if self.train_ is None:
-            raise RuntimeError(f"{self.label} is not fitted yet: call fit(train) first.")
+        self._require_fitted()
         return self.module_.item.weight[:self.n_items_].detach().cpu().numpy().astype(np.float32)
 
     def _batches(self, train, rng):
@@ -455,8 +449,7 @@ class SASRec(SequenceModel):
         """Attention weights (layers, heads, L, L) over ``history`` (item codes, oldest first),
         L = min(len(history), max_len): row q is where position q looked; rows sum to 1 and
         every weight above the diagonal (a later position) is 0."""
-        if self.train_ is None:
-            raise RuntimeError(f"{self.label} is not fitted yet: call fit(train) first.")
+        self._require_fitted()
         n = min(len(np.atleast_1d(history)), self.params.max_len)
         if n == 0:
             raise DataError("An attention map needs at least one item in the history.")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsys.models.capabilities import example_list, has
 from recsys.serving.ranking import top_k
 
 METHODS = ("hnsw", "hnsw_l2", "ivf", "exact")
@@ -40,21 +41,20 @@ def faiss_available() -> bool:
 
 def has_embeddings(model) -> bool:
     """Can ``model`` drive retrieval: does it expose dense user and item vectors?"""
-    return callable(getattr(model, "user_embeddings", None)) and callable(getattr(model, "item_embeddings", None))
+    return has(model, "user_embeddings", "item_embeddings")
 
 
 def embedding_pair(model) -> tuple[np.ndarray, np.ndarray]:
     """(user vectors, item vectors) whose inner products rank items as the model's retrieval does.
 
-    A per-item bias (BPR-MF) becomes one more dimension (users get a constant 1), so for
-    factorization models ``users @ items.T`` equals ``model.score`` exactly. For other models
-    with embeddings (NCF) the inner product is a cheap proxy of the model's score, which is
-    exactly the role a retrieval model plays.
+    Factorization models fold a per-item bias into one more dimension
+    (``inner_product_embeddings``), so ``users @ items.T`` equals ``model.score`` exactly. For other models with embeddings (NCF) the inner product is a
+    cheap proxy of the model's score, which is exactly the role a retrieval model plays.
     """
     if not has_embeddings(model):
-        raise ValueError(f"{getattr(model, 'label', type(model).__name__)} has no user and item embeddings; "
-                         "pick a factorization or graph model (iALS, PureSVD, BPR-MF, LightGCN) for retrieval.")
-    users, items = model.user_embeddings(), model.item_embeddings()
+        raise ValueError(f"{model.label} has no user and item embeddings; pick a model that has, such as "
+                         f"{example_list('user_embeddings', 'item_embeddings')}, for retrieval.")
+    users, items = model.inner_product_embeddings()
     if sp.issparse(users) or sp.issparse(items):
         raise ValueError(f"{model.label} has sparse feature vectors, not dense embeddings; pick a factorization "
                          "or graph model for retrieval.")
@@ -63,10 +63,6 @@ def embedding_pair(model) -> tuple[np.ndarray, np.ndarray]:
     if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
         raise ValueError(f"{model.label}: user vectors {users.shape} and item vectors {items.shape} do not share "
                          "one embedding space, so their inner products mean nothing.")
-    bias = getattr(model, "item_bias_", None)
-    if bias is not None:
-        users = np.hstack([users, np.ones((len(users), 1), np.float32)])
-        items = np.hstack([items, np.asarray(bias, np.float32).reshape(-1, 1)])
     return users, items
 
 
@@ -244,34 +240,12 @@ def candidate_recall(candidates: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def candidate_scores(ranker, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """``ranker``'s scores of each user's candidates, (users, n); -inf where the candidate is -1.
 
-    Dot-product models score only the candidates (one small product) and item-similarity
-    models (EASE, kNN) only the candidates' columns of their weight matrix: that is where
-    two-stage serving saves time. Any other model scores its full row and the candidates
-    are read from it, which is correct but saves nothing.
+    The model scores only what it is asked (``Recommender.score_candidates``): dot-product
+    models one small product, item-similarity models (EASE, kNN) the candidates' columns of
+    their weight matrix; that is where two-stage serving saves time. Any other model scores
+    its full row and reads the candidates from it, which is correct but saves nothing.
     """
-    from recsys.models.latent import FactorizationModel
-    from recsys.models.neighborhood import ItemSimilarityModel
-
-    users = np.asarray(users, dtype=np.int64)
-    safe = np.maximum(candidates, 0)
-    kind = type(ranker)
-    if kind._score is FactorizationModel._score:
-        scores = np.einsum("ud,und->un", ranker.user_factors_[users], ranker.item_factors_[safe])
-        if ranker.item_bias_ is not None:
-            scores = scores + ranker.item_bias_[safe]
-    elif kind._score is ItemSimilarityModel._score:
-        scores = np.empty(candidates.shape, dtype=np.float64)
-        for row, user in enumerate(users):
-            history = ranker.history_matrix_[user]
-            # only the history rows × candidate columns of W matter: a tiny block, not W[:, candidates]
-            block = ranker.weights_[history.indices][:, safe[row]]
-            block = block.toarray() if sp.issparse(block) else np.asarray(block)
-            scores[row] = history.data @ block
-    else:
-        scores = np.take_along_axis(ranker.score(users), safe, axis=1)
-    scores = np.asarray(scores, dtype=np.float32)
-    scores[candidates < 0] = -np.inf
-    return scores
+    return ranker.score_candidates(np.asarray(users, dtype=np.int64), candidates)
 
 
 def rerank(ranker, users: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
@@ -325,8 +299,8 @@ def serving_tradeoff(retriever, ranker=None, *, candidate_counts=DEFAULT_CANDIDA
     for timing).
     """
     ranker = ranker or retriever
-    train = retriever.train_
-    if ranker.train_.n_items != train.n_items or ranker.train_.n_users != train.n_users:
+    train = retriever.trained_on
+    if ranker.trained_on.n_items != train.n_items or ranker.trained_on.n_users != train.n_users:
         raise ValueError("The retrieval and ranking models were trained on different data; train both on the "
                          "same dataset and split.")
     index, queries = build_index(retriever, method, seed=seed, **(index_options or {}))
