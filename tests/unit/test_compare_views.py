@@ -9,21 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data import load
-from recsys.data.split import make_split
-from recsys.evaluation import compare, curve, evaluate, stats, tradeoffs
+from recsys.evaluation import compare, curve, stats, tradeoffs
 from recsys.evaluation.sampled import FULL, sampled_label
 from recsys.evaluation.sweep import numeric_params
-from recsys.models import create, get
+from recsys.models import get
+from tests.unit import test_tradeoffs
 
-
-@pytest.fixture(scope="module")
-def sample_runs():
-    """Popularity and item kNN evaluated on the bundled sample's default split."""
-    split = make_split(load("sample"), "random", test_fraction=0.2, seed=42)
-    reports = {key: evaluate(create(key).fit(split.train), split.train, split.test, k=[5, 10], bootstrap=200)
-               for key in ("pop", "item_knn")}
-    return split, reports
+sample_runs = test_tradeoffs.sample_runs  # the same fixture: popularity and item kNN on the sample's default split
 
 
 def spec(run_id: str, model: str, label: str, **params) -> dict:
