@@ -28,19 +28,24 @@ report = runs.result(spec)["report"]
 train = model.train_
 has_users = callable(getattr(model, "user_embeddings", None))
 what = controls[1].radio("Show", ["items", "users"] if has_users else ["items"], key="emb_what", horizontal=True)
+PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 method = controls[2].selectbox("Projection", emb.available_projections(), key="emb_method",
-                               format_func={"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get,
-                               help="PCA is exact and fast; t-SNE / UMAP appear when installed.")
+                               format_func=PROJECTIONS.get,
+                               help="PCA is exact and instant and keeps global distances; t-SNE keeps local "
+                                    f"neighbourhoods (clusters) and fits at most {emb.TSNE_MAX_POINTS:,} points, "
+                                    "the most active first, placing the rest beside their nearest fitted "
+                                    "neighbours.")
 seed = state.split_config().seed
 
 
 @st.cache_data(show_spinner="Projecting…", max_entries=16)
-def projected(vectors: np.ndarray, method: str, seed: int) -> np.ndarray:
-    return emb.project(vectors, method, seed)
+def projected(vectors: np.ndarray, method: str, seed: int, priority: np.ndarray) -> np.ndarray:
+    return emb.project(vectors, method, seed, priority=priority)
 
 
 shown = model.item_embeddings() if what == "items" else model.user_embeddings()
-coords = attempt("Projecting the embeddings", projected, shown, method, seed)
+coords = attempt("Projecting the embeddings", projected, shown, method, seed,
+                 train.item_popularity if what == "items" else train.user_activity)
 vectors = model.item_embeddings()
 
 if what == "items":
@@ -57,7 +62,7 @@ if what == "items":
         table, "genre" if colour == "genre" else "log_popularity",
         "First genre" if colour == "genre" else "log10(interactions + 1)",
         ["title", "genres", "interactions"],
-        f"{name}: item embeddings ({method.upper()}), {len(table):,} items", highlight=highlight,
+        f"{name}: item embeddings ({PROJECTIONS[method]}), {len(table):,} items", highlight=highlight,
         categorical=colour == "genre"), width="stretch")
     left, right = st.columns(2)
     left.subheader("Nearest in the embedding space")
@@ -85,7 +90,7 @@ else:
     st.altair_chart(charts.embedding_map(
         table, "log_activity" if colour == "activity" else "metric",
         "log10(interactions + 1)" if colour == "activity" else "NDCG@10 (test)",
-        ["user_id", "interactions", "metric"], f"{name}: user embeddings ({method.upper()}), {len(table):,} users",
+        ["user_id", "interactions", "metric"], f"{name}: user embeddings ({PROJECTIONS[method]}), {len(table):,} users",
         categorical=False), width="stretch")
     st.caption("Users without test items have no NDCG and are drawn without colour.")
 

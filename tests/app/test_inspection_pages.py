@@ -49,6 +49,10 @@ def test_embeddings_page_draws_the_map_neighbours_and_dimensions(app, what):
         low, high = tables
     assert len(low) == 8 and len(high) == 8
     assert low["value"].max() <= high["value"].min()
+    assert app.selectbox(key="emb_method").options == ["PCA", "t-SNE"]
+    app.selectbox(key="emb_method").set_value("tsne").run(timeout=120)
+    assert_clean(app)
+    assert charts(app) == [titles[0].replace("(PCA)", "(t-SNE)")]
 
 
 def test_graph_page_draws_a_neighbourhood_and_lightgcn_layers(app):

@@ -104,6 +104,42 @@ def test_projection_refuses_what_is_not_installed():
         emb.project(np.eye(5), "no-such-method")
 
 
+def clustered(n=90, dims=8, clusters=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dims)) * 4
+    labels = np.arange(n) % clusters
+    return centres[labels] + rng.normal(size=(n, dims)) * 0.3, labels
+
+
+def test_tsne_is_always_offered_deterministic_and_keeps_clusters_apart():
+    assert emb.available_projections()[:2] == ["pca", "tsne"]
+    vectors, labels = clustered()
+    coords = emb.project(vectors, "tsne", seed=3)
+    assert coords.shape == (90, 2) and np.isfinite(coords).all()
+    np.testing.assert_array_equal(coords, emb.project(vectors, "tsne", seed=3))
+    # each point's nearest neighbour on the map belongs to its own cluster
+    distances = np.linalg.norm(coords[:, None] - coords[None], axis=2) + np.eye(90) * 1e9
+    assert np.mean(labels[distances.argmin(axis=1)] == labels) == 1.0
+
+
+def test_tsne_fits_the_capped_sample_and_places_the_rest_beside_their_neighbours():
+    vectors, _ = clustered(n=120)
+    priority = np.arange(120)[::-1]  # the first points matter most
+    fitted = emb.tsne_points(120, seed=0, priority=priority, cap=50)
+    np.testing.assert_array_equal(fitted, np.arange(50))
+    random_pick = emb.tsne_points(120, seed=0, cap=50)
+    assert len(np.unique(random_pick)) == 50
+    np.testing.assert_array_equal(random_pick, emb.tsne_points(120, seed=0, cap=50))
+    assert not np.array_equal(random_pick, emb.tsne_points(120, seed=1, cap=50))
+    coords = emb.tsne_2d(vectors, seed=0, priority=priority, cap=50, neighbours=4)
+    assert coords.shape == (120, 2)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for point in (50, 77, 119):
+        nearest = np.argsort(-(unit[:50] @ unit[point]))[:4]
+        np.testing.assert_allclose(coords[point], coords[nearest].mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(coords, emb.tsne_2d(vectors, seed=0, priority=priority, cap=50, neighbours=4))
+
+
 def test_dimension_extremes_are_the_sorted_ends(log):
     vectors = np.random.default_rng(2).normal(size=(log.n_items, 3))
     low, high = emb.dimension_extremes(log, vectors, 1, k=4, min_interactions=0)
