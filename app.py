@@ -63,7 +63,8 @@ def sidebar() -> None:
     state.remember_sidebar({"sidebar_dataset": dataset, "sidebar_split": method, "sidebar_test": test,
                             "sidebar_n": n, "sidebar_seed": seed, "sidebar_pos": positives, "sidebar_t": threshold})
     ss["dataset_label"] = dataset
-    ss["split_config"] = state.SplitConfig(method, float(test), int(n), int(seed), positives, float(threshold))
+    ss["split_config"] = state.SplitConfig(method=method, test_fraction=float(test), n=int(n), seed=int(seed),
+                                           positives=positives, threshold=float(threshold))
 
 
 pages = [

@@ -10,33 +10,61 @@ import pandas as pd
 
 from recsys.data import load
 from recsys.data.errors import DataError
-from recsys.data.split import make_split
-from recsys.evaluation import evaluate
-from recsys.models import create, registry
+from recsys.data.split import SPLIT_METHODS, SplitConfig, make_split
+from recsys.experiment import EVAL_K
+from recsys.models import registry
 
 
 def cmd_evaluate(args) -> int:
+    """Train (or find in the experiment store) each model on the split and print its metrics at ``--k``.
+
+    Every run goes through :func:`recsys.experiment.run` into the store the dashboard uses, under the
+    id the Train page gives the same settings, so neither retrains what the other trained."""
+    from recsys import experiment
+    from recsys.store import ExperimentStore
+
     ds = load(args.data)
-    split = make_split(ds, args.split, test_fraction=args.test_fraction, seed=args.seed, n=args.n)
+    source = _source_of(args.data, ds)
+    config = SplitConfig(method=args.split, test_fraction=args.test_fraction, n=args.n, seed=args.seed)
+    split = make_split(ds, config)
+    store = ExperimentStore(args.store)
+    store.register_dataset(ds, source)
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
     rows = []
     for key in keys:
-        model = create(key).fit(split.train)
-        report = evaluate(model, split.train, split.test, k=[args.k], bootstrap=0, sampled_negatives=args.sampled)
-        row = {"model": key, "fit_s": round(model.fit_seconds_, 3)}
+        spec = experiment.RunSpec.make(ds, config, key)  # the sample and server files: shared runs
+        result = experiment.run(spec, split, store=store, load=bool(args.sampled))
+        report = result.report
+        row = {"model": key, "run_id": result.run_id, "stored": "reused" if result.reused else "trained",
+               "fit_s": round(float(result.record.timings.get("fit_seconds", 0.0)), 3)}
+        if args.sampled:
+            if result.model is None:
+                raise DataError(f"The stored run {result.run_id} of {key} has no model to rank sampled items with; "
+                                f"delete it ('python -m recsys runs delete {result.run_id}') and train it again.")
+            report = experiment.evaluate_model(result.model, split.train, split.test, k=[args.k], bootstrap=0,
+                                               sampled_negatives=args.sampled)
         for name in ("ndcg", "recall", "precision", "map", "mrr", "hit", "novelty"):
             row[f"{name}@{args.k}"] = report.means[f"{name}@{args.k}"]
         row[f"coverage@{args.k}"] = report.list_level[f"coverage@{args.k}"]
         if report.rmse is not None:
             row["rmse"] = report.rmse
         rows.append(row)
-    print(f"{ds.name}: {split.method} split, {split.train.n_interactions} train / {split.test.n_interactions} test")
+    print(f"{ds.name}: {split.method} split, {split.train.n_interactions} train / {split.test.n_interactions} test; "
+          f"runs in {store.root}")
     if args.sampled:
         print(f"SAMPLED protocol: each test item ranked against {args.sampled} unseen items, not the whole catalogue; "
               "these numbers are inflated and can order models differently from full ranking.")
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         print(pd.DataFrame(rows).to_string(index=False))
     return 0
+
+
+def _source_of(data: str, ds) -> dict:
+    """The store's descriptor of the data the command loaded: the bundled sample or a file on this disk
+    (both shared runs, as on the dashboard)."""
+    if data == "sample":
+        return {"kind": "sample", "label": ds.name}
+    return {"kind": "path", "path": str(Path(data).expanduser().resolve()), "label": ds.name}
 
 
 def cmd_bench(args) -> int:
@@ -110,11 +138,13 @@ def parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="train models on a dataset and print the metrics table")
     ev.add_argument("--data", default="sample", help="'sample', a MovieLens folder/.zip or a CSV/TSV/Parquet file")
     ev.add_argument("--models", default="pop,item_knn", help=f"comma-separated keys from: {', '.join(sorted(registry))}")
-    ev.add_argument("--split", default="random", choices=["random", "temporal", "leave_last"])
+    ev.add_argument("--split", default="random", choices=SPLIT_METHODS)
     ev.add_argument("--test-fraction", type=float, default=0.2)
     ev.add_argument("--n", type=int, default=1, help="items per user held out by leave_last")
     ev.add_argument("--seed", type=int, default=42)
-    ev.add_argument("--k", type=int, default=10)
+    ev.add_argument("--k", type=int, default=10, choices=EVAL_K, help="the list length the table shows")
+    ev.add_argument("--store", default=None,
+                    help="the experiment store folder the runs go to (default: $RECSYS_HOME/store, the dashboard's)")
     ev.add_argument("--sampled", type=int, default=None, metavar="N",
                     help="rank each test item against N sampled unseen items (the sampled protocol of many papers) "
                          "instead of the whole catalogue, to compare with full ranking")

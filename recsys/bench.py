@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys import experiment
 from recsys.data import load
 from recsys.data.errors import DataError
-from recsys.data.split import leave_last_out, random_holdout
-from recsys.evaluation import evaluate
+from recsys.data.split import SplitConfig, make_split, random_holdout
 from recsys.models import create, registry
 
 PROTOCOLS = {
@@ -90,18 +90,16 @@ def _rss_peak_kb() -> float:
 
 def bench_model(key: str, train, test, dataset_name: str, protocol: str = "random",
                 score_repeats: int = 3) -> BenchRow:
-    model = create(key)
+    """Default parameters, fitted and evaluated by the run pipeline's own steps (no bootstrap, not stored)."""
     with PeakMemory() as memory:
-        start = time.perf_counter()
-        model.fit(train)
-        fit_seconds = time.perf_counter() - start
+        model, fit_seconds = experiment.fit_model(key, experiment.normalise_params(key), train)
         users = np.arange(train.n_users)
         score_times = []
         for _ in range(score_repeats):  # the minimum of a few runs is the honest scoring cost
             start = time.perf_counter()
             model.score(users)
             score_times.append(time.perf_counter() - start)
-    report = evaluate(model, train, test, k=[10, 20], bootstrap=0)
+    report = experiment.evaluate_model(model, train, test, k=(10, 20), bootstrap=0)
     return BenchRow(
         dataset=dataset_name,
         protocol=protocol,
@@ -169,9 +167,15 @@ def run(paths: list[Path], models: list[str] | None = None, seed: int = 42, log=
 
 
 def _split(ds, protocol: str, seed: int):
+    split = make_split(ds, protocol_config(protocol, seed))
+    return split.train, split.test
+
+
+def protocol_config(protocol: str, seed: int) -> SplitConfig:
+    """The split a protocol names: random 80/20 per user with ``seed``, or the last interaction of each user."""
     if protocol == "leave_last":
-        return leave_last_out(ds, n=1)
-    return random_holdout(ds, 0.2, seed)
+        return SplitConfig(method="leave_last", n=1, seed=seed)
+    return SplitConfig(method="random", test_fraction=0.2, seed=seed)
 
 
 NOTES = """## Notes
@@ -226,18 +230,18 @@ def store_reuse(path: Path, model: str = "ease", seed: int = 42, store_root: Pat
     """
     import tempfile
 
-    from recsys.store import ExperimentStore, train_or_reuse
+    from recsys.store import ExperimentStore
 
     ds = load(path)
     source = {"kind": "path", "path": str(path), "label": ds.name}
-    split = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": seed, "positives": "all", "threshold": 4.0}
+    spec = experiment.RunSpec.make(ds, protocol_config("random", seed), model)
     with tempfile.TemporaryDirectory() as tmp:
         store = ExperimentStore(store_root or Path(tmp) / "store")
         start = time.perf_counter()
-        first = train_or_reuse(store, ds, source, split, model)
+        first = experiment.run(spec, ds, store=store, source=source)
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        second = train_or_reuse(store, ds, source, split, model)
+        second = experiment.run(spec, ds, store=store, source=source)
         reuse_seconds = time.perf_counter() - start
     if not second.reused or first.record.run_id != second.record.run_id:
         raise RuntimeError("the second request trained again instead of reusing the stored run")

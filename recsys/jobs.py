@@ -22,8 +22,6 @@ Nothing here imports Streamlit; ``ui.jobs`` keeps the process-wide board and the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -31,13 +29,13 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from statistics import fmean
 
+from recsys import experiment
 from recsys.data.errors import DataError
-from recsys.evaluation import evaluate
-from recsys.models import create
+from recsys.data.split import SplitConfig
+from recsys.experiment import stopped_run_id  # noqa: F401  (the queue's id for a kept stopped fit)
 from recsys.models.base import FitCancelled, StopTraining
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
-EVAL_K = (1, 5, 10, 20, 50)
 # Jobs of several people run side by side with the page renders in one process: torch's
 # busy-waiting worker threads, one per core each, then fight over the cores (on two shared
 # cores NeuMF took 692 s instead of 48 s). One thread per job keeps every job moving.
@@ -52,17 +50,13 @@ class JobRefused(DataError):
     """The queue cannot take or change a job; the message says why and what to do instead."""
 
 
-def stopped_run_id(run_id: str, owner: str) -> str:
-    """The id under which a run stopped early by ``owner`` is stored: never the canonical one."""
-    return hashlib.sha256(json.dumps([run_id, "stopped", owner]).encode()).hexdigest()[:len(run_id)]
-
-
 @dataclass(eq=False)
 class Job:
     """One training: its spec, where it is stored, who waits for it, its progress and outcome.
 
     ``target`` is what the worker needs to store the run: ``{"store", "owner", "fingerprint",
-    "split", "models", "reports"}`` (``models`` and ``reports`` are caches with ``put``, or None).
+    "split", "models", "reports"}`` (``split`` a SplitConfig or its dict; ``models`` and ``reports``
+    are caches with ``put``, or None).
     """
 
     spec: dict
@@ -116,75 +110,55 @@ class Job:
 
 
 # ---------------------------------------------------------------------- one training, start to store
-def fit_and_evaluate(spec: dict, split, progress=None) -> dict:
-    """Fit the run's model on ``split`` and evaluate it on the test part."""
-    model = create(spec["model"], **spec["params"])
-    start = time.perf_counter()
-    model.fit(split.train, valid=split.valid, progress=progress)
-    fit_seconds = time.perf_counter() - start
-    report = evaluate(model, split.train, split.test, k=list(EVAL_K), bootstrap=500)
-    return {"spec": spec, "model": model, "report": report, "fit_seconds": fit_seconds, "history": list(model.history_),
-            "stopped_early": bool(getattr(model, "stopped_early_", False))}
-
-
-def begin_stored(spec: dict, target: dict, *, owner: str | None = None, name: str | None = None) -> None:
-    """Mark the run ``running`` in the store."""
-    target["store"].begin(run_id=spec["run_id"], owner=owner or target["owner"], model=spec["model"],
-                          label=spec["label"], params=spec["params"], dataset=target["fingerprint"],
-                          split=target["split"], name=name)
-
-
-def store_finished(spec: dict, entry: dict, target: dict) -> None:
-    """Write a finished run into the store and keep its model and report loaded for this process."""
-    record = target["store"].complete(
-        spec["run_id"], model=entry["model"], report=entry["report"],
-        timings={"fit_seconds": entry["fit_seconds"], "score_seconds": entry["report"].score_seconds,
-                 "eval_seconds": entry["report"].total_seconds},
-        extra={"history": entry["history"], "stopped_early": entry["stopped_early"]})
-    key = (str(target["store"].root), record.run_id, record.created_at)
-    for cache, value in ((target.get("models"), entry["model"]), (target.get("reports"), entry["report"])):
-        if cache is not None:
-            cache.put(key, value)
+def run_spec_of(job: Job) -> experiment.RunSpec:
+    """The job's :class:`recsys.experiment.RunSpec`, rebuilt from its spec and storage target; its id must be
+    the one the job was queued (and is joined) under."""
+    spec, target = job.spec, job.target
+    made = experiment.RunSpec(target["fingerprint"], SplitConfig.coerce(target["split"]), spec["model"],
+                              experiment.normalise_params(spec["model"], spec["params"]),
+                              SplitConfig.coerce(target["split"]).seed, target["owner"])
+    if made.run_id != spec["run_id"]:
+        raise DataError(f"The training of {spec['label']} names run {spec['run_id']}, but its settings make run "
+                        f"{made.run_id}; queue it again from the Train page.")
+    return made
 
 
 def train_and_store(job: Job) -> None:
-    """Train, then store: the run is ``running`` in the store from the start, ``done`` once its files
-    are written, ``failed`` with the reason; a cancelled run is removed from the store. A fit stopped
-    on request is stored under :func:`stopped_run_id` as the stopper's private run."""
+    """Train, then store, through :func:`recsys.experiment.run` (never a reuse: the page asked because the
+    run is not stored). The run is ``running`` in the store from the start, ``done`` once its files are
+    written, ``failed`` with the reason; a cancelled run is removed from the store. A fit stopped on
+    request is stored under :func:`stopped_run_id` as the stopper's private run."""
     spec, target = job.spec, job.target
-    store = target["store"]
+
+    def phase(name: str) -> None:
+        if name == "saving":
+            job.phase = name
+
+    def keep_stopped() -> experiment.KeepAs | None:
+        if job.stopped_at is None or job.stopper is None:
+            return None
+        return experiment.KeepAs(job.stopper, f"{spec['label']} (stopped after epoch {job.stopped_at})")
+
     try:
-        begin_stored(spec, target)
-        entry = fit_and_evaluate(spec, job.split, job.progress)
-        job.phase = "saving"
-        if job.stopped_at is not None and job.stopper is not None:
-            _quietly(store.discard, spec["run_id"])  # the canonical id means "trained to the end"
-            stopped = {**spec, "run_id": stopped_run_id(spec["run_id"], job.stopper)}
-            begin_stored(stopped, target, owner=job.stopper,
-                         name=f"{spec['label']} (stopped after epoch {job.stopped_at})")
-            store_finished(stopped, entry, target)
-            entry["spec"] = stopped
-        else:
-            store_finished(spec, entry, target)
-        job.entry, job.status = entry, DONE
+        result = experiment.run(run_spec_of(job), job.split, store=target["store"], progress=job.progress,
+                                phase=phase, reuse=False, keep_stopped=keep_stopped)
+        kept = {**spec, "run_id": result.run_id}
+        key = (str(target["store"].root), result.record.run_id, result.record.created_at)
+        for cache, value in ((target.get("models"), result.model), (target.get("reports"), result.report)):
+            if cache is not None:
+                cache.put(key, value)
+        job.entry = {"spec": kept, "model": result.model, "report": result.report,
+                     "fit_seconds": float(result.record.timings["fit_seconds"]),
+                     "history": list(result.record.extra["history"]),
+                     "stopped_early": bool(result.record.extra["stopped_early"])}
+        job.status = DONE
     except FitCancelled:
-        _quietly(store.discard, spec["run_id"])
-        job.status = CANCELLED
+        job.status = CANCELLED  # experiment.run removed the run
     except DataError as exc:  # StoreError included: its message says what to fix
         job.error, job.status = str(exc), FAILED
-        _quietly(store.fail, spec["run_id"], job.error)
     except Exception as exc:  # a worker must always end in a state the page can show
         log.exception("training %s failed", spec.get("model"))
-        job.error, job.status = f"{type(exc).__name__}: {exc}", FAILED
-        _quietly(store.fail, spec["run_id"], job.error)
-
-
-def _quietly(action, *args) -> None:
-    """Record an outcome in the store; a store that fails here must not hide the job's own outcome."""
-    try:
-        action(*args)
-    except Exception:
-        log.exception("updating the experiment store failed")
+        job.error, job.status = experiment.failure_text(exc), FAILED
 
 
 def recent_seconds(store, model_key: str, dataset: str | None = None) -> float | None:

@@ -42,8 +42,8 @@ import numpy as np
 
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
-from recsys.data.split import Split, make_split
-from recsys.evaluation.evaluator import Report
+from recsys.data.split import Split, SplitConfig, make_split
+from recsys.evaluation.report_io import REPORT_JSON, REPORT_NPZ, Report, load_report, report_metrics, save_report
 from recsys.models.persist import ArtifactError, atomic_write, load_model, read_header, save_model
 
 SCHEMA_VERSION = 1
@@ -52,7 +52,6 @@ BUNDLE_SCHEMA_VERSION = 1
 SHARED = "shared"
 STATUSES = ("running", "done", "failed", "interrupted")
 DB_FILE = "store.sqlite"
-REPORT_JSON, REPORT_NPZ = "report.json", "report.npz"
 MODEL_FILES = ("model.json", "arrays.npz", "modules.pt")
 _RUN_ID_LENGTH = 16
 # identifies this process in "running" rows: a row whose process is gone reads as interrupted
@@ -106,12 +105,12 @@ def default_root() -> Path:
 
 
 # ---------------------------------------------------------------------- identities
-def canonical_split(config: dict) -> str:
+def canonical_split(config: SplitConfig | dict) -> str:
     """The split config as canonical JSON (the form stored and compared)."""
-    return json.dumps(config, sort_keys=True)
+    return json.dumps(config.to_dict() if isinstance(config, SplitConfig) else config, sort_keys=True)
 
 
-def run_id_for(fingerprint: str, split: dict, model: str, params: dict, seed: int, owner: str = SHARED) -> str:
+def run_id_for(fingerprint: str, split: SplitConfig | dict, model: str, params: dict, seed: int, owner: str = SHARED) -> str:
     """Hash of what determines a run; a private owner is part of it so scopes never collide."""
     key = [fingerprint, json.loads(canonical_split(split)), model, params, int(seed)]
     if owner != SHARED:
@@ -130,18 +129,15 @@ def owner_scope(source: dict, session_owner: str, uploads_dir: str | Path | None
     return SHARED
 
 
-def with_positives(ds: Dataset, config: dict) -> Dataset:
+def with_positives(ds: Dataset, config: SplitConfig | dict) -> Dataset:
     """Read explicit ratings at or above the threshold as the positives when the config says so."""
-    if config.get("positives") == "threshold" and ds.feedback == "explicit":
-        return ds.with_feedback("explicit", float(config.get("threshold", 4.0)))
-    return ds
+    return SplitConfig.coerce(config).with_positives(ds)
 
 
-def split_dataset(ds: Dataset, config: dict) -> Split:
-    """The split a run was trained on, re-made deterministically from the dataset and its config."""
-    return make_split(with_positives(ds, config), config.get("method", "random"),
-                      test_fraction=float(config.get("test_fraction", 0.2)), seed=int(config.get("seed", 42)),
-                      n=int(config.get("n", 1)), validation=bool(config.get("validation", False)))
+def split_dataset(ds: Dataset, config: SplitConfig | dict) -> Split:
+    """The split a run was trained on, re-made deterministically from the dataset and its config (a
+    stored run's dict is read through :meth:`SplitConfig.from_dict`)."""
+    return make_split(ds, SplitConfig.coerce(config))
 
 
 def data_card(ds: Dataset, source: dict) -> dict:
@@ -174,59 +170,6 @@ class RunRecord:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# ---------------------------------------------------------------------- reports
-def save_report(report: Report, folder: Path) -> None:
-    """The report as JSON (scalars, means, intervals) and an npz (every per-user array)."""
-    arrays = {"users": report.users, "recommended": report.recommended, "hits": report.hits,
-              "n_relevant": report.n_relevant, "gains": report.gains, "ideal_gains": report.ideal_gains}
-    arrays.update({f"per_user/{name}": values for name, values in report.per_user.items()})
-    header = {"k": list(report.k), "means": report.means, "ci": {k: list(v) for k, v in report.ci.items()},
-              "list_level": report.list_level, "per_user": list(report.per_user), "n_items": report.n_items,
-              "n_skipped_users": report.n_skipped_users, "score_seconds": report.score_seconds,
-              "total_seconds": report.total_seconds, "rmse": report.rmse, "mae": report.mae,
-              "n_rated": report.n_rated, "model": report.model, "extra": report.extra}
-    atomic_write(folder / REPORT_JSON, lambda f: f.write(json.dumps(header).encode()))
-    atomic_write(folder / REPORT_NPZ, lambda f: np.savez(f, **arrays))
-
-
-def load_report(folder: Path) -> Report:
-    """A report saved by :func:`save_report`; damaged or foreign files raise ArtifactError."""
-    try:
-        header = json.loads((folder / REPORT_JSON).read_text())
-        with np.load(folder / REPORT_NPZ, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except FileNotFoundError as exc:
-        raise ArtifactError(f"{Path(exc.filename).name} is missing; the run's evaluation is incomplete.") from None
-    except (ValueError, OSError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-        raise ArtifactError(f"the evaluation files are damaged or not this program's ({type(exc).__name__}).") from None
-    try:
-        return Report(
-            k=[int(k) for k in header["k"]], users=arrays["users"],
-            per_user={name: arrays[f"per_user/{name}"] for name in header["per_user"]},
-            means={k: float(v) for k, v in header["means"].items()},
-            ci={k: (float(v[0]), float(v[1])) for k, v in header["ci"].items()},
-            list_level={k: float(v) for k, v in header["list_level"].items()},
-            recommended=arrays["recommended"], hits=arrays["hits"], n_relevant=arrays["n_relevant"],
-            gains=arrays["gains"], ideal_gains=arrays["ideal_gains"], n_items=int(header["n_items"]),
-            n_skipped_users=int(header["n_skipped_users"]), score_seconds=float(header["score_seconds"]),
-            total_seconds=float(header["total_seconds"]), rmse=header["rmse"], mae=header["mae"],
-            n_rated=int(header["n_rated"]), model=str(header["model"]), extra=dict(header.get("extra") or {}),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ArtifactError(f"{REPORT_JSON} lacks or garbles the entry {exc}; it is not this program's file.") from None
-
-
-def report_metrics(report: Report) -> dict:
-    """The flat metric row kept in the database (tables and the CLI read it without the arrays)."""
-    row = dict(report.means)
-    row.update(report.list_level)
-    row.update({f"{name} ci": list(ci) for name, ci in report.ci.items()})
-    if report.rmse is not None:
-        row.update({"rmse": report.rmse, "mae": report.mae})
-    row["n_users"] = int(len(report.users))
-    return row
 
 
 # ---------------------------------------------------------------------- the store
@@ -342,9 +285,11 @@ class ExperimentStore:
         return None
 
     # ------------------------------------------------------------------ run lifecycle
-    def begin(self, *, run_id: str, owner: str, model: str, label: str, params: dict, dataset: str, split: dict,
-              name: str | None = None) -> None:
+    def begin(self, *, run_id: str, owner: str, model: str, label: str, params: dict, dataset: str,
+              split: SplitConfig | dict, name: str | None = None) -> None:
         """Record a run as ``running`` by this process (replacing a failed or interrupted row of the same id)."""
+        if isinstance(split, SplitConfig):
+            split = split.to_dict()
         with _ACTIVE_LOCK:
             _ACTIVE.add(run_id)
         with self._connect() as db:
@@ -970,57 +915,15 @@ def _still_running(values: dict) -> bool:
 
 
 # ---------------------------------------------------------------------- training through the store
-@dataclasses.dataclass
-class StoredRun:
-    """What :func:`train_or_reuse` returns."""
-
-    record: RunRecord
-    report: Report
-    model: object | None
-    reused: bool
-
-
-def train_or_reuse(store: ExperimentStore, dataset: Dataset, source: dict, split: dict, model_key: str,
+def train_or_reuse(store: ExperimentStore, dataset: Dataset, source: dict, split: SplitConfig | dict, model_key: str,
                    params: dict | None = None, *, owner: str = SHARED, name: str | None = None,
-                   progress: Callable | None = None, load: bool = True, bootstrap: int = 500,
-                   k: Iterable[int] = (1, 5, 10, 20, 50)) -> StoredRun:
-    """The finished run of this configuration from the store, or train, evaluate and store it now."""
-    from recsys.evaluation import evaluate
-    from recsys.models import create, get
+                   progress: Callable | None = None, load: bool = True):
+    """The finished run of this configuration from the store, or train, evaluate and store it now:
+    :func:`recsys.experiment.run` for callers that hold the pieces rather than a RunSpec."""
+    from recsys import experiment  # experiment builds on this module
 
-    params = create(model_key, **(params or {})).get_params()
-    fingerprint = store.register_dataset(dataset, source)
-    run_id = run_id_for(fingerprint, split, model_key, params, int(split.get("seed", 0)), owner)
-    parts = None
-    record = store.find_done(run_id, owner)
-    if record is not None:
-        try:
-            report = store.load_report(run_id)
-            model = None
-            if load and record.has_model:
-                parts = split_dataset(dataset, split)
-                model = store.load_model(run_id, parts.train)
-            return StoredRun(record, report, model, reused=True)
-        except StoreError:
-            pass  # its files are damaged: a half-stored run is trained again and replaced
-    parts = parts or split_dataset(dataset, split)
-    store.begin(run_id=run_id, owner=owner, model=model_key, label=get(model_key).label, params=params,
-                dataset=fingerprint, split=split, name=name)
-    try:
-        model = create(model_key, **params)
-        start = time.perf_counter()
-        model.fit(parts.train, valid=parts.valid, progress=progress)
-        fit_seconds = time.perf_counter() - start
-        report = evaluate(model, parts.train, parts.test, k=list(k), bootstrap=bootstrap)
-    except Exception as exc:
-        store.fail(run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    record = store.complete(run_id, model=model, report=report,
-                            timings={"fit_seconds": fit_seconds, "score_seconds": report.score_seconds,
-                                     "eval_seconds": report.total_seconds},
-                            extra={"history": model.history_, "stopped_early": bool(getattr(model, "stopped_early_",
-                                                                                            False))})
-    return StoredRun(record, report, model, reused=False)
+    spec = experiment.RunSpec.make(dataset, split, model_key, params, owner=owner)
+    return experiment.run(spec, dataset, store=store, source=source, name=name, progress=progress, load=load)
 
 
 # ---------------------------------------------------------------------- listing for people

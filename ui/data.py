@@ -8,7 +8,6 @@ handed out.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import streamlit as st
@@ -119,14 +118,10 @@ def load_source(descriptor: dict) -> Dataset:
     return _load(_checked(descriptor))
 
 
-def with_positives(ds: Dataset, config: state.SplitConfig) -> Dataset:
-    return store.with_positives(ds, asdict(config))
-
-
 @st.cache_resource(show_spinner="Splitting…", max_entries=32)
 def _split(descriptor_items: tuple, config: state.SplitConfig) -> Split:
     # the same function the experiment store uses to re-make a run's split, so both agree
-    return store.split_dataset(_load(descriptor_items), asdict(config))
+    return store.split_dataset(_load(descriptor_items), config)
 
 
 def split_of(source: dict, config: state.SplitConfig) -> Split:

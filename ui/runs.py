@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import asdict
 
 import streamlit as st
 
-from recsys import jobs
-from recsys.models import create, get, registry
-from recsys.store import SHARED, ExperimentStore, RunRecord, StoreError, owner_scope, run_id_for
+from recsys.experiment import EVAL_K, RunSpec  # noqa: F401  (the pages' K choices are read from here)
+from recsys.models import registry
+from recsys.store import ExperimentStore, RunRecord, StoreError, owner_scope
 from ui import data, identity, state
 from ui.errors import attempt
 
-EVAL_K = jobs.EVAL_K
 MODEL_CACHE_SIZE = 16
 REPORT_CACHE_SIZE = 256
 
@@ -88,24 +86,19 @@ def shared_source(label: str) -> dict | None:
     return store().shared_source(label, data.data_home() / "uploads")
 
 
-def split_dict(config: state.SplitConfig) -> dict:
-    return asdict(config)
-
-
 # ---------------------------------------------------------------------- specs
 def run_spec(model_key: str, params: dict) -> dict:
-    """The spec of training ``model_key`` with ``params`` on the current dataset and split."""
+    """The spec of training ``model_key`` with ``params`` on the current dataset and split: the page's
+    dict form of a :class:`recsys.experiment.RunSpec` (every parameter typed: equal settings, equal id)."""
     source = state.current_source()
-    config = state.split_config()
-    params = create(model_key, **params).get_params()  # every parameter, typed: equal settings, equal id
-    fingerprint = data.current_dataset().fingerprint
+    spec = RunSpec.make(data.current_dataset(), state.split_config(), model_key, params, owner=owner_for(source))
     return {
-        "model": model_key,
-        "label": get(model_key).label,
-        "params": params,
+        "model": spec.model,
+        "label": spec.label,
+        "params": spec.params,
         "dataset": source["label"],
-        "split": config.key(),
-        "run_id": run_id_for(fingerprint, split_dict(config), model_key, params, config.seed, owner_for(source)),
+        "split": spec.split.key(),
+        "run_id": spec.run_id,
     }
 
 
@@ -116,7 +109,7 @@ def _spec_of(record: RunRecord, dataset_label: str) -> dict:
         "label": record.label,
         "params": record.params,
         "dataset": dataset_label,
-        "split": state.SplitConfig(**record.split).key(),
+        "split": state.SplitConfig.from_dict(record.split).key(),
         "run_id": record.run_id,
     }
 
@@ -128,12 +121,7 @@ def storage_target(spec: dict) -> dict:
     st_store = store()
     st_store.register_dataset(ds, source, source["label"])
     return {"store": st_store, "owner": owner_for(source), "fingerprint": ds.fingerprint,
-            "split": split_dict(state.split_config()), "models": _models(), "reports": _reports()}
-
-
-# ---------------------------------------------------------------------- training
-# the worker's steps live in recsys.jobs (no Streamlit); these names stay for callers of this module
-fit_and_evaluate, begin_stored, store_finished = jobs.fit_and_evaluate, jobs.begin_stored, jobs.store_finished
+            "split": state.split_config(), "models": _models(), "reports": _reports()}
 
 
 # ---------------------------------------------------------------------- finished runs
@@ -178,7 +166,7 @@ def _model(spec: dict, record: RunRecord, key: tuple):
         st.error(f"The dataset {spec['dataset']!r} of {record.name} is not loaded in this session; load it on the "
                  "Data page to use this model.")
         st.stop()
-    split = attempt("Re-making the run's split", data.split_of, source, state.SplitConfig(**record.split))
+    split = attempt("Re-making the run's split", data.split_of, source, state.SplitConfig.from_dict(record.split))
     model = attempt(f"Loading the model of {record.name}", store().load_model, record.run_id, split.train)
     _models().put(key, model)
     return model
@@ -214,7 +202,7 @@ def lookup(run_id: str) -> dict | None:
 def visible_records() -> list[RunRecord]:
     """Every finished run this session may see on the current dataset and split, oldest first."""
     fingerprint = attempt("Loading the dataset", data.current_dataset).fingerprint
-    return store().list(owner=owner_token(), dataset=fingerprint, split=split_dict(state.split_config()),
+    return store().list(owner=owner_token(), dataset=fingerprint, split=state.split_config(),
                         status="done")
 
 
@@ -227,13 +215,15 @@ def visible_runs() -> list[dict]:
 
 def trained_here(capability: str | None = None) -> dict[str, dict]:
     """{display name: spec} of the finished runs with a stored model on the current dataset and split,
-    optionally only those whose model has ``capability`` (a method name such as "item_embeddings")."""
+    optionally only those whose model has ``capability`` (a ``recsys.models.capabilities`` name such as
+    "item_embeddings")."""
+    from recsys.models.capabilities import has
     label = state.current_source()["label"]
     found = {}
     for record in visible_records():
         cls = registry.get(record.model)
         # a run imported without its model has numbers but nothing to inspect
-        if cls is None or not record.has_model or (capability and not callable(getattr(cls, capability, None))):
+        if cls is None or not record.has_model or (capability and not has(cls, capability)):
             continue
         name = record.label if record.name == record.label else record.name
         if name in found:  # the same model twice: tell the runs apart by their parameters
@@ -241,7 +231,3 @@ def trained_here(capability: str | None = None) -> dict[str, dict]:
         found[name] = _spec_of(record, label)
     return found
 
-
-def is_shared(spec: dict) -> bool:
-    record = _visible_record(spec["run_id"])
-    return record is not None and record.owner == SHARED

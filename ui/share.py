@@ -12,11 +12,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from recsys.data.split import POSITIVES, SPLIT_METHODS  # the one list of names, in the backend
 from ui import runs, state
 from ui.text import md_escape
 
-SPLIT_METHODS = ("random", "temporal", "leave_last")
-POSITIVES = ("all", "threshold")
 # query parameter -> (SplitConfig field, sidebar widget key)
 SPLIT_PARAMS = {"split": ("method", "sidebar_split"), "test": ("test_fraction", "sidebar_test"),
                 "n": ("n", "sidebar_n"), "seed": ("seed", "sidebar_seed"), "pos": ("positives", "sidebar_pos"),

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import streamlit as st
 
+from recsys.data.split import SplitConfig  # the backend's type; pages read it as ui.state.SplitConfig
 from ui import identity
 
 SAMPLE = {"kind": "sample", "label": "Sample catalogue (synthetic)"}
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    method: str = "random"
-    test_fraction: float = 0.2
-    n: int = 1
-    seed: int = 42
-    positives: str = "all"  # "all" | "threshold"
-    threshold: float = 4.0
-
-    def key(self) -> tuple:
-        return tuple(asdict(self).values())
 
 
 def init() -> None:
@@ -98,10 +84,6 @@ def runs() -> list[dict]:
 def add_run(spec: dict) -> None:
     if spec not in st.session_state["runs"]:
         st.session_state["runs"].append(spec)
-
-
-def remove_run(spec: dict) -> None:
-    st.session_state["runs"] = [r for r in st.session_state["runs"] if r != spec]
 
 
 def add_train_message(kind: str, text: str) -> None:

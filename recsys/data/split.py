@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -11,6 +12,65 @@ from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
 
 SplitMethod = Literal["random", "temporal", "leave_last"]
+# the one list of split method names: the sidebar, the CLI and the config's check read it
+SPLIT_METHODS: tuple[str, ...] = ("random", "temporal", "leave_last")
+POSITIVES = ("all", "threshold")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How a run's data is split and which interactions count as positives.
+
+    ``validation`` carves a validation part out of train; it is written into :meth:`to_dict` only when
+    on, so the dict (and so the id) of every run stored before the field existed stays the same.
+    """
+
+    method: str = "random"
+    test_fraction: float = 0.2
+    n: int = 1
+    seed: int = 42
+    positives: str = "all"  # "all" | "threshold": explicit ratings at or above ``threshold`` only
+    threshold: float = 4.0
+    validation: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in SPLIT_METHODS:
+            raise DataError(f"Unknown split {self.method!r}; choose one of {', '.join(SPLIT_METHODS)}.")
+        if self.positives not in POSITIVES:
+            raise DataError(f"Unknown positives {self.positives!r}; choose one of {', '.join(POSITIVES)}.")
+        for name, kind in (("test_fraction", float), ("n", int), ("seed", int), ("threshold", float),
+                           ("validation", bool)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    def key(self) -> tuple:
+        """The config as a hashable tuple (what the pages keep in their specs)."""
+        return tuple(self.to_dict().values())
+
+    def to_dict(self) -> dict:
+        """The form stored with a run and hashed into its id."""
+        values = asdict(self)
+        if not values["validation"]:
+            del values["validation"]
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> SplitConfig:
+        """A config from a stored run's dict (missing fields take their defaults; unknown ones are refused)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise DataError(f"A split config has unknown field(s) {unknown}; it takes {sorted(known)}.")
+        return cls(**dict(values))
+
+    @classmethod
+    def coerce(cls, config: SplitConfig | Mapping) -> SplitConfig:
+        return config if isinstance(config, cls) else cls.from_dict(config)
+
+    def with_positives(self, ds: Dataset) -> Dataset:
+        """``ds`` with explicit ratings at or above the threshold read as the positives, when the config says so."""
+        if self.positives == "threshold" and ds.feedback == "explicit":
+            return ds.with_feedback("explicit", self.threshold)
+        return ds
 
 
 @dataclass(frozen=True)
@@ -127,14 +187,21 @@ def leave_last_out(ds: Dataset, n: int = 1, valid: bool = False):
 
 def make_split(
     ds: Dataset,
-    method: SplitMethod = "random",
+    method: SplitMethod | SplitConfig = "random",
     *,
     test_fraction: float = 0.2,
     seed: int = 42,
     n: int = 1,
     validation: bool = False,
 ) -> Split:
-    """One entry point for the UI and CLI: returns a :class:`Split` with an optional valid part."""
+    """One entry point for the UI and CLI: returns a :class:`Split` with an optional valid part.
+
+    Given a :class:`SplitConfig`, the whole config applies (its positives included) and the
+    keyword arguments are not used: the split a run was trained on, re-made from its config."""
+    if isinstance(method, SplitConfig):
+        config = method
+        return make_split(config.with_positives(ds), config.method, test_fraction=config.test_fraction,
+                          seed=config.seed, n=config.n, validation=config.validation)
     if method == "random":
         parts = random_holdout(ds, test_fraction, seed, valid_fraction=0.1 if validation else 0.0)
         config = (test_fraction, seed, validation)
@@ -145,7 +212,7 @@ def make_split(
         parts = leave_last_out(ds, n, valid=validation)
         config = (n, validation)
     else:
-        raise DataError(f"Unknown split {method!r}; choose random, temporal or leave_last.")
+        raise DataError(f"Unknown split {method!r}; choose one of {', '.join(SPLIT_METHODS)}.")
     if len(parts) == 3:
         train, valid, test = parts
     else:

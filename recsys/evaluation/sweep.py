@@ -14,8 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from recsys import experiment
 from recsys.data.split import Split, random_holdout
-from recsys.evaluation.evaluator import evaluate
 from recsys.evaluation.metrics import RANKING_METRICS
 from recsys.models.base import FitCancelled, describe_params
 from recsys.models.registry import get
@@ -125,12 +125,12 @@ def sweep(model_key: str, param: str, values, split: Split, metric: str = "ndcg@
     for step, value in enumerate(values):
         value = int(value) if meta["type"] == "int" else float(value)
         _report(progress, step, len(values), {"value": value})
-        model = get(model_key)(**{**fixed, param: value})
-        model.fit(fit_on, valid=valid, progress=_per_epoch(progress, step, len(values), value))
-        valid_report = evaluate(model, fit_on, valid, k=[k], bootstrap=0)
-        test_report = evaluate(model, split.train, split.test, k=[k], bootstrap=0)
+        model, fit_seconds = experiment.fit_model(model_key, {**fixed, param: value}, fit_on, valid=valid,
+                                                  progress=_per_epoch(progress, step, len(values), value))
+        valid_report = experiment.evaluate_model(model, fit_on, valid, k=[k], bootstrap=0)
+        test_report = experiment.evaluate_model(model, split.train, split.test, k=[k], bootstrap=0)
         rows.append({"value": value, "valid": valid_report.means[metric], "test": test_report.means[metric],
-                     "loss": _final_loss(model.history_), "fit_seconds": model.fit_seconds_})
+                     "loss": _final_loss(model.history_), "fit_seconds": fit_seconds})
     _report(progress, len(values), len(values), {})
     return pd.DataFrame(rows, columns=["value", "valid", "test", "loss", "fit_seconds"])
 

@@ -177,7 +177,7 @@ def _job_spec(model: str, params: dict, sample) -> dict:
 
 
 def test_background_jobs_store_done_runs_mark_failures_and_drop_cancelled_ones(sample, tmp_path, monkeypatch):
-    from recsys import jobs
+    from recsys import experiment, jobs
     from recsys.store import split_dataset
 
     store = ExperimentStore(tmp_path / "store")
@@ -198,10 +198,10 @@ def test_background_jobs_store_done_runs_mark_failures_and_drop_cancelled_ones(s
     assert cancelled.status == jobs.CANCELLED and store.get(cancelled.spec["run_id"]) is None
     assert not (store.artifacts / cancelled.spec["run_id"]).exists()
 
-    def explode(spec, split, progress=None):
+    def explode(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(jobs, "fit_and_evaluate", explode)
+    monkeypatch.setattr(experiment, "fit_and_evaluate", explode)  # the queue trains through recsys.experiment
     failed = jobs.Job(_job_spec("item_knn", {}, sample), split, target)
     jobs.train_and_store(failed)
     assert failed.status == jobs.FAILED and failed.error == "RuntimeError: out of memory"

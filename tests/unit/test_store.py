@@ -401,14 +401,16 @@ def test_every_split_field_is_part_of_a_runs_id(field):
 
 
 def test_the_split_fields_the_id_covers_are_every_field_a_split_config_has():
-    """A field added to the sidebar's split config (or read by split_dataset) must be listed above."""
-    import ast
-    import inspect
+    """A field added to the split config (recsys.data.split.SplitConfig, which split_dataset reads) must be
+    listed above, and a stored run's dict reads back as the same config."""
+    from recsys.data.split import SplitConfig
 
-    source = inspect.getsource(store_module.split_dataset) + inspect.getsource(store_module.with_positives)
-    read = {node.args[0].value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
-            and getattr(node.func, "attr", None) == "get" and node.args and isinstance(node.args[0], ast.Constant)}
-    assert read == set(SPLIT_VARIANTS) == set(KEY_SPLIT)
+    assert {f.name for f in dataclasses.fields(SplitConfig)} == set(SPLIT_VARIANTS) == set(KEY_SPLIT)
+    assert SplitConfig.from_dict(SPLIT_VARIANTS).to_dict() == SPLIT_VARIANTS
+    # off, validation is left out of the stored dict: ids of runs stored before it existed are unchanged
+    assert SplitConfig.from_dict(SPLIT).to_dict() == SPLIT
+    assert run_id_for(**{**KEY_ARGS, "split": SplitConfig.from_dict(KEY_SPLIT)}) == run_id_for(
+        **{**KEY_ARGS, "split": {k: v for k, v in KEY_SPLIT.items() if k != "validation"}})
 
 
 @pytest.mark.parametrize("argument", ["fingerprint", "model", "seed", "owner"])
