@@ -138,9 +138,7 @@ def genre_mix(pages: dict[str, Homepage], catalogue: Catalogue) -> pd.DataFrame:
         slots = page.items
         if not catalogue.has_genres or len(slots) == 0:
             continue
-        member = catalogue.genre_matrix[slots].toarray()
-        per_slot = member.sum(axis=1, keepdims=True)
-        weights = np.divide(member, per_slot, out=np.zeros_like(member), where=per_slot > 0).sum(axis=0)
+        weights = catalogue.genre_weights(slots)
         frames.append(pd.DataFrame({"page": label, "genre": catalogue.genre_names, "share": weights / len(slots)}))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["page", "genre", "share"])
     return table[table["share"] > 0]

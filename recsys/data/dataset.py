@@ -21,6 +21,51 @@ DuplicatePolicy = Literal["last", "first", "mean", "max", "sum", "error"]
 MAX_INTERACTIONS = 50_000_000
 
 
+@dataclass(frozen=True)
+class Histories:
+    """Interactions sorted by user, then time (see ``Dataset.histories_in_time_order``).
+
+    ``order`` indexes the Dataset's interaction arrays (``ds.rating[order]`` lines ratings up
+    with ``items``); user u's history, oldest first, is ``items[starts[u]:starts[u + 1]]``.
+    """
+
+    order: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    starts: np.ndarray
+
+    def span(self, user: int) -> slice:
+        return slice(int(self.starts[user]), int(self.starts[user + 1]))
+
+    def of(self, user: int) -> np.ndarray:
+        """User ``user``'s item codes, oldest first."""
+        return self.items[self.span(user)]
+
+
+def popularity_order(item_popularity: np.ndarray) -> np.ndarray:
+    """Item codes from most to least popular; ties broken by item code so the order is reproducible."""
+    pop = np.asarray(item_popularity)
+    return np.lexsort((np.arange(len(pop)), -pop))
+
+
+def head_mask(item_popularity: np.ndarray, head_fraction: float = 0.2) -> np.ndarray:
+    """Boolean mask of the head: the ceil(head_fraction * n_items) most popular items (ties by item code)."""
+    pop = np.asarray(item_popularity)
+    mask = np.zeros(len(pop), dtype=bool)
+    mask[popularity_order(pop)[: int(np.ceil(head_fraction * len(pop)))]] = True
+    return mask
+
+
+def self_information(item_popularity: np.ndarray, n_users: int) -> np.ndarray:
+    """-log2(popularity / n_users) per item, in bits.
+
+    Popularity is clipped at 1: an item nobody consumed in training gets the novelty of
+    an item one person consumed, rather than infinity.
+    """
+    pop = np.maximum(np.asarray(item_popularity, dtype=np.float64), 1.0)
+    return -np.log2(pop / max(1, n_users))
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """Interactions as dense integer codes plus the maps back to external ids.
@@ -190,6 +235,38 @@ class Dataset:
         """Number of interactions per item code."""
         return np.bincount(self.item, minlength=self.n_items).astype(np.int64)
 
+    def items_by_popularity(self) -> np.ndarray:
+        """Item codes from most to least interacted with; ties by item code, so every run agrees."""
+        return self._popularity_order.copy()
+
+    @cached_property
+    def _popularity_order(self) -> np.ndarray:
+        return popularity_order(self.item_popularity)
+
+    def head_items(self, head_fraction: float = 0.2) -> np.ndarray:
+        """Boolean mask of the head: the ceil(head_fraction * n_items) most popular items."""
+        return head_mask(self.item_popularity, head_fraction)
+
+    def item_self_information(self) -> np.ndarray:
+        """-log2(popularity / n_users) per item, in bits (see ``self_information``)."""
+        return self_information(self.item_popularity, self.n_users)
+
+    def histories_in_time_order(self) -> Histories:
+        """Every user's items in the order they were consumed, from one sort of the interactions.
+
+        Ordered by user, then timestamp, then item code: two events with the same timestamp
+        (a batch import, a day-granular log) come in item-code order, the rule the splits use
+        to pick "the last" interaction. Without timestamps the file order is the time order.
+        """
+        return self._histories
+
+    @cached_property
+    def _histories(self) -> Histories:
+        time_key = self.timestamp if self.timestamp is not None else np.arange(self.n_interactions)
+        order = np.lexsort((self.item, time_key, self.user))
+        starts = np.concatenate([[0], np.cumsum(self.user_activity)]).astype(np.int64)
+        return Histories(order, self.user[order].astype(np.int64), self.item[order].astype(np.int64), starts)
+
     @cached_property
     def user_activity(self) -> np.ndarray:
         """Number of interactions per user code."""
@@ -273,7 +350,8 @@ class Dataset:
     def __getstate__(self):
         # cached matrices are cheap to rebuild and would bloat pickles / cache keys
         state = dict(self.__dict__)
-        for key in ("csr", "positive_mask", "positives", "seen", "item_popularity", "user_activity", "genre_matrix"):
+        for key in ("csr", "positive_mask", "positives", "seen", "item_popularity", "user_activity", "genre_matrix",
+                    "_popularity_order", "_histories"):
             state.pop(key, None)
         return state
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.data.dataset import head_mask as head_items  # noqa: F401  (re-exported: one head for serving and metrics)
+from recsys.data.dataset import self_information  # noqa: F401  (re-exported)
 from recsys.data.stats import gini  # noqa: F401  (re-exported: one Gini for data and exposure)
 
 
@@ -42,16 +44,6 @@ def recommendation_counts(recommended: np.ndarray, n_items: int, k: int | None =
 def coverage(recommended: np.ndarray, n_items: int, k: int | None = None) -> float:
     """Catalogue coverage: share of the catalogue recommended to at least one user."""
     return float(np.count_nonzero(recommendation_counts(recommended, n_items, k)) / max(1, n_items))
-
-
-def self_information(item_popularity: np.ndarray, n_users: int) -> np.ndarray:
-    """-log2(popularity / n_users) per item, in bits.
-
-    Popularity is clipped at 1: an item nobody consumed in training gets the novelty of
-    an item one person consumed, rather than infinity.
-    """
-    pop = np.maximum(np.asarray(item_popularity, dtype=np.float64), 1.0)
-    return -np.log2(pop / max(1, n_users))
 
 
 def novelty(recommended: np.ndarray, item_popularity: np.ndarray, n_users: int, k: int | None = None) -> np.ndarray:
@@ -112,19 +104,6 @@ def intra_list_diversity(recommended: np.ndarray, features, k: int | None = None
 def exposure_gini(recommended: np.ndarray, n_items: int, k: int | None = None) -> float:
     """Gini of how often each catalogue item is recommended (never-shown items count as 0)."""
     return gini(recommendation_counts(recommended, n_items, k))
-
-
-def head_items(item_popularity: np.ndarray, head_fraction: float = 0.2) -> np.ndarray:
-    """Boolean mask of the head: the ceil(head_fraction * n_items) most popular items.
-
-    Ties are broken by item code so the split is reproducible.
-    """
-    pop = np.asarray(item_popularity)
-    n_head = int(np.ceil(head_fraction * len(pop)))
-    order = np.lexsort((np.arange(len(pop)), -pop))
-    mask = np.zeros(len(pop), dtype=bool)
-    mask[order[:n_head]] = True
-    return mask
 
 
 def long_tail_share(

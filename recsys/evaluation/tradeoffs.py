@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import Dataset
+from recsys.data.dataset import Dataset, popularity_order
 from recsys.evaluation.evaluator import Report
 from recsys.evaluation.stats import bootstrap_ci
 
@@ -230,7 +230,7 @@ def popularity_buckets(item_popularity: np.ndarray, head_share: float = 0.5, mid
     total = pop.sum()
     if total <= 0:
         raise ValueError("No training interactions: items cannot be bucketed by popularity.")
-    order = np.lexsort((np.arange(len(pop)), -pop))
+    order = popularity_order(pop)
     share_before = (np.cumsum(pop[order]) - pop[order]) / total
     buckets = np.empty(len(pop), dtype=np.int64)
     buckets[order] = np.searchsorted(np.array([head_share, mid_share]), share_before, side="right")

@@ -14,9 +14,7 @@ def user_sequence(ds: Dataset, user: int) -> np.ndarray:
     """The user's item codes in time order (ties broken by item id, as the splits do)."""
     if ds.timestamp is None:
         raise DataError("This dataset has no timestamps, so there is no order of events to show.")
-    rows = np.flatnonzero(ds.user == user)
-    order = np.lexsort((ds.item[rows], ds.timestamp[rows]))
-    return ds.item[rows][order].astype(np.int64)
+    return ds.histories_in_time_order().of(user).copy()
 
 
 def attention_map(weights: np.ndarray, layer: int | None, head: int | None) -> np.ndarray:
@@ -60,7 +58,7 @@ def next_items_with_influences(model, sequence: np.ndarray, k: int = 10, per_ite
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     similarity = np.clip(unit[items] @ unit[shown].T, 0, None)   # (k, L)
     influence = similarity * last[None, :]
-    titles = model.train_.item_titles()
+    titles = model.trained_on.item_titles()
     rows = []
     totals = influence.sum(axis=1, keepdims=True)
     share = np.divide(influence, totals, out=np.zeros_like(influence), where=totals > 0)

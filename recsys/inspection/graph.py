@@ -115,7 +115,7 @@ def layer_neighbours(model, kind: str, code: int, k: int = 8) -> pd.DataFrame:
     the highest dot product at that layer, excluding what the user already consumed.
     One column per layer, so a person sees propagation pull neighbours together.
     """
-    ds = model.train_
+    ds = model.trained_on
     titles = ds.item_titles()
     columns = {}
     for layer in range(model.params.layers + 1):

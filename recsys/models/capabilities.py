@@ -22,6 +22,7 @@ METHODS: dict[str, str] = {
     "attention": "attention",                # attention(history) -> (layers, heads, L, L)
     "explain": "explain",                    # explain(user, item) -> [(history item or user, weight)]
     "predicts_ratings": "predict",           # predict(users, items) -> ratings
+    "graph_layers": "layer_embeddings",      # layer_embeddings(layer) -> (users, items) after k hops
 }
 CAPABILITIES = frozenset(METHODS)
 

@@ -44,8 +44,8 @@ SCORE_CHUNK_USERS = 256
 
 def time_ordered(train: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """(users, items) of every training interaction, sorted by user, then time, then item id."""
-    order = np.lexsort((train.item, train.timestamp, train.user))
-    return train.user[order].astype(np.int64), train.item[order].astype(np.int64)
+    histories = train.histories_in_time_order()
+    return histories.users, histories.items
 
 
 def _offsets_from_end(owner: np.ndarray, n_owners: int) -> tuple[np.ndarray, np.ndarray]:

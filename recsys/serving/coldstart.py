@@ -12,13 +12,14 @@ import numpy as np
 
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
+from recsys.models.capabilities import example_list, has
 
 MIN_PICKS = 1
 
 
 def supports_fold_in(model) -> bool:
     """Can the model recommend for someone who is not in its training data?"""
-    return callable(getattr(model, "score_history", None))
+    return has(model, "fold_in")
 
 
 def fold_in_models(models: dict) -> dict:
@@ -42,19 +43,18 @@ def check_picks(items, n_items: int, *, low: int = MIN_PICKS, high: int | None =
 
 def new_visitor_scores(model, items) -> np.ndarray:
     """The model's scores over the catalogue for a person whose whole history is ``items`` (codes)."""
-    label = getattr(model, "label", type(model).__name__)
     if not supports_fold_in(model):
         raise DataError(
-            f"{label} cannot build a page for a new visitor: it only knows the users it was trained on "
-            "(it has no fold-in). Pick a model that can, such as EASE, item-item kNN, iALS, PureSVD or "
-            "content TF-IDF."
+            f"{model.label} cannot build a page for a new visitor: it only knows the users it was trained on "
+            f"(it has no fold-in). Pick a model that can, such as {example_list('fold_in')}."
         )
-    if getattr(model, "train_", None) is None:
-        raise DataError(f"{label} is not trained yet; train it before building pages with it.")
-    picks = check_picks(items, model.train_.n_items)
+    if not model.is_fitted:
+        raise DataError(f"{model.label} is not trained yet; train it before building pages with it.")
+    n_items = model.trained_on.n_items
+    picks = check_picks(items, n_items)
     scores = np.asarray(model.score_history(picks), dtype=np.float32).ravel()
-    if scores.shape != (model.train_.n_items,):
-        raise RuntimeError(f"{label}.score_history returned shape {scores.shape}, expected ({model.train_.n_items},)")
+    if scores.shape != (n_items,):
+        raise RuntimeError(f"{model.label}.score_history returned shape {scores.shape}, expected ({n_items},)")
     return scores
 
 

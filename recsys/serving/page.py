@@ -23,6 +23,7 @@ from recsys.data.errors import DataError
 from recsys.serving import coldstart
 from recsys.serving.rerank import mmr, popularity_blend, tail_floor, unit_rows
 from recsys.serving.rows import Catalogue, RowCandidates, Visitor, default_generators
+from recsys.serving.timing import latency_summary
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ class HomepageBuilder:
     def __init__(self, model, train: Dataset | None = None, generators: list | None = None,
                  catalogue: Catalogue | None = None, row_models: dict | None = None, *,
                  name: str | None = None, names: dict[str, str] | None = None):
-        train = train if train is not None else getattr(model, "train_", None)
+        if train is None and model.is_fitted:
+            train = model.trained_on
         if train is None:
             raise DataError("The model is not trained yet; train it before building a homepage.")
         self.model = model
@@ -172,10 +174,10 @@ class HomepageBuilder:
             if model is self.model or model is None:
                 continue
             name = names.get(kind) or model_label(model)
-            trained_on = getattr(model, "train_", None)
-            if trained_on is None:
+            if not model.is_fitted:
                 raise DataError(f"{name}, chosen for {kinds[kind]}, is not trained yet; train it on the "
                                 "same data and split as the main model first.")
+            trained_on = model.trained_on
             if trained_on is not self.train and (trained_on.n_items != self.train.n_items
                                                  or trained_on.fingerprint != self.train.fingerprint):
                 raise DataError(f"{name}, chosen for {kinds[kind]}, was trained on different data than "
@@ -384,15 +386,13 @@ def order_rows(candidates: list[tuple[RowCandidates, np.ndarray]], length: int) 
 
 def _ordered_histories(train: Dataset):
     """A function user -> (items oldest first, ratings), from one sort of the interactions."""
-    time_key = train.timestamp if train.timestamp is not None else np.arange(train.n_interactions)
-    order = np.lexsort((train.item, time_key, train.user))
-    items, ratings = train.item[order].astype(np.int64), train.rating[order]
-    starts = np.concatenate([[0], np.cumsum(train.user_activity)])
+    histories = train.histories_in_time_order()
+    ratings = train.rating[histories.order]
     explicit = train.feedback == "explicit"
 
     def history(user: int) -> tuple[np.ndarray, np.ndarray | None]:
-        span = slice(starts[user], starts[user + 1])
-        return items[span], (ratings[span] if explicit else None)
+        span = histories.span(user)
+        return histories.items[span], (ratings[span] if explicit else None)
 
     return history
 
@@ -422,16 +422,13 @@ def page_metrics(page: Homepage, catalogue: Catalogue) -> dict:
 def genre_spread(slots: np.ndarray, catalogue: Catalogue) -> dict:
     """Distinct genres on the page and the entropy (bits) of the genre mix.
 
-    Each slot spreads one unit of weight over its genres, so a three-genre title does not
-    count three times as much as a one-genre title.
+    Weighted as ``Catalogue.genre_weights``: each slot spreads one unit over its genres.
     """
     if not catalogue.has_genres or len(slots) == 0:
         return {"genres": 0, "genre entropy (bits)": 0.0}
-    member = catalogue.genre_matrix[slots].toarray()
-    per_slot = member.sum(axis=1, keepdims=True)
-    weights = np.divide(member, per_slot, out=np.zeros_like(member), where=per_slot > 0).sum(axis=0)
+    weights = catalogue.genre_weights(slots)
     share = weights[weights > 0] / weights.sum() if weights.sum() > 0 else np.empty(0)
-    return {"genres": int((member.sum(axis=0) > 0).sum()),
+    return {"genres": int((weights > 0).sum()),
             "genre entropy (bits)": float(-(share * np.log2(share)).sum()) if len(share) else 0.0}
 
 
@@ -468,8 +465,7 @@ def measure_latency(builder: HomepageBuilder, users, settings: PageSettings | No
         start = time.perf_counter()
         builder.for_user(int(user), settings)
         times[position] = (time.perf_counter() - start) * 1000.0
-    return {"pages": len(users), "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
-            "mean_ms": float(times.mean()), "max_ms": float(times.max())}
+    return {"pages": len(users), **latency_summary(times)}
 
 
 def bench_homepage(model, train: Dataset, n_users: int = 200, seed: int = 42,

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from recsys.models.capabilities import example_list, has
 from recsys.serving.ranking import top_k
+from recsys.serving.timing import latency_summary
 
 METHODS = ("hnsw", "hnsw_l2", "ivf", "exact")
 DEFAULT_CANDIDATES = (50, 100, 200, 500, 1000)
@@ -364,8 +365,8 @@ def _time_requests(request, users: np.ndarray, warmup: int = 5) -> dict:
         start = time.perf_counter()
         request(int(user))
         times[j] = (time.perf_counter() - start) * 1000.0
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
-            "mean_ms": float(times.mean())}
+    summary = latency_summary(times)
+    return {name: summary[name] for name in ("p50_ms", "p99_ms", "mean_ms")}
 
 
 def catalogue_scaling(retriever, sizes=(10_000, 100_000), *, n: int = 200, k: int = 10, requests: int = 100,

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
-from recsys.evaluation.beyond import head_items, self_information
+from recsys.models.capabilities import has
 from recsys.serving.ranking import top_k
 from recsys.serving.rerank import unit_rows
 
@@ -57,12 +57,20 @@ class Catalogue:
         self.popularity = train.item_popularity.astype(np.float64)
         self.trending, self.reference_time = _trending(train, self.half_life_days)
         self.first_seen = _first_seen(train)
-        self.is_tail = ~head_items(train.item_popularity, self.head_fraction)
-        self.self_information = self_information(train.item_popularity, train.n_users)
+        self.is_tail = ~train.head_items(self.head_fraction)
+        self.self_information = train.item_self_information()
 
     @property
     def has_genres(self) -> bool:
         return self.genre_matrix.shape[1] > 0
+
+    def genre_weights(self, slots) -> np.ndarray:
+        """Per genre (``genre_names`` order): its weight among ``slots`` (item codes). Each slot spreads
+        one unit over its genres, so a three-genre title does not count three times as much as a
+        one-genre title; a title without genres adds nothing."""
+        member = self.genre_matrix[np.asarray(slots, dtype=np.int64)].toarray()
+        per_slot = member.sum(axis=1, keepdims=True)
+        return np.divide(member, per_slot, out=np.zeros_like(member), where=per_slot > 0).sum(axis=0)
 
     @property
     def item_vectors(self) -> sp.csr_matrix:
@@ -87,9 +95,8 @@ class Catalogue:
         """Per-item vectors for diversity: genres when known, else the model's embeddings, else co-consumption."""
         if self.has_genres:
             return self.genre_matrix
-        embeddings = getattr(model, "item_embeddings", None)
-        if callable(embeddings):
-            return embeddings()
+        if model is not None and has(model, "item_embeddings"):
+            return model.item_embeddings()
         return self.item_vectors
 
 
@@ -270,16 +277,15 @@ class BecauseYouWatched:
         """On a mixed page, where the neighbours come from: the model's own, or co-watching cosine."""
         if not visitor.names_model:
             return ""
-        if callable(getattr(model, "similar_items", None)):
+        if has(model, "similar_items"):
             return f", similar titles by {visitor.model_label}"
         return f", similar titles by co-watching ({visitor.model_label} has no item neighbours)"
 
     @staticmethod
     def neighbours(seed: int, catalogue: Catalogue, model, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Most similar items to ``seed``, best first, with positive similarity only."""
-        similar = getattr(model, "similar_items", None)
-        if callable(similar):
-            items, scores = similar(seed, k)
+        if has(model, "similar_items"):
+            items, scores = model.similar_items(seed, k)
             items, scores = np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float32)
         else:
             vectors = catalogue.item_vectors
