@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from recsys.inspection import attention as att
-from ui import charts, runs
+from ui import charts, pages, runs
 from ui.errors import attempt
 from ui.text import md_escape
 
@@ -14,16 +14,14 @@ st.title("Attention")
 st.caption("A self-attention model reads a person's history in order and, at every step, decides how much each "
            "earlier item matters for what comes next. Darker cells = more attention.")
 
-candidates = runs.trained_here("attention")
-if not candidates:
-    st.info("No trained attention model on this dataset and split yet. Train SASRec on the Train page (a "
-            "leave-last-out split in the sidebar is the natural setting for sequential models).")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+candidates = pages.require_trained(
+    "attention", what="with attention",
+    advice="Train {examples} on the Train page (a leave-last-out split in the sidebar is the natural setting "
+           "for sequential models).")
 
 name = st.selectbox("Model", list(candidates), key="att_model")
 model = runs.result(candidates[name])["model"]
-train = model.train_
+train = model.trained_on
 titles = train.item_titles()
 max_len = int(getattr(model.params, "max_len", 50))
 
@@ -34,7 +32,7 @@ if source == "a user's history":
                         format_func=lambda u: f"user {train.user_ids[u]} · {train.user_activity[u]} interactions")
     sequence = attempt("Reading the history", att.user_sequence, train, int(user))
 else:
-    popular = np.argsort(-train.item_popularity, kind="stable")
+    popular = train.items_by_popularity()
     picked = st.multiselect("Items in the order they were consumed", popular, key="att_typed", max_selections=30,
                             format_func=lambda i: str(titles[i]), default=list(popular[:3]))
     sequence = np.asarray(picked, dtype=np.int64)

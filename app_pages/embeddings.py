@@ -6,27 +6,23 @@ import numpy as np
 import streamlit as st
 
 from recsys.inspection import embeddings as emb
-from ui import charts, runs, state
+from recsys.models.capabilities import has
+from ui import charts, pages, runs, state
 from ui.errors import attempt
 from ui.text import md_escape
 
 st.title("Embeddings")
 st.caption("What a model learned, drawn as a map: items (or users) the model treats alike sit close together.")
 
-candidates = runs.trained_here("item_embeddings")
-if not candidates:
-    st.info("No trained model with embeddings on this dataset and split yet. Train one of the factorization, "
-            "neural or graph models (for example iALS, BPR-MF or LightGCN) on the Train page.")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+candidates = pages.require_trained("item_embeddings", what="with embeddings")
 
 controls = st.columns([2, 1, 1, 1])
 name = controls[0].selectbox("Model", list(candidates), key="emb_model")
 spec = candidates[name]
 model = runs.result(spec)["model"]
 report = runs.result(spec)["report"]
-train = model.train_
-has_users = callable(getattr(model, "user_embeddings", None))
+train = model.trained_on
+has_users = has(model, "user_embeddings")
 what = controls[1].radio("Show", ["items", "users"] if has_users else ["items"], key="emb_what", horizontal=True)
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 method = controls[2].selectbox("Projection", emb.available_projections(), key="emb_method",
@@ -52,7 +48,7 @@ if what == "items":
     colour = controls[3].selectbox("Colour by", ["genre", "popularity"], key="emb_colour_items")
     table = emb.item_table(train, coords)
     titles = train.item_titles()
-    order = np.argsort(-train.item_popularity, kind="stable")
+    order = train.items_by_popularity()
     picked = st.selectbox("Find an item (most popular first)", order, key="emb_item",
                           format_func=lambda i: f"{titles[i]}  ·  {train.item_popularity[i]} interactions")
     neighbours = emb.neighbours_table(train, vectors, int(picked), k=10)
@@ -69,12 +65,12 @@ if what == "items":
     left.dataframe(neighbours, hide_index=True, column_config={
         "similarity": st.column_config.NumberColumn("cosine", format="%.3f")})
     right.subheader("Most similar by the model's own scores")
-    if callable(getattr(model, "similar_items", None)):
+    if has(model, "similar_items"):
         items, scores = model.similar_items(int(picked), 10)
         right.dataframe({"title": titles[items], "score": scores}, hide_index=True,
                         column_config={"score": st.column_config.NumberColumn(format="%.3f")})
         right.caption("What the model itself would put next to this title (its `similar_items`).")
-    elif callable(getattr(model, "score_history", None)):
+    elif has(model, "fold_in"):
         scores = model.score_history([int(picked)])
         scores[int(picked)] = -np.inf
         top = np.argsort(-scores, kind="stable")[:10]

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import streamlit as st
 
 from recsys.data.errors import DataError
 from recsys.serving.coldstart import supports_fold_in
 from recsys.serving.page import HomepageBuilder, PageSettings, typical_users
 from ui import homepage as tiles
-from ui import runs, state
+from ui import pages, runs, state
 from ui.errors import attempt
 from ui.text import md_escape
 
@@ -60,14 +59,13 @@ st.title("Homepage")
 st.caption("The page a model would build for one person: rows of titles, each with the reason it is there. "
            "Turn the knobs a streaming service turns and watch the page and its metrics change.")
 
-models = runs.trained_here()
-if not models:
-    st.info("No trained model on this dataset and split yet. A homepage needs one: train "
-            f"{QUICK_MODEL[1]} here in a few seconds, or any model on the Train page.")
+def offer_quick_train() -> None:
     if st.button(f"Train {QUICK_MODEL[1]} now", key="hp_quick_train", type="primary"):
         quick_train()
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+
+
+models = pages.require_trained(advice=f"A homepage needs one: train {QUICK_MODEL[1]} here in a few seconds, "
+                                      "or any model on the Train page.", offer=offer_quick_train)
 
 
 @st.cache_resource(show_spinner="Preparing the catalogue…", max_entries=8)
@@ -151,7 +149,7 @@ def choose_person(builder: HomepageBuilder, who: str) -> tuple[str, object]:
             st.stop()
         st.caption(f"User {md_escape(train.user_ids[code])}: {train.user_activity[code]:,} interactions in training.")
         return "user", code
-    order = np.lexsort((np.arange(train.n_items), -train.item_popularity))
+    order = train.items_by_popularity()
     labels = builder.catalogue
     picks = st.multiselect(f"Pick {MIN_PICKS}–{MAX_PICKS} titles you like (most popular first; type to search)",
                            order.tolist(), key="hp_picks", max_selections=MAX_PICKS,

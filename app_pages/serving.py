@@ -7,9 +7,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from recsys.models import registry
 from recsys.serving import retrieval
-from ui import runs, state
+from ui import pages, runs, state
 from ui.errors import attempt
 from ui.text import md_escape
 
@@ -34,21 +33,13 @@ with st.expander("Why production systems retrieve first and rank second", expand
         "top-10 survives as the number of candidates grows, and what each choice costs per request.")
 
 
-def has_vectors(spec: dict) -> bool:
-    """Both user and item vectors (the query and the index); decided by the model class, no loading."""
-    cls = registry.get(spec["model"])
-    return cls is not None and callable(getattr(cls, "user_embeddings", None))
+# both user and item vectors (the query and the index); decided by the model class, no loading
+retrievers = pages.require_trained(
+    "user_embeddings", "item_embeddings", what="with user and item embeddings",
+    advice="Train one, such as {examples}, on the Train page; any other trained model can then re-rank its "
+           "candidates.")
 
-
-retrievers = {name: spec for name, spec in runs.trained_here("item_embeddings").items() if has_vectors(spec)}
-if not retrievers:
-    st.info("No trained model with user and item embeddings on this dataset and split yet. Train a factorization "
-            "or graph model (iALS, PureSVD, BPR-MF or LightGCN) on the Train page; any other trained model can "
-            "then re-rank its candidates.")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
-
-rankers = runs.trained_here("score")
+rankers = runs.trained_here()
 controls = st.columns([2, 2, 1])
 retriever_name = controls[0].selectbox("Retrieval model (stage 1)", list(retrievers), key="serving_retriever",
                                        help="Its item vectors go into the index; its user vectors are the queries.")
