@@ -31,7 +31,6 @@ from statistics import fmean
 
 from recsys import experiment
 from recsys.data.errors import DataError
-from recsys.data.split import SplitConfig
 from recsys.experiment import stopped_run_id  # noqa: F401  (the queue's id for a kept stopped fit)
 from recsys.models.base import FitCancelled, StopTraining
 
@@ -114,9 +113,8 @@ def run_spec_of(job: Job) -> experiment.RunSpec:
     """The job's :class:`recsys.experiment.RunSpec`, rebuilt from its spec and storage target; its id must be
     the one the job was queued (and is joined) under."""
     spec, target = job.spec, job.target
-    made = experiment.RunSpec(target["fingerprint"], SplitConfig.coerce(target["split"]), spec["model"],
-                              experiment.normalise_params(spec["model"], spec["params"]),
-                              SplitConfig.coerce(target["split"]).seed, target["owner"])
+    made = experiment.RunSpec.make(target["fingerprint"], target["split"], spec["model"], spec["params"],
+                                   owner=target["owner"])
     if made.run_id != spec["run_id"]:
         raise DataError(f"The training of {spec['label']} names run {spec['run_id']}, but its settings make run "
                         f"{made.run_id}; queue it again from the Train page.")
@@ -131,7 +129,7 @@ def train_and_store(job: Job) -> None:
     spec, target = job.spec, job.target
 
     def phase(name: str) -> None:
-        if name == "saving":
+        if name in ("evaluating", "saving"):  # "training" is set by the fit's own progress reports
             job.phase = name
 
     def keep_stopped() -> experiment.KeepAs | None:

@@ -16,9 +16,11 @@ from recsys.data import load
 from recsys.jobs import (
     CANCELLED,
     DONE,
+    FAILED,
     QUEUED,
     RUNNING,
     Board,
+    Job,
     JobRefused,
     recent_seconds,
     stopped_run_id,
@@ -301,3 +303,14 @@ def test_two_workers_train_real_models_and_the_fit_time_feeds_the_next_estimate(
     seconds = recent_seconds(store, "item_knn", sample.fingerprint)
     assert seconds == record.timings["fit_seconds"] + record.timings["eval_seconds"] and seconds > 0
     assert recent_seconds(store, "ease") is None
+
+
+def test_a_job_whose_id_does_not_match_its_settings_fails_without_training(tmp_path, sample, split):
+    """The worker rebuilds the run's RunSpec from the job's settings: a spec naming another run id (one
+    that visitors would join under) is refused instead of being stored under the wrong id."""
+    store = ExperimentStore(tmp_path / "store")
+    job = Job({**real_spec(sample, "pop", {}), "run_id": "0" * 16}, split, target(store, sample))
+    train_and_store(job)
+    assert job.status == FAILED and job.entry is None
+    assert f"its settings make run {real_spec(sample, 'pop', {})['run_id']}" in job.error
+    assert store.list() == []
