@@ -18,6 +18,7 @@ from recsys.data.errors import DataError
 from recsys.data.split import random_holdout
 from recsys.evaluation.validation import validation_ndcg
 from recsys.models.base import EVAL_BATCH_USERS, FLOAT32, Recommender, full_params, param
+from recsys.models.capabilities import has
 from recsys.models.registry import create, register, registry
 
 # Weight grid of the coordinate search: each weight is tried at 0, 0.1, …, 1.
@@ -279,7 +280,7 @@ class WeightedHybrid(Recommender):
     def score_history(self):
         """Blend of the components' ``score_history``; absent when a weighted component cannot fold in."""
         used = self._used() if hasattr(self, "weights_") else [None]
-        if not all(callable(getattr(m, "score_history", None)) for m in used):
+        if not all(has(m, "fold_in") for m in used):
             raise AttributeError(f"{self.label}: not every component can score a new person's history")
         return self._blend_history
 
@@ -345,7 +346,7 @@ class SwitchingHybrid(Recommender):
     def score_history(self):
         """The content or collaborative model's ``score_history``, by the length of the history
         (absent when either model cannot fold in)."""
-        if not all(callable(getattr(m, "score_history", None)) for m in getattr(self, "components_", [None])):
+        if not all(has(m, "fold_in") for m in getattr(self, "components_", [None])):
             raise AttributeError(f"{self.label}: one of its models cannot score a new person's history")
         return self._switch_history
 

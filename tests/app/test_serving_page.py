@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys.models.capabilities import example_list
 from tests.app.test_inspection_pages import train_models
 from tests.app.test_pages import assert_clean, charts
 
@@ -15,6 +16,9 @@ def test_serving_page_without_embedding_models_points_to_train(app):
     app.switch_page(SERVING).run()
     assert_clean(app)
     assert "No trained model with user and item embeddings" in app.info[0].value
+    # the examples come from the registry's capabilities, not from a list written into the page
+    assert example_list("user_embeddings", "item_embeddings") in app.info[0].value
+    assert app.info[0].value.count("Go to Train") == 0 and "Go to Train" in [link.label for link in app.get("page_link")]
 
 
 def test_serving_page_draws_the_tradeoff_and_latency_table(app):
