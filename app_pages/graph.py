@@ -1,27 +1,49 @@
-"""Graph page: the user–item graph around a person or a title, and what LightGCN's layers do."""
+"""Graph page: walk the user–item graph around a person or a title, and see what LightGCN's layers do.
+
+Drawn with streamlit-agraph (vis-network in a component frame): nodes can be dragged, the view
+zoomed and panned, hovering shows a node's details, and the component *returns the clicked
+node's id*, which is what re-centring on a click needs. pyvis was the other candidate: it writes
+a static HTML page that Streamlit can only show in an iframe with no value coming back, so a click
+could never reach the page. The component's JavaScript ships inside its wheel: nothing is fetched
+from another host.
+"""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import streamlit as st
+from streamlit_agraph import Config, Edge, Node, agraph
 
+from recsys.data.errors import DataError
 from recsys.inspection import graph
-from ui import charts, data, runs
+from recsys.models.capabilities import example_list
+from ui import data, runs
 from ui.errors import attempt
+from ui.text import md_escape
+
+MAX_NODES = 150
+# Colour-blind-safe-ish qualitative palette (Tableau 10 + lighter companions); people are slate squares.
+PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#a0cbe8", "#ffbe7d", "#8cd17d", "#86bcb6", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e"]
+USER_COLOUR = "#3b4252"
+HIGHLIGHT_BORDER = "#d62728"
 
 st.title("Graph")
 st.caption("Recommendation data is a bipartite graph: people on one side, titles on the other, an edge for "
-           "every interaction. Graph models spread taste along these edges, hop by hop.")
+           "every interaction. Graph models spread taste along these edges, hop by hop. Drag nodes, scroll to "
+           "zoom, hover for details, click a node to centre the graph on it.")
 
 dataset = attempt("Loading the dataset", data.current_dataset)
 split = attempt("Splitting the data", data.current_split)
 train = split.train
 
 top = st.columns([1, 3, 1, 1])
-kind = top[0].radio("Centre on", ["item", "user"], key="graph_kind", horizontal=True)
+kind = top[0].radio("Start from", ["item", "user"], key="graph_kind", horizontal=True)
 if kind == "item":
     titles = train.item_titles()
-    order = np.argsort(-train.item_popularity, kind="stable")
+    order = train.items_by_popularity()
     code = top[1].selectbox("Title (most popular first)", order, key="graph_item",
                             format_func=lambda i: f"{titles[i]}  ·  {train.item_popularity[i]} interactions")
 else:
@@ -31,35 +53,123 @@ else:
 hops = top[2].select_slider("Hops", [1, 2, 3], value=2, key="graph_hops")
 per_node = top[3].number_input("Neighbours per node", 2, 20, 6, key="graph_fanout",
                                help="Each node shows at most this many neighbours (sampled, favouring "
-                                    "well-connected ones) so the drawing stays readable.")
+                                    f"well-connected ones), and the whole graph at most {MAX_NODES} nodes, so the "
+                                    "drawing stays readable.")
+
+# The walk: where it started (dataset + picked node), the current centre and the way back.
+start = (train.fingerprint, graph.node_id(kind, int(code)))
+if st.session_state.get("graph_start") != start:  # a new pick in the boxes above starts a new walk
+    st.session_state.graph_start = start
+    st.session_state.graph_centre = start[1]
+    st.session_state.graph_trail = []
+centre = st.session_state.graph_centre
+trail: list[str] = st.session_state.graph_trail
+try:
+    centre_kind, centre_code = graph.parse_node(train, centre)
+except DataError:  # a centre left over from another dataset: start again from the pick
+    centre, trail = start[1], []
+    st.session_state.graph_centre, st.session_state.graph_trail = centre, trail
+    centre_kind, centre_code = graph.parse_node(train, centre)
 
 
 @st.cache_data(show_spinner="Walking the graph…", max_entries=64)
-def drawing(fingerprint: str, kind: str, code: int, hops: int, per_node: int):
-    nodes, edges = graph.neighbourhood(train, kind, code, hops=hops, per_node=per_node, max_nodes=150)
-    nodes = graph.radial_layout(nodes)
-    return nodes, graph.edge_segments(nodes, edges)
+def walked(fingerprint: str, centre: str, hops: int, per_node: int) -> graph.Subgraph:
+    return graph.subgraph(train, centre, hops=hops, per_node=per_node, max_nodes=MAX_NODES)
 
 
-nodes, segments = attempt("Drawing the neighbourhood", drawing, train.fingerprint, kind, int(code), hops,
-                          int(per_node))
-centre = nodes.loc[nodes["hop"] == 0, "label"].iloc[0]
-st.altair_chart(charts.graph_drawing(nodes, segments, f"{centre}: {len(nodes) - 1} neighbours within {hops} "
-                                                      f"hop{'s' if hops > 1 else ''} (sampled)"), width="stretch")
-counts = nodes.groupby("hop").size()
-st.caption("Rings are hops from the centre. " + " · ".join(
-    f"hop {h}: {n} {'users' if (h % 2 == 1) == (kind == 'item') else 'items'} shown" for h, n in counts.items()
-    if h > 0) + ". Hover a node for its name and degree.")
+sub = attempt("Walking the graph", walked, train.fingerprint, centre, hops, int(per_node))
+
+lightgcn = runs.trained_here("graph_layers")
+layer_codes = None
+if lightgcn:
+    pick = st.columns([3, 2])
+    run_name = pick[0].selectbox("LightGCN run", list(lightgcn), key="graph_lightgcn")
+    model = runs.result(lightgcn[run_name])["model"]
+    layer_codes = graph.layer_neighbour_codes(model, centre_kind, centre_code, k=8)
+    layer = pick[1].select_slider("Highlight nearest items after layer", list(range(len(layer_codes))),
+                                  value=len(layer_codes) - 1, key="graph_layer",
+                                  help="Red-ringed stars: the 8 items nearest to the centre in LightGCN's embeddings "
+                                       "after this many propagation layers; a dashed line joins those outside the "
+                                       "sampled neighbourhood.")
+    sub = graph.highlight(train, sub, layer_codes[layer])
+
+middle = sub.node(centre)
+st.subheader(f"Centred on {md_escape(middle.name)}")
+if trail:
+    back, path = st.columns([1, 5], vertical_alignment="center")
+    previous = graph.display_name(train, trail[-1])
+    if back.button("← Back", key="graph_back", help=f"Centre on {previous} again."):
+        st.session_state.graph_centre = trail.pop()
+        st.rerun()
+    path.caption("Path: " + " → ".join(md_escape(graph.display_name(train, n)) for n in [*trail, centre]))
+
+genre_names = train.genre_matrix[1]
+colour_of = {g: PALETTE[j % len(PALETTE)] for j, g in enumerate(genre_names)}
+
+
+def tooltip(node: graph.GraphNode) -> str:
+    """Hover text. The component puts it into the page with innerHTML, so every piece of data is
+    HTML-escaped; it always opens with a tag because a double click makes the component call
+    window.open() on this text, and a leading tag keeps that a harmless same-site path rather than
+    a URL or script a title could spell."""
+    lines = [f"<b>{html.escape(node.name)}</b>"]
+    if node.kind == "item":
+        lines.append(html.escape(", ".join(node.genres) or "no genres"))
+        lines.append(f"{node.degree:,} interactions")
+    else:
+        lines.append(f"{node.degree:,} interactions (activity)")
+    lines.append("the centre" if node.hop == 0 else "outside the sampled neighbourhood" if node.hop < 0
+                 else f"{node.hop} hop{'s' if node.hop > 1 else ''} from the centre")
+    if node.highlight:
+        lines.append("LightGCN: among the nearest items")
+    return "<br>".join(lines)
+
+
+def as_agraph(node: graph.GraphNode) -> Node:
+    colour = USER_COLOUR if node.kind == "user" else colour_of.get(node.genre, "#bab0ac")
+    size = 10 + 3 * float(np.log1p(node.degree)) + (10 if node.hop == 0 else 0)
+    return Node(id=node.id, label=node.label, title=tooltip(node), x=node.x, y=node.y, size=size,
+                shape="star" if node.highlight else "square" if node.kind == "user" else "dot",
+                color={"background": colour, "border": HIGHLIGHT_BORDER if node.highlight or node.hop == 0 else colour},
+                borderWidth=4 if node.hop == 0 or node.highlight else 1,
+                font={"size": 16 if node.hop <= 1 else 11})
+
+
+EDGE_STYLE = {"tree": {"color": "#8a8a8a", "width": 1.5},
+              "interaction": {"color": "#d0d0d0", "width": 0.5},
+              "similar": {"color": HIGHLIGHT_BORDER, "width": 1.5, "dashes": True}}
+physics = st.toggle("Let the graph settle by forces", key="graph_physics",
+                    help="Off: hops on rings around the centre. On: vis-network's force layout moves nodes.")
+config = Config(height=640, width=1000, directed=False, physics=physics, hierarchical=False,
+                interaction={"hover": True, "tooltipDelay": 120, "navigationButtons": False, "zoomView": True,
+                             "dragView": True, "dragNodes": True, "multiselect": False})
+config.width = "100%"  # the constructor writes pixels; vis-network also takes a share of the frame
+clicked = agraph([as_agraph(n) for n in sub.nodes],
+                 [Edge(source=e.source, target=e.target, **EDGE_STYLE[e.kind]) for e in sub.edges], config)
+if clicked and clicked != centre and clicked in {n.id for n in sub.nodes}:
+    trail.append(centre)
+    st.session_state.graph_centre = clicked
+    st.rerun()
+
+counts = sub.per_hop()
+outside = f" · {counts[-1]} highlighted items beyond them" if counts.get(-1) else ""
+st.caption(f"{sum(n for h, n in counts.items() if h > 0)} neighbours within {sub.hops} hop{'s' if sub.hops > 1 else ''} (sampled, at most "
+           f"{MAX_NODES} nodes): " + " · ".join(
+               f"hop {h}: {n} {'users' if (h % 2 == 1) == (centre_kind == 'item') else 'items'}"
+               for h, n in counts.items() if h > 0) + outside + ". Squares are people, dots are titles coloured by "
+           "their first genre; size grows with the number of interactions.")
+shown_genres = sorted({n.genre for n in sub.nodes if n.kind == "item"}, key=lambda g: (g not in colour_of, g))
+st.html("<div style='font-size:0.85rem;line-height:1.8'>" + " ".join(
+    f"<span style='white-space:nowrap;margin-right:0.8em'><span style='display:inline-block;width:0.8em;"
+    f"height:0.8em;border-radius:50%;background:{colour_of.get(g, '#bab0ac')}'></span> {html.escape(g)}</span>"
+    for g in shown_genres) + f" <span style='white-space:nowrap'><span style='display:inline-block;width:0.8em;"
+    f"height:0.8em;background:{USER_COLOUR}'></span> user</span></div>")
 
 st.subheader("How LightGCN's layers pull neighbours together")
-lightgcn = {name: spec for name, spec in runs.trained_here("layer_embeddings").items()}
-if not lightgcn:
-    st.info("Train LightGCN on the Train page to see, for this node, its nearest items after 0, 1, 2 and 3 "
-            "propagation layers.")
+if layer_codes is None:
+    st.info(f"Train {example_list('graph_layers')} on the Train page to see, for this node, its nearest items "
+            "after 0, 1, 2 and 3 propagation layers, highlighted on the graph.")
 else:
-    name = st.selectbox("LightGCN run", list(lightgcn), key="graph_lightgcn")
-    model = runs.result(lightgcn[name])["model"]
-    table = graph.layer_neighbours(model, kind, int(code), k=8)
-    st.dataframe(table, hide_index=True)
+    st.dataframe(graph.layer_neighbours(model, centre_kind, centre_code, k=8), hide_index=True)
     st.caption("Layer 0 is the raw (ego) embedding; every layer averages in the neighbours' embeddings, so "
                "titles watched by the same people drift together.")

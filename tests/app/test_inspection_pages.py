@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.app.test_pages import TRAIN, assert_clean, charts, submit, wait_for_training
+from ui.text import md_escape
 
 EMBEDDINGS = "app_pages/embeddings.py"
 GRAPH = "app_pages/graph.py"
@@ -55,21 +58,74 @@ def test_embeddings_page_draws_the_map_neighbours_and_dimensions(app, what):
     assert charts(app) == [titles[0].replace("(PCA)", "(t-SNE)")]
 
 
-def test_graph_page_draws_a_neighbourhood_and_lightgcn_layers(app):
+def graph_drawn(app) -> tuple[list[dict], list[dict]]:
+    """The nodes and edges the Graph page handed to its agraph component."""
+    [component] = app.get("component_instance")
+    assert component.proto.component_name == "streamlit_agraph.agraph"
+    data = json.loads(json.loads(component.proto.json_args)["data"])
+    return data["nodes"], data["edges"]
+
+
+def test_graph_page_walks_the_graph_and_comes_back(app):
+    app.run()
+    app.switch_page(GRAPH).run()
+    assert_clean(app)
+    start = app.selectbox(key="graph_item").value
+    title = app.selectbox(key="graph_item").format_func(start).split("  ·  ")[0]
+    assert app.subheader[0].value == f"Centred on {md_escape(title)}"
+    nodes, edges = graph_drawn(app)
+    assert len(nodes) == 1 + 6 + 36 and len({n["id"] for n in nodes}) == len(nodes)
+    assert nodes[0]["id"] == f"i{start}" and nodes[0]["title"].startswith(f"<b>{title}</b>")
+    assert {n["shape"] for n in nodes[1:7]} == {"square"}, "hop 1 around a title: people"
+    assert all(len(n["label"]) <= 24 for n in nodes)
+    assert len([e for e in edges if e.get("dashes")]) == 0
+    assert any(c.value.startswith("42 neighbours within 2 hops") for c in app.caption)
+    assert "Train LightGCN" in app.info[0].value
+
+    app.select_slider(key="graph_hops").set_value(3).run()
+    assert_clean(app)
+    assert len(graph_drawn(app)[0]) == 150
+
+    # what a click on a hop-1 person does (the browser test clicks for real): centre there, keep the path
+    person = nodes[1]["id"]
+    app.session_state["graph_trail"] = [*app.session_state["graph_trail"], app.session_state["graph_centre"]]
+    app.session_state["graph_centre"] = person
+    app.run()
+    assert_clean(app)
+    assert app.subheader[0].value.startswith("Centred on user ")
+    moved, _ = graph_drawn(app)
+    assert moved[0]["id"] == person and f"i{start}" in {n["id"] for n in moved if n["shape"] == "dot"}
+    assert any(c.value.startswith("Path: " + md_escape(title) + " → user ") for c in app.caption)
+    app.button(key="graph_back").click().run()
+    assert_clean(app)
+    assert app.subheader[0].value == f"Centred on {md_escape(title)}"
+    assert not [b for b in app.button if b.key == "graph_back"]
+
+    app.radio(key="graph_kind").set_value("user").run()
+    assert_clean(app)
+    assert app.subheader[0].value.startswith("Centred on user ")
+    assert graph_drawn(app)[0][0]["shape"] == "square"
+
+
+def test_graph_page_highlights_lightgcn_layer_neighbours(app):
     train_models(app, {"lightgcn": "LightGCN"}, epochs=3)
     app.switch_page(GRAPH).run()
     assert_clean(app)
-    [title] = charts(app)
-    assert "neighbours within 2 hops" in title
-    app.select_slider(key="graph_hops").set_value(1).run()
-    assert_clean(app)
-    assert "within 1 hop " in charts(app)[0]
     layers = app.dataframe[0].value
     assert list(layers.columns) == ["after 0 layers", "after 1 layer", "after 2 layers", "after 3 layers"]
     assert len(layers) == 8
-    app.radio(key="graph_kind").set_value("user").run()
+    nodes, edges = graph_drawn(app)
+    stars = {n["label"] for n in nodes if n["shape"] == "star"}
+    assert len([n for n in nodes if n["shape"] == "star"]) == 8
+    assert {label[:20] for label in stars} == {title[:20] for title in layers["after 3 layers"]}
+    assert len([e for e in edges if e.get("dashes")]) == 8
+    app.select_slider(key="graph_layer").set_value(0).run()
     assert_clean(app)
-    assert charts(app)[0].startswith("user ")
+    stars0 = {n["label"][:20] for n in graph_drawn(app)[0] if n["shape"] == "star"}
+    assert stars0 == {title[:20] for title in app.dataframe[0].value["after 0 layers"]}
+    app.select_slider(key="graph_hops").set_value(1).run()
+    assert_clean(app)
+    assert any(c.value.startswith("6 neighbours within 1 hop ") for c in app.caption)
 
 
 def test_attention_page_draws_the_heatmap_and_next_items(app):

@@ -149,28 +149,101 @@ def test_dimension_extremes_are_the_sorted_ends(log):
 
 
 # ---------------------------------------------------------------------------- graph drawing
-def test_neighbourhood_edges_are_real_interactions_and_hops_alternate(log):
-    nodes, edges = graph.neighbourhood(log, "user", 3, hops=3, per_node=4, seed=1)
+def test_subgraph_edges_are_real_interactions_and_hops_alternate(log):
+    sub = graph.subgraph(log, "u3", hops=3, per_node=4, seed=1)
     consumed = log.seen.toarray().astype(bool)
-    kinds = dict(zip(nodes["node"], nodes["kind"]))
-    codes = dict(zip(nodes["node"], nodes["code"]))
-    for a, b in edges.itertuples(index=False):
-        user, item = (a, b) if kinds[a] == "user" else (b, a)
-        assert kinds[user] == "user" and kinds[item] == "item"
-        assert consumed[codes[user], codes[item]]
+    nodes = {n.id: n for n in sub.nodes}
+    assert len(nodes) == len(sub.nodes), "every node drawn once"
+    for edge in sub.edges:
+        a, b = nodes[edge.source], nodes[edge.target]
+        user, item = (a, b) if a.kind == "user" else (b, a)
+        assert user.kind == "user" and item.kind == "item"
+        assert consumed[user.code, item.code]
     expected_kind = {0: "user", 1: "item", 2: "user", 3: "item"}
-    assert all(expected_kind[h] == k for h, k in zip(nodes["hop"], nodes["kind"]))
-    assert nodes.groupby("parent").size().max() <= 4
-    again, _ = graph.neighbourhood(log, "user", 3, hops=3, per_node=4, seed=1)
-    pd.testing.assert_frame_equal(nodes, again)
+    assert all(expected_kind[n.hop] == n.kind for n in sub.nodes)
+    children = pd.Series([n.parent for n in sub.nodes if n.parent])
+    assert children.value_counts().max() <= 4
+    tree = [e for e in sub.edges if e.kind == "tree"]
+    assert len(tree) == len(sub.nodes) - 1
+    assert {(e.source, e.target) for e in tree} == {(n.parent, n.id) for n in sub.nodes if n.parent}
+    assert all(nodes[n.parent].hop == n.hop - 1 for n in sub.nodes if n.parent)
 
 
-def test_radial_layout_puts_each_hop_on_its_ring(log):
-    nodes, edges = graph.neighbourhood(log, "item", 0, hops=2, per_node=5)
-    placed = graph.radial_layout(nodes)
-    np.testing.assert_allclose(np.hypot(placed["x"], placed["y"]), placed["hop"], atol=1e-9)
-    segments = graph.edge_segments(placed, edges)
-    assert len(segments) == len(edges)
+def test_subgraph_sampling_is_deterministic_by_seed(log):
+    first = graph.subgraph(log, "i0", hops=3, per_node=3, seed=5)
+    assert graph.subgraph(log, "i0", hops=3, per_node=3, seed=5) == first
+    others = [graph.subgraph(log, "i0", hops=3, per_node=3, seed=s) for s in range(6, 10)]
+    assert any({n.id for n in o.nodes} != {n.id for n in first.nodes} for o in others)
+
+
+def test_subgraph_caps_the_node_count_across_hops(log):
+    full = graph.subgraph(log, "u0", hops=3, per_node=6, max_nodes=1000)
+    assert len(full.nodes) == 60  # 1 + 6 items + 29 users + 24 items: the whole reachable graph
+    capped = graph.subgraph(log, "u0", hops=3, per_node=6, max_nodes=25)
+    assert len(capped.nodes) == 25
+    counts = capped.per_hop()
+    assert counts[0] == 1 and counts[1] == min(6, log.seen[0].nnz)
+    assert sum(counts.values()) == 25
+    assert all(n.parent in {m.id for m in capped.nodes} for n in capped.nodes if n.parent)
+    assert len([e for e in capped.edges if e.kind == "interaction"]) <= 300
+    few_edges = graph.subgraph(log, "u0", hops=3, per_node=6, max_nodes=1000, max_extra_edges=10)
+    assert len([e for e in few_edges.edges if e.kind == "interaction"]) == 10
+
+
+@pytest.mark.parametrize("centre", ["i4", "u7"])
+def test_recentring_puts_the_node_in_the_middle_with_its_own_neighbours(log, centre):
+    sub = graph.subgraph(log, centre, hops=2, per_node=50)
+    kind, code = graph.parse_node(log, centre)
+    middle = sub.node(centre)
+    assert sub.centre == centre and middle.hop == 0 and (middle.x, middle.y) == (0.0, 0.0)
+    assert middle.kind == kind and middle.code == code
+    hop1 = sorted(n.code for n in sub.nodes if n.hop == 1)
+    row = log.seen[code] if kind == "user" else log.seen.T.tocsr()[code]
+    assert hop1 == sorted(row.indices.tolist()), "with a generous fan-out hop 1 is the whole neighbourhood"
+    assert middle.degree == len(hop1)
+
+
+def test_parse_node_refuses_what_is_not_a_node(log):
+    assert graph.parse_node(log, "u39") == ("user", 39)
+    for bad, message in [("u40", "No user with code 40"), ("x3", "not a graph node"), ("i", "not a graph node"),
+                         ("i-1", "not a graph node")]:
+        with pytest.raises(DataError, match=message):
+            graph.parse_node(log, bad)
+    with pytest.raises(DataError, match="1 to 3 hops"):
+        graph.subgraph(log, "u1", hops=4)
+
+
+def test_radial_layout_puts_each_hop_on_a_wider_ring(log):
+    sub = graph.subgraph(log, "i0", hops=3, per_node=5)
+    radius = {}
+    for n in sub.nodes:
+        radius.setdefault(n.hop, set()).add(round(float(np.hypot(n.x, n.y)), 6))
+    assert all(len(r) == 1 for r in radius.values()), "one radius per hop"
+    rings = [radius[h].pop() for h in sorted(radius)]
+    assert rings[0] == 0 and all(b - a >= graph.RING_STEP - 1e-9 for a, b in zip(rings, rings[1:]))
+    widest = max(sub.per_hop().items(), key=lambda kv: kv[1])
+    assert 2 * np.pi * rings[widest[0]] / widest[1] >= graph.NODE_SPACING - 1e-9
+
+
+def test_labels_are_one_short_line_of_plain_text():
+    assert graph.short_label("Toy Story (1995)") == "Toy Story (1995)"
+    long = graph.short_label("Dr. Strangelove or:\nHow I Learned to Stop Worrying and Love the Bomb")
+    assert len(long) == graph.LABEL_LENGTH and long.endswith("…") and "\n" not in long
+    assert graph.short_label("a\tb\x00c") == "a bc"
+
+
+def test_highlight_marks_drawn_items_and_adds_the_rest_outside(log):
+    sub = graph.subgraph(log, "u0", hops=1, per_node=2)
+    inside = next(n.code for n in sub.nodes if n.kind == "item")
+    outside = next(i for i in range(log.n_items) if graph.node_id("item", i) not in {n.id for n in sub.nodes})
+    marked = graph.highlight(log, sub, [inside, outside])
+    assert {n.id for n in marked.nodes if n.highlight} == {f"i{inside}", f"i{outside}"}
+    added = marked.node(f"i{outside}")
+    assert added.hop == -1 and added.degree == log.item_popularity[outside]
+    assert np.hypot(added.x, added.y) > max(np.hypot(n.x, n.y) for n in sub.nodes)
+    similar = [(e.source, e.target) for e in marked.edges if e.kind == "similar"]
+    assert similar == [("u0", f"i{inside}"), ("u0", f"i{outside}")]
+    assert len(marked.nodes) == len(sub.nodes) + 1
 
 
 def test_layer_neighbours_has_one_column_per_layer(log):
@@ -178,3 +251,6 @@ def test_layer_neighbours_has_one_column_per_layer(log):
     table = graph.layer_neighbours(model, "item", 4, k=5)
     assert list(table.columns) == ["after 0 layers", "after 1 layer", "after 2 layers"]
     assert "t4" not in set(table.to_numpy().ravel())
+    codes = graph.layer_neighbour_codes(model, "user", 2, k=5)
+    assert len(codes) == 3 and all(len(c) == 5 for c in codes)
+    assert not set(np.concatenate(codes)) & set(log.seen[2].indices), "a user's consumed items are left out"
