@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.data.dataset import Dataset
+from recsys.data.dataset import Dataset, popularity_order
 from recsys.models.capabilities import has
 from recsys.serving.ranking import top_k
 from recsys.serving.rerank import unit_rows
@@ -332,7 +332,7 @@ class GenreRows:
         if not catalogue.has_genres or len(visitor.history) == 0:
             return []
         counts = np.asarray(catalogue.genre_matrix[visitor.history].sum(axis=0)).ravel()
-        order = np.lexsort((np.arange(len(counts)), -counts))
+        order = popularity_order(counts)  # the person's most-watched genres first, ties by genre order
         out = []
         for column in order:
             name = catalogue.genre_names[column]
