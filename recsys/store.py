@@ -13,6 +13,9 @@ only after its artifacts are completely on disk; a row left ``running`` by a pro
 has died reads as ``interrupted``. Nothing is pickled: arrays load with
 ``allow_pickle=False`` and torch weights with ``weights_only=True``.
 
+Runs are trained and evaluated by :func:`recsys.experiment.run`; the store keeps them (reports through
+``recsys.evaluation.report_io``) and computes nothing.
+
 Owner scopes: runs on an upload belong to the session that uploaded it (its owner token);
 runs on the bundled sample or on a dataset from the server's own disk are ``shared``.
 """

@@ -84,7 +84,7 @@ def test_a_run_round_trips_and_is_reused_after_a_restart(store, sample, parts):
 
 
 def test_rating_report_round_trips_rmse_and_mae(store, sample, parts):
-    from recsys.store import load_report, save_report
+    from recsys.evaluation.report_io import load_report, save_report
 
     model = __import__("recsys.models", fromlist=["create"]).create("mf_sgd", epochs=2).fit(parts.train)
     report = evaluate(model, parts.train, parts.test, k=[5, 10], bootstrap=50)
