@@ -78,3 +78,23 @@ def test_homepage_latency_figures_cover_plain_and_all_knobs_pages():
                                    "n_items": train.n_items, "scale_retriever": "ease", "rows": [], "scaling": [],
                                    "homepage": figures})
     assert "| `ease` | all knobs |" in text and "100 ms at the median" in text
+
+
+def test_store_reuse_trains_once_through_the_run_pipeline_and_finds_the_run_again(tmp_path):
+    from recsys.data import load
+    from recsys.data.split import SplitConfig
+    from recsys.experiment import RunSpec
+    from recsys.store import ExperimentStore
+
+    figure = bench.store_reuse(SAMPLE, model="pop", seed=42, store_root=tmp_path / "store")
+    assert figure["run_id"] == RunSpec.make(load(SAMPLE), SplitConfig(seed=42), "pop").run_id
+    assert figure["ndcg_10"] == figure["ndcg_10_reused"] > 0
+    [record] = ExperimentStore(tmp_path / "store").list()
+    assert (record.run_id, record.status, record.model) == (figure["run_id"], "done", "pop")
+    assert record.metrics["ndcg@10"] == figure["ndcg_10"]
+
+
+def test_protocols_name_the_splits_the_tables_describe():
+    assert bench.protocol_config("random", 7).to_dict() == {"method": "random", "test_fraction": 0.2, "n": 1,
+                                                            "seed": 7, "positives": "all", "threshold": 4.0}
+    assert bench.protocol_config("leave_last", 7).method == "leave_last"
