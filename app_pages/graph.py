@@ -127,7 +127,9 @@ def tooltip(node: graph.GraphNode) -> str:
 
 def as_agraph(node: graph.GraphNode) -> Node:
     colour = USER_COLOUR if node.kind == "user" else colour_of.get(node.genre, "#bab0ac")
-    size = 10 + 3 * float(np.log1p(node.degree)) + (10 if node.hop == 0 else 0)
+    # a square of size s is drawn 2s wide, like a dot of radius s; people are often far more active than a
+    # title is popular, so their squares are scaled down to keep a 3-hop ring from overlapping
+    size = (5 + 2 * float(np.log1p(node.degree))) * (0.7 if node.kind == "user" else 1.0) + (8 if node.hop == 0 else 0)
     return Node(id=node.id, label=node.label, title=tooltip(node), x=node.x, y=node.y, size=size,
                 shape="star" if node.highlight else "square" if node.kind == "user" else "dot",
                 color={"background": colour, "border": HIGHLIGHT_BORDER if node.highlight or node.hop == 0 else colour},

@@ -19,7 +19,7 @@ LABEL_LENGTH = 24
 # Ring spacing in drawing units (about pixels at zoom 1): rings at least this far apart, and
 # a ring widens until neighbours on it are at least NODE_SPACING apart.
 RING_STEP = 170.0
-NODE_SPACING = 34.0
+NODE_SPACING = 40.0
 
 
 @dataclass(frozen=True)
