@@ -5,7 +5,10 @@ zoomed and panned, hovering shows a node's details, and the component *returns t
 node's id*, which is what re-centring on a click needs. pyvis was the other candidate: it writes
 a static HTML page that Streamlit can only show in an iframe with no value coming back, so a click
 could never reach the page. The component's JavaScript ships inside its wheel: nothing is fetched
-from another host.
+from another host. Its hover text is plain text (vis-network shows strings literally, on one
+line), and a double click on a node makes the component open its hover text as a link: a
+same-site path, harmless (see ``graph.describe``), but a stray tab; the component has no switch
+for it.
 """
 
 from __future__ import annotations
@@ -107,30 +110,12 @@ genre_names = train.genre_matrix[1]
 colour_of = {g: PALETTE[j % len(PALETTE)] for j, g in enumerate(genre_names)}
 
 
-def tooltip(node: graph.GraphNode) -> str:
-    """Hover text. The component puts it into the page with innerHTML, so every piece of data is
-    HTML-escaped; it always opens with a tag because a double click makes the component call
-    window.open() on this text, and a leading tag keeps that a harmless same-site path rather than
-    a URL or script a title could spell."""
-    lines = [f"<b>{html.escape(node.name)}</b>"]
-    if node.kind == "item":
-        lines.append(html.escape(", ".join(node.genres) or "no genres"))
-        lines.append(f"{node.degree:,} interactions")
-    else:
-        lines.append(f"{node.degree:,} interactions (activity)")
-    lines.append("the centre" if node.hop == 0 else "outside the sampled neighbourhood" if node.hop < 0
-                 else f"{node.hop} hop{'s' if node.hop > 1 else ''} from the centre")
-    if node.highlight:
-        lines.append("LightGCN: among the nearest items")
-    return "<br>".join(lines)
-
-
 def as_agraph(node: graph.GraphNode) -> Node:
     colour = USER_COLOUR if node.kind == "user" else colour_of.get(node.genre, "#bab0ac")
     # a square of size s is drawn 2s wide, like a dot of radius s; people are often far more active than a
     # title is popular, so their squares are scaled down to keep a 3-hop ring from overlapping
     size = (5 + 2 * float(np.log1p(node.degree))) * (0.7 if node.kind == "user" else 1.0) + (8 if node.hop == 0 else 0)
-    return Node(id=node.id, label=node.label, title=tooltip(node), x=node.x, y=node.y, size=size,
+    return Node(id=node.id, label=node.label, title=graph.describe(node), x=node.x, y=node.y, size=size,
                 shape="star" if node.highlight else "square" if node.kind == "user" else "dot",
                 color={"background": colour, "border": HIGHLIGHT_BORDER if node.highlight or node.hop == 0 else colour},
                 borderWidth=4 if node.hop == 0 or node.highlight else 1,

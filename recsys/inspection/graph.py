@@ -102,6 +102,27 @@ def short_label(text: str, length: int = LABEL_LENGTH) -> str:
     return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
 
 
+def describe(node: GraphNode) -> str:
+    """One line of plain text for a hover tooltip: what the node is, its genres, degree and hop.
+
+    Angle brackets become look-alikes (‹ ›): the drawing component copies this text into a DOM
+    node through innerHTML, so a title must not be able to form a tag. It opens with a fixed word
+    ("Title", "User") so it can never read as a URL scheme either (the component passes the text
+    to window.open on a double click; a leading "javascript:" from a title would be run).
+    """
+    parts = [f"{'User' if node.kind == 'user' else 'Title'} · {short_label(node.name, 120)}"]
+    if node.kind == "item":
+        parts.append(", ".join(node.genres) or "no genres")
+        parts.append(f"{node.degree:,} interactions")
+    else:
+        parts.append(f"{node.degree:,} interactions (activity)")
+    parts.append("the centre" if node.hop == 0 else "outside the sampled neighbourhood" if node.hop < 0
+                 else f"{node.hop} hop{'s' if node.hop > 1 else ''} from the centre")
+    if node.highlight:
+        parts.append("LightGCN: among the nearest items")
+    return " · ".join(parts).replace("<", "‹").replace(">", "›")
+
+
 def subgraph(ds: Dataset, centre: str, hops: int = 2, per_node: int = 6, max_nodes: int = 150,
              seed: int = 0, max_extra_edges: int = 300) -> Subgraph:
     """The nodes within ``hops`` of ``centre`` (a node id), sampled breadth first, laid out in rings.

@@ -75,7 +75,8 @@ def test_graph_page_walks_the_graph_and_comes_back(app):
     assert app.subheader[0].value == f"Centred on {md_escape(title)}"
     nodes, edges = graph_drawn(app)
     assert len(nodes) == 1 + 6 + 36 and len({n["id"] for n in nodes}) == len(nodes)
-    assert nodes[0]["id"] == f"i{start}" and nodes[0]["title"].startswith(f"<b>{title}</b>")
+    assert nodes[0]["id"] == f"i{start}" and nodes[0]["title"].startswith(f"Title · {title} · ")
+    assert nodes[0]["title"].endswith(" interactions · the centre")
     assert {n["shape"] for n in nodes[1:7]} == {"square"}, "hop 1 around a title: people"
     assert all(len(n["label"]) <= 24 for n in nodes)
     assert len([e for e in edges if e.get("dashes")]) == 0

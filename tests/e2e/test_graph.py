@@ -74,6 +74,12 @@ def test_clicking_a_node_recentres_the_graph_and_back_returns(server, browser_pa
     people = sorted(node for node in positions if node.startswith("u"))
     assert len(positions) == 43 and len(people) == 6, positions.keys()
     target = positions[people[0]]
+    page.mouse.move(target["x"], target["y"])
+    _, frame = graph_frame(page)
+    tooltip = frame.locator(".vis-tooltip")
+    tooltip.wait_for(state="visible")
+    assert re.fullmatch(r"User · user \S+ · [\d,]+ interactions \(activity\) · 1 hop from the centre",
+                        tooltip.inner_text()), tooltip.inner_text()
     page.mouse.click(target["x"], target["y"])
     centre_heading(page).filter(has_text=re.compile(r"^Centred on user ")).wait_for(timeout=60_000)
     wait_idle(page)

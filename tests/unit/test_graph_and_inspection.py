@@ -232,6 +232,18 @@ def test_labels_are_one_short_line_of_plain_text():
     assert graph.short_label("a\tb\x00c") == "a bc"
 
 
+def test_hover_text_is_one_line_that_cannot_form_a_tag_or_a_url():
+    hostile = graph.GraphNode(id="i3", kind="item", code=3, name="javascript:alert(1) <img src=x onerror=go()>",
+                              label="", genres=("Drama", "<b>War</b>"), degree=1234, hop=2, parent="u1",
+                              highlight=True)
+    text = graph.describe(hostile)
+    assert text == ("Title · javascript:alert(1) ‹img src=x onerror=go()› · Drama, ‹b›War‹/b› · 1,234 interactions · "
+                    "2 hops from the centre · LightGCN: among the nearest items")
+    person = graph.GraphNode(id="u0", kind="user", code=0, name="user 7", label="user 7", genres=(), degree=5,
+                             hop=0, parent=None)
+    assert graph.describe(person) == "User · user 7 · 5 interactions (activity) · the centre"
+
+
 def test_highlight_marks_drawn_items_and_adds_the_rest_outside(log):
     sub = graph.subgraph(log, "u0", hops=1, per_node=2)
     inside = next(n.code for n in sub.nodes if n.kind == "item")
