@@ -101,7 +101,7 @@ st.subheader(f"Centred on {md_escape(middle.name)}")
 if trail:
     back, path = st.columns([1, 5], vertical_alignment="center")
     previous = graph.display_name(train, trail[-1])
-    if back.button("← Back", key="graph_back", help=f"Centre on {previous} again."):
+    if back.button("← Back", key="graph_back", help=f"Centre on {md_escape(previous)} again."):
         st.session_state.graph_centre = trail.pop()
         st.rerun()
     path.caption("Path: " + " → ".join(md_escape(graph.display_name(train, n)) for n in [*trail, centre]))
