@@ -66,6 +66,11 @@ def graph_drawn(app) -> tuple[list[dict], list[dict]]:
     return data["nodes"], data["edges"]
 
 
+def graph_config(app) -> dict:
+    [component] = app.get("component_instance")
+    return json.loads(json.loads(component.proto.json_args)["config"])
+
+
 def test_graph_page_walks_the_graph_and_comes_back(app):
     app.run()
     app.switch_page(GRAPH).run()
@@ -86,6 +91,10 @@ def test_graph_page_walks_the_graph_and_comes_back(app):
     app.select_slider(key="graph_hops").set_value(3).run()
     assert_clean(app)
     assert len(graph_drawn(app)[0]) == 150
+    assert graph_config(app)["physics"]["enabled"] is False, "hops on rings unless forces are asked for"
+    app.toggle(key="graph_physics").set_value(True).run()
+    assert graph_config(app)["physics"]["enabled"] is True
+    assert graph_config(app)["edges"] == {"arrows": "none"} and graph_config(app)["width"] == "100%"
 
     # what a click on a hop-1 person does (the browser test clicks for real): centre there, keep the path
     person = nodes[1]["id"]
