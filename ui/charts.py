@@ -143,32 +143,6 @@ def embedding_map(df: pd.DataFrame, color: str, color_title: str, tooltip: list,
     return alt.layer(*layers).properties(autosize=FIT_WIDTH, height=520, title=title).interactive()
 
 
-def graph_drawing(nodes: pd.DataFrame, segments: pd.DataFrame, title: str) -> alt.Chart:
-    """Nodes sized by degree and coloured by genre (users grey), edges as thin lines."""
-    edges = alt.Chart(segments).mark_rule(color="#9aa0a6", opacity=0.35, strokeWidth=0.8).encode(
-        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), x2="x2:Q", y2="y2:Q")
-    genres = sorted(g for g in nodes["genre"].unique() if g != "user")
-    palette = alt.Scale(domain=["user", *genres], range=["#5f6368", *_category_colours(len(genres))])
-    dots = alt.Chart(nodes).mark_circle(opacity=0.9, stroke="white", strokeWidth=0.8).encode(
-        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-        size=alt.Size("degree:Q", title="Degree (interactions)", scale=alt.Scale(range=[40, 900])),
-        color=alt.Color("genre:N", title="User / item genre", scale=palette),
-        tooltip=[alt.Tooltip("label:N", title="Node"), alt.Tooltip("kind:N", title="Kind"),
-                 alt.Tooltip("degree:Q", title="Degree"), alt.Tooltip("hop:Q", title="Hops away"),
-                 alt.Tooltip("genre:N", title="Genre")],
-    )
-    centre = alt.Chart(nodes[nodes["hop"] == 0]).mark_text(dy=-18, fontSize=12, fontWeight="bold").encode(
-        x="x:Q", y="y:Q", text="label:N")
-    return alt.layer(edges, dots, centre).properties(autosize=FIT_WIDTH, height=560, title=title)
-
-
-def _category_colours(n: int) -> list[str]:
-    base = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
-            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-            "#dbdb8d", "#9edae5", "#393b79", "#637939"]
-    return [base[i % len(base)] for i in range(n)]
-
-
 def attention_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
     """Query position (row) attends to key position (column); darker = more weight."""
     order = list(dict.fromkeys(df.sort_values("key_pos")["key"]))
