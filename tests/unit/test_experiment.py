@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from recsys import experiment
-from recsys.data import load
 from recsys.data.errors import DataError
 from recsys.data.split import SPLIT_METHODS, SplitConfig, make_split
 from recsys.experiment import KeepAs, RunSpec, stopped_run_id
@@ -27,18 +26,8 @@ OLD_SPLIT = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "posi
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return load("sample")
-
-
-@pytest.fixture(scope="module")
 def split(sample):
     return make_split(sample, SplitConfig())
-
-
-@pytest.fixture
-def store(tmp_path):
-    return ExperimentStore(tmp_path / "store")
 
 
 def _sources() -> dict[str, str]:

@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from recsys.data import load
-from recsys.store import SHARED, Actor, ExperimentStore, StoreError, train_or_reuse
+from recsys.store import SHARED, Actor, StoreError, train_or_reuse
 
 SAMPLE = {"kind": "sample", "label": "Sample catalogue (synthetic)"}
 UPLOAD = {"kind": "table", "label": "ann.csv"}
 SPLIT = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "positives": "all", "threshold": 4.0}
 ANN, BOB = Actor("ann"), Actor("bob")
 TEACHER = Actor("teacher", instructor=True)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load("sample")
-
-
-@pytest.fixture
-def store(tmp_path):
-    return ExperimentStore(tmp_path / "store")
 
 
 @pytest.fixture

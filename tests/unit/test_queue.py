@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from recsys.data import load
 from recsys.jobs import (
     CANCELLED,
     DONE,
@@ -207,11 +206,6 @@ def test_stop_is_refused_while_others_watch(board, runner):
 
 
 # ---------------------------------------------------------------------- real trainings into a store
-@pytest.fixture(scope="module")
-def sample():
-    return load("sample")
-
-
 @pytest.fixture(scope="module")
 def split(sample):
     return split_dataset(sample, SPLIT)

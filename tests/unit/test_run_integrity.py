@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from recsys import store as store_module
-from recsys.data import load
 from recsys.models import registry
 from recsys.models.baselines import PopularityModel
 from recsys.store import SHARED, ExperimentStore, StoreError, run_id_for, split_dataset, train_or_reuse
@@ -20,18 +19,8 @@ SPLIT = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "positive
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return load("sample")
-
-
-@pytest.fixture(scope="module")
 def parts(sample):
     return split_dataset(sample, SPLIT)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return ExperimentStore(tmp_path / "store")
 
 
 def _run_id(sample, model_key, params=None):

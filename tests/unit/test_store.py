@@ -27,18 +27,8 @@ SPLIT = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "positive
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return load("sample")
-
-
-@pytest.fixture(scope="module")
 def parts(sample):
     return split_dataset(sample, SPLIT)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return ExperimentStore(tmp_path / "store")
 
 
 def _assert_same_report(a, b) -> None:
