@@ -231,7 +231,17 @@ def load_sample(folder: str | Path | None = None, **kw) -> Dataset:
             "Regenerate it with `python -m recsys.data.synthetic --out sample_data`."
         )
     kw.setdefault("name", SAMPLE_NAME)
-    return _load_bundled_layout(_Folder(folder), "ratings.csv", **kw)
+    if folder != SAMPLE_DIR:
+        return _load_bundled_layout(_Folder(folder), "ratings.csv", **kw)
+    # the app's own file, not a visitor's: a host who lowers the budgets for uploads (rows, bytes)
+    # must still be able to open the default dataset
+    from recsys.hosting import LOCAL_LIMITS
+
+    token = _ACTIVE_LIMITS.set(LOCAL_LIMITS)
+    try:
+        return _load_bundled_layout(_Folder(folder), "ratings.csv", **kw)
+    finally:
+        _ACTIVE_LIMITS.reset(token)
 
 
 @_guarded
@@ -659,7 +669,7 @@ def _load_movielens_source(source, path: Path, options: dict) -> Dataset:
 
 def _build(frame: pd.DataFrame, source_name: str, **kw) -> Dataset:
     with _about(source_name):
-        return Dataset.from_frame(frame, duplicates="last", **kw)
+        return Dataset.from_frame(frame, duplicates="last", limits=_limits(), **kw)
 
 
 def _load_ml100k(source, member: str, *, feedback, positive_threshold, name) -> Dataset:
