@@ -87,5 +87,5 @@ def test_newcomer_sees_data_trains_two_models_and_compares_them(server, browser_
     shot(page, "08-graph.png", DOC_SHOTS / "graph.png")
 
     nav(page, "Attention")
-    page.get_by_text("No trained attention model").wait_for()
+    page.get_by_text("No trained model with attention").wait_for()
     no_exception_box(page)

@@ -179,7 +179,7 @@ def test_every_csv_download_goes_through_the_neutraliser():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    for path in [*root.glob("app_pages/*.py"), *root.glob("ui/*.py")]:
+    for path in [*root.glob("app_pages/*.py"), *root.glob("ui/**/*.py")]:
         assert ".to_csv(" not in path.read_text(), f"{path.name} writes CSV without neutralising formulas"
-    compare = (root / "app_pages" / "compare.py").read_text()
-    assert compare.count("safe_csv(table)") == 1 and compare.count("safe_csv(per_user)") == 1
+    metrics = (root / "ui" / "compare" / "metrics.py").read_text()
+    assert metrics.count("safe_csv(comparison.table)") == 1 and metrics.count("safe_csv(comparison.per_user)") == 1
