@@ -190,6 +190,10 @@ def _markdown(result: dict) -> str:
         f"every page. Wall time {result['wall_s']:.0f} s; server peak RSS {result['peak_rss_mb']:,.0f} MB; "
         f"errors: {len(result['problems'])}.",
         "",
+        "“Train two models” includes each session's wait in the server's training queue (two distinct "
+        "trainings per session, `RECSYS_LIMIT_WORKERS` = 2 at a time); a page time runs from the click in the "
+        "sidebar to the page settling. Server and all ten browsers share one 2-core machine.",
+        "",
         "| step | p50 s | p95 s | max s |",
         "|---|---:|---:|---:|",
     ]
