@@ -323,6 +323,8 @@ def _parsing(source: str, expected: str) -> Iterator[None]:
         raise
     except OSError as err:
         raise DataError(_os_message(err, source)) from None
+    # zipfile raises NotImplementedError for a compression method it does not know, and
+    # RuntimeError for encrypted members: both are properties of the file, not of this code
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
         raise DataError(
             f"{source} is damaged or cannot be unpacked ({_short_error(err, 80)}). Re-create or re-download it."
@@ -517,6 +519,7 @@ class _Zip:
             )
         try:
             self.archive = zipfile.ZipFile(path)
+        # NotImplementedError: zipfile's answer to a compression method it does not support
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, struct.error, NotImplementedError):
             raise DataError(f"{self.name} is not a valid zip archive (it may be truncated). Re-download it.") from None
         infos = self.archive.infolist()
@@ -557,7 +560,7 @@ class _Zip:
             )
         try:
             raw = self.archive.open(info)
-        except NotImplementedError:  # a RuntimeError, so first
+        except NotImplementedError:  # zipfile: unknown compression method (a RuntimeError subclass, so first)
             raise DataError(f"{name} uses a compression method the server cannot unpack. Re-create the zip with "
                             "ordinary (deflate) compression.") from None
         except RuntimeError as err:

@@ -24,6 +24,14 @@ CLICK_SETTLE_S = 20.0
 CLICK_TIMEOUT_MS = 5_000
 
 
+def outside_requests(page, server: str) -> list[str]:
+    """A list that fills with every request the page makes to a host other than ``server``."""
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith((server, "data:", "blob:")) else None)
+    return outside
+
+
 def no_exception_box(page) -> None:
     boxes = page.locator("[data-testid=stException]")
     assert boxes.count() == 0, boxes.first.inner_text()

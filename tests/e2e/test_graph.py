@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.e2e.helpers import nav, no_exception_box, shot, train_model, wait_idle
+from tests.e2e.helpers import nav, no_exception_box, outside_requests, shot, train_model, wait_idle
 
 # The component keeps its vis-network instance in a React hook (it exposes no global), so the test
 # walks React's fiber tree up from the network's container div to the hook that holds it, then asks
@@ -60,9 +60,7 @@ def centre_heading(page):
 @pytest.mark.e2e
 def test_clicking_a_node_recentres_the_graph_and_back_returns(server, browser_page):
     page = browser_page
-    outside = []
-    page.on("request", lambda request: outside.append(request.url)
-            if not request.url.startswith((server, "data:", "blob:")) else None)
+    outside = outside_requests(page, server)
     page.goto(server)
     page.locator("[data-testid=stMain] h1", has_text="Data").first.wait_for()
     nav(page, "Graph")

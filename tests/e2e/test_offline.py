@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.helpers import outside_requests
+
 PAGES = ["Train", "Compare", "Runs", "Embeddings", "Attention", "Graph", "Homepage", "Serving", "Data"]
 
 
 @pytest.mark.e2e
 def test_no_page_fetches_anything_from_another_host(server, browser_page):
     page = browser_page
-    outside = []
-    page.on("request", lambda request: outside.append(request.url)
-            if not request.url.startswith((server, "data:", "blob:")) else None)
+    outside = outside_requests(page, server)
     page.goto(server)
     page.locator("[data-testid=stMain] h1", has_text="Data").first.wait_for()
     for title in PAGES:

@@ -1,11 +1,14 @@
 """Fixtures most backend tests share: the bundled sample (loaded once per test process; a Dataset is
-immutable, so sharing it is safe) and an empty experiment store per test."""
+immutable, so sharing it is safe), an empty experiment store per test, and the registry-wide
+contract fixtures (every registered key, each model fitted on the block dataset), so a model joins
+the contract and capability suites by registering."""
 
 from __future__ import annotations
 
 import pytest
 
 from recsys.data import load
+from recsys.models import create, registry
 from recsys.store import ExperimentStore
 
 
@@ -17,3 +20,21 @@ def sample():
 @pytest.fixture
 def store(tmp_path):
     return ExperimentStore(tmp_path / "store")
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    from tests.unit.test_model_contract import _block_data
+
+    return _block_data()
+
+
+@pytest.fixture(params=sorted(registry), scope="module")
+def key(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def fitted(key, blocks):
+    train, _ = blocks
+    return create(key).fit(train)

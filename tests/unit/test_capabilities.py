@@ -17,25 +17,8 @@ import pytest
 from recsys.models import create, registry
 from recsys.models.capabilities import CAPABILITIES, METHODS, capabilities, example_list, has, models_with
 from recsys.serving import retrieval
-from tests.unit.test_model_contract import _block_data
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def blocks():
-    return _block_data()
-
-
-@pytest.fixture(params=sorted(registry), scope="module")
-def key(request):
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def fitted(key, blocks):
-    train, _ = blocks
-    return create(key).fit(train)
 
 
 def test_a_class_claims_only_what_each_fitted_model_of_it_provides(key, fitted):

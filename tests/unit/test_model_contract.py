@@ -44,22 +44,6 @@ def _block_data(seed: int = 0):
     return ds.subset(~held_mask, "blocks train"), ds.subset(held_mask, "blocks test")
 
 
-@pytest.fixture(scope="module")
-def blocks():
-    return _block_data()
-
-
-@pytest.fixture(params=sorted(registry), scope="module")
-def key(request):
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def fitted(key, blocks):
-    train, _ = blocks
-    return create(key).fit(train)
-
-
 def test_default_construction_and_params_round_trip(key):
     model = create(key)
     params = model.get_params()
