@@ -16,6 +16,7 @@ page (``Visitor.names_model``) every model-made reason names the model that made
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -226,6 +227,18 @@ class RowCandidates:
 # ---------------------------------------------------------------------------- generators
 
 
+def first_rows(candidates: Iterable, limit: int, build: Callable[[object], RowCandidates | None]) -> list[RowCandidates]:
+    """Rows built from ``candidates`` in order, skipping those that give none, stopping at ``limit``."""
+    out: list[RowCandidates] = []
+    for candidate in candidates:
+        if len(out) >= limit:
+            break
+        row = build(candidate)
+        if row is not None:
+            out.append(row)
+    return out
+
+
 class TopPicks:
     """The model's best unseen items for this person."""
 
@@ -253,24 +266,22 @@ class BecauseYouWatched:
         self.n_seeds = n_seeds
 
     def rows(self, visitor: Visitor, catalogue: Catalogue, model, pool: int) -> list[RowCandidates]:
-        out = []
         # a seed without neighbours (e.g. nobody else watched it) is skipped for the next one;
         # a bounded look-back keeps the page fast for people with long histories
-        for seed in visitor.liked()[: 5 * self.n_seeds]:
-            if len(out) >= self.n_seeds:
-                break
-            seed = int(seed)
-            reach = pool + len(visitor.history) + (4 * pool if visitor.tail_reserve else 0)
-            items, similarity = self.neighbours(seed, catalogue, model, reach)
-            keep = ~visitor.seen[items]
-            items, similarity = visitor.reserve_tail(items[keep], similarity[keep], pool)
-            if len(items) == 0:
-                continue
-            seed_label = catalogue.label(seed)
-            title = self.title_template.format(verb=visitor.verb, title=seed_label)
-            reasons = [f"Because you {visitor.verb} {seed_label}{self.source_note(visitor, model)}"] * len(items)
-            out.append(RowCandidates(f"because:{seed}", title, self.kind, items, reasons, similarity))
-        return out
+        seeds = (int(seed) for seed in visitor.liked()[: 5 * self.n_seeds])
+        return first_rows(seeds, self.n_seeds, lambda seed: self.row(seed, visitor, catalogue, model, pool))
+
+    def row(self, seed: int, visitor: Visitor, catalogue: Catalogue, model, pool: int) -> RowCandidates | None:
+        reach = pool + len(visitor.history) + (4 * pool if visitor.tail_reserve else 0)
+        items, similarity = self.neighbours(seed, catalogue, model, reach)
+        keep = ~visitor.seen[items]
+        items, similarity = visitor.reserve_tail(items[keep], similarity[keep], pool)
+        if len(items) == 0:
+            return None
+        seed_label = catalogue.label(seed)
+        title = self.title_template.format(verb=visitor.verb, title=seed_label)
+        reasons = [f"Because you {visitor.verb} {seed_label}{self.source_note(visitor, model)}"] * len(items)
+        return RowCandidates(f"because:{seed}", title, self.kind, items, reasons, similarity)
 
     @staticmethod
     def source_note(visitor: Visitor, model) -> str:
@@ -333,22 +344,21 @@ class GenreRows:
             return []
         counts = np.asarray(catalogue.genre_matrix[visitor.history].sum(axis=0)).ravel()
         order = popularity_order(counts)  # the person's most-watched genres first, ties by genre order
-        out = []
-        for column in order:
-            name = catalogue.genre_names[column]
-            if counts[column] <= 0 or len(out) >= self.n_genres:
-                break
-            if name.strip().lower() in NON_GENRES:
-                continue
-            members = catalogue.genre_members[column]
-            items = visitor.rank(visitor.ranking_scores, pool, candidates=members)
-            if len(items) == 0:
-                continue
-            share = counts[column] / len(visitor.history)
-            reason = f"{name}: {share:.0%} of what you {visitor.verb}{visitor.ranked_note()}"
-            out.append(RowCandidates(f"genre:{name}", self.title_template.format(genre=name), self.kind, items,
-                                     [reason] * len(items), visitor.ranking_scores[items]))
-        return out
+        watched = (int(column) for column in order if counts[column] > 0)
+        return first_rows(watched, self.n_genres, lambda column: self.row(column, counts, visitor, catalogue, pool))
+
+    def row(self, column: int, counts: np.ndarray, visitor: Visitor, catalogue: Catalogue,
+            pool: int) -> RowCandidates | None:
+        name = catalogue.genre_names[column]
+        if name.strip().lower() in NON_GENRES:
+            return None
+        items = visitor.rank(visitor.ranking_scores, pool, candidates=catalogue.genre_members[column])
+        if len(items) == 0:
+            return None
+        share = counts[column] / len(visitor.history)
+        reason = f"{name}: {share:.0%} of what you {visitor.verb}{visitor.ranked_note()}"
+        return RowCandidates(f"genre:{name}", self.title_template.format(genre=name), self.kind, items,
+                             [reason] * len(items), visitor.ranking_scores[items])
 
 
 class NewReleases:
