@@ -168,10 +168,12 @@ def leave_last_out(ds: Dataset, n: int = 1, valid: bool = False):
     """
     if n < 1:
         raise DataError(f"leave-last-n-out needs n >= 1; got {n}.")
-    ts = ds.timestamp if ds.timestamp is not None else np.arange(ds.n_interactions)
-    # rank by (time, item) so simultaneous ratings are ordered reproducibly
-    key = ts.astype(np.float64) * (ds.n_items + 1) + ds.item
-    rank, count = _rank_within_user(ds.user, key)
+    # "last" means last in the Dataset's one time order (ties by item code), the order every
+    # sequence model and history view reads, so the held-out item is the one they'd predict next
+    histories = ds.histories_in_time_order()
+    count = ds.user_activity[ds.user]
+    rank = np.empty(ds.n_interactions, dtype=np.int64)
+    rank[histories.order] = np.arange(ds.n_interactions) - histories.starts[histories.users]
     from_end = count - 1 - rank
     held = (from_end < n) & (count > n)
     train, test = ds.subset(~held, f"{ds.name} train"), ds.subset(held, f"{ds.name} test")
