@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import Dataset
+from recsys.data.dataset import Dataset, popularity_order
 
 # Labels in the picture are cut to this many characters: ids and titles can be long (up to the
 # hosting limits), and numpy's fixed-width strings would size every label like the longest.
@@ -33,9 +33,9 @@ def matrix_sample(ds: Dataset, n_users: int = 120, n_items: int = 300, seed: int
     users = np.sort(rng.choice(users, size=min(n_users, len(users)), replace=False))
     items = np.sort(rng.choice(items, size=min(n_items, len(items)), replace=False))
     user_rank = np.full(ds.n_users, -1)
-    user_rank[users[np.argsort(-ds.user_activity[users], kind="stable")]] = np.arange(len(users))
+    user_rank[users[popularity_order(ds.user_activity[users])]] = np.arange(len(users))
     item_rank = np.full(ds.n_items, -1)
-    item_rank[items[np.argsort(-ds.item_popularity[items], kind="stable")]] = np.arange(len(items))
+    item_rank[items[popularity_order(ds.item_popularity[items])]] = np.arange(len(items))
     keep = (user_rank[ds.user] >= 0) & (item_rank[ds.item] >= 0)
     return pd.DataFrame({
         "user_rank": user_rank[ds.user[keep]],
