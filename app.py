@@ -77,6 +77,7 @@ pages = [
     st.Page("app_pages/graph.py", title="Graph", icon=":material/hub:"),
     st.Page("app_pages/homepage.py", title="Homepage", icon=":material/home:"),
     st.Page("app_pages/serving.py", title="Serving", icon=":material/speed:"),
+    st.Page("app_pages/simulate.py", title="Simulate", icon=":material/science:"),
 ]
 sidebar()
 page = st.navigation(pages)

@@ -1,4 +1,4 @@
-"""Command line: python -m recsys evaluate | bench | runs."""
+"""Command line: python -m recsys evaluate | bench | runs | simulate."""
 
 from __future__ import annotations
 
@@ -132,6 +132,56 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    """Run one simulation preset and print its per-round table and computed takeaway (``--json``: one JSON
+    object per row of the table, with the metric names the Simulate page uses; the takeaway goes to stderr)."""
+    import json
+
+    from recsys.simulation import presets
+
+    if args.list:
+        for preset in presets.presets().values():
+            rounds = f"rounds knob: {preset.rounds_knob}" if preset.rounds_knob else "no rounds"
+            print(f"{preset.key:<20} {preset.label} ({rounds})")
+        return 0
+    if not args.preset:
+        raise DataError("Name the simulation to run, e.g. 'python -m recsys simulate popularity_trap'; "
+                        "'python -m recsys simulate --list' shows them.")
+    preset = presets.get(args.preset)
+    overrides = _knob_overrides(args.set or [])
+    if args.rounds is not None:
+        if preset.rounds_knob is None:
+            raise DataError(f"Simulation {preset.key!r} has no rounds to change; leave out --rounds.")
+        overrides[preset.rounds_knob] = args.rounds
+    result = preset(seed=args.seed, **overrides)
+    if args.json:
+        for record in result.records():
+            print(json.dumps(record))
+        print(result.takeaway, file=sys.stderr)
+        return 0
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted(vars(preset.knobs(**overrides)).items()))
+    print(f"{preset.label} ({preset.key}), seed {result.seed}: {knobs}")
+    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format",
+                           "{:.4f}".format):
+        print(result.rounds.to_string(index=False))
+        for title, table in result.tables.items():
+            print(f"\n{title}")
+            print(table.to_string(index=False))
+    print(f"\n{result.takeaway}")
+    return 0
+
+
+def _knob_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["rounds=5", "epsilon=0.1"]`` → {"rounds": "5", ...}; the preset converts and checks each value."""
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise DataError(f"--set takes knob=value (e.g. --set rounds=5); got {pair!r}.")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m recsys", description="Recommender Explorer command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -166,6 +216,17 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--store", default=None,
                     help="the store folder (default: $RECSYS_HOME/store, i.e. ~/.recsys-explorer/store)")
     ru.set_defaults(func=cmd_runs)
+    si = sub.add_parser("simulate", help="run a simulation preset (feedback loop, bandits, position bias, ...) "
+                                         "and print its per-round table")
+    si.add_argument("preset", nargs="?", help="the preset's key ('--list' shows them)")
+    si.add_argument("--list", action="store_true", help="list the presets and exit")
+    si.add_argument("--rounds", type=int, default=None, help="how many rounds to run (the preset's rounds knob)")
+    si.add_argument("--seed", type=int, default=0, help="the same knobs and seed give the same rounds")
+    si.add_argument("--set", action="append", metavar="KNOB=VALUE",
+                    help="change one knob (repeat for more); the Simulate page shows them all")
+    si.add_argument("--json", action="store_true",
+                    help="print one JSON object per row of the per-round table (takeaway on stderr)")
+    si.set_defaults(func=cmd_simulate)
     return p
 
 

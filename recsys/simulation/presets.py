@@ -42,6 +42,11 @@ class Preset:
     rounds_knob: str | None = "rounds"
 
     def knobs(self, **overrides) -> object:
+        """The Knobs with ``overrides`` applied; a name the simulation does not have is refused by name."""
+        known = sorted(field["name"] for field in self.describe())
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise DataError(f"Simulation {self.key!r} has no knob(s) {unknown}; its knobs are {known}.")
         return coerce_params(self.Knobs, overrides)
 
     def describe(self) -> list[dict]:

@@ -1,0 +1,94 @@
+"""Simulate page: the course's online half. Pick a preset, set its knobs, run it and watch the rounds
+unfold, with the lesson computed from this run's numbers.
+
+Every simulation lives in recsys.simulation; this page reads the widgets, calls a preset with a
+progress callback and draws what it returns (ui.simulate).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from recsys.export import safe_csv
+from recsys.simulation import presets as catalogue
+from ui import runs
+from ui import simulate as sim
+from ui.errors import attempt, shown_errors
+from ui.text import md_escape
+
+st.title("Simulate")
+st.caption("What happens once recommendations are shown to people: feedback loops, experiments, position bias "
+           "and models going stale, each run in seconds in a simulated world whose true tastes are known.")
+
+with st.expander("Why simulate", expanded=False):
+    st.markdown(
+        "Offline metrics are computed on logs that the previous recommender produced: people could only click "
+        "what they were shown, and mostly what was shown near the top. A simulated world knows every person's "
+        "*true* taste for every item, so it can show what the logs hide: the loop that narrows what everyone "
+        "sees, the offline metric that rises while clicks do not, the A/B test that spends traffic a bandit "
+        "would save, and the model that goes stale as tastes drift.\n\n"
+        "Each preset sets its knobs to tell one of these stories; change them and run again. The same knobs and "
+        "seed always give the same rounds, here and with `python -m recsys simulate`.")
+
+available = attempt("Loading the simulations", catalogue.presets)
+key = st.radio("Simulation", list(available), format_func=lambda k: available[k].label, horizontal=True,
+               key="simulate_preset")
+preset = available[key]
+st.markdown(preset.blurb)
+
+last = sim.remembered(key)
+with st.form(f"simulate_form.{key}"):
+    knobs = sim.knob_widgets(preset.describe(), f"simulate_knob.{key}", last.get("knobs"))
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, value=int(last.get("seed", 0)), key=f"simulate_seed.{key}",
+                               help="The same knobs and seed give the same rounds."))
+    run_clicked = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+
+if run_clicked:
+    sim.remember(key, knobs, seed)
+    wanted = sim.result_key(key, knobs, seed)
+    if sim.stored(wanted) is not None:
+        sim.keep(key, wanted, sim.stored(wanted))  # already run this session: the same rounds again
+    else:
+        with sim.one_at_a_time(runs.owner_token()) as free:
+            if not free:
+                st.warning("A simulation you started is still running in another tab or window; press Run again "
+                           "when it has finished.", icon=":material/hourglass_top:")
+            else:
+                with shown_errors(f"Running {preset.label}"):
+                    live = sim.LiveView(preset.label)
+                    try:
+                        result = preset(seed=seed, progress=live, **knobs)
+                    finally:
+                        live.clear()
+                    sim.keep(key, wanted, result)
+
+latest = sim.shown(key)
+if latest is None:
+    st.info("Set the knobs and press **Run**: the charts fill in round by round.", icon=":material/play_arrow:")
+    st.stop()
+
+result_id, result = latest
+st.info(md_escape(result.takeaway), icon=":material/lightbulb:")
+if result.summary:
+    items = list(result.summary.items())
+    for start in range(0, len(items), 4):
+        cols = st.columns(4)
+        for col, (name, value) in zip(cols, items[start:start + 4], strict=False):
+            col.metric(md_escape(sim.summary_label(name)), sim.summary_value(value))
+
+rounds = result.rounds
+numbers = sorted(rounds["round"].unique())
+upto = numbers[-1] if numbers else 0
+if len(numbers) > 1:
+    upto = st.select_slider("Show rounds up to", numbers, value=numbers[-1], key=f"simulate_step.{result_id}",
+                            help="Step back through the run: the charts and the table stop at this round.")
+sim.draw_charts(rounds[rounds["round"] <= upto], result.metrics, result.series, len(numbers))
+
+st.subheader(f"Round {upto}" if len(numbers) > 1 else "Figures")
+st.dataframe(rounds[rounds["round"] == upto].drop(columns="round"), hide_index=True, width="stretch")
+st.download_button("Download the per-round table (CSV)", safe_csv(rounds), file_name=f"simulation-{key}-seed{result.seed}.csv",
+                   mime="text/csv", key=f"simulate_csv.{result_id}", icon=":material/download:")
+
+for title, table in result.tables.items():
+    st.subheader(md_escape(title))
+    st.dataframe(table, hide_index=True, width="stretch")

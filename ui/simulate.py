@@ -1,0 +1,242 @@
+"""Streamlit glue of the Simulate page: knob widgets from a preset's Knobs, charts of the per-round
+table, the live view while rounds come in, and the results kept in session state.
+
+Nothing here simulates: every number comes from ``recsys.simulation``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from recsys.simulation.result import SimulationResult
+from ui.charts import FIT_WIDTH
+
+CHART_HEIGHT = 240
+# live charts are redrawn at most this often: a preset can finish 50 rounds in a second, and
+# sending every one to the browser would take longer than the simulation itself
+LIVE_REDRAW_S = 0.25
+# results a visitor keeps (preset, knobs, seed → frames); a few dozen kB each
+KEPT_RESULTS = 12
+RESULTS = "simulate_results"     # {result key: SimulationResult}
+SHOWN = "simulate_shown"         # {preset key: result key of its latest run}
+REMEMBERED = "simulate_knobs"    # {preset key: {"knobs": {...}, "seed": int}} as last submitted
+
+
+# ---------------------------------------------------------------------- knob widgets
+def knob_label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def knob_widget(field: dict, value, key: str):
+    """One widget for one knob, built from its ``param`` metadata: choices → select box, bool → checkbox,
+    a number with both bounds → slider (log-scaled ones → number box), else a number or text box."""
+    label, helptext = knob_label(field["name"]), field.get("help")
+    low, high, choices = field.get("low"), field.get("high"), field.get("choices")
+    if choices is not None:
+        choices = list(choices)
+        return st.selectbox(label, choices, index=choices.index(value) if value in choices else 0, help=helptext,
+                            key=key)
+    if isinstance(field["default"], bool):
+        return st.checkbox(label, value=bool(value), help=helptext, key=key)
+    if isinstance(field["default"], int):
+        if low is not None and high is not None and not field.get("log"):
+            step = int(field.get("step") or 1)
+            return int(st.slider(label, int(low), int(high), int(value), step=step, help=helptext, key=key))
+        return int(st.number_input(label, value=int(value), step=int(field.get("step") or 1), min_value=low,
+                                   max_value=high, help=helptext, key=key))
+    if isinstance(field["default"], float):
+        step = float(field.get("step") or _float_step(low, high, float(value)))
+        if low is not None and high is not None and not field.get("log"):
+            return float(st.slider(label, float(low), float(high), float(value), step=step, help=helptext, key=key))
+        return float(st.number_input(label, value=float(value), min_value=None if low is None else float(low),
+                                     max_value=None if high is None else float(high), step=step, format="%g",
+                                     help=helptext, key=key))
+    return st.text_input(label, value=str(value), help=helptext, key=key)
+
+
+def _float_step(low, high, value: float) -> float:
+    """A hundredth of the range, rounded to 1, 2 or 5 times a power of ten (so slider values read cleanly)."""
+    span = (high - low) if low is not None and high is not None else abs(value) or 1.0
+    raw = span / 100.0
+    power = 10 ** int(f"{raw:e}".split("e")[1])
+    for multiple in (1, 2, 5, 10):
+        if raw <= multiple * power:
+            return float(multiple * power)
+    return float(raw)
+
+
+def knob_widgets(fields: list[dict], key_prefix: str, values: dict | None = None, columns: int = 3) -> dict:
+    """A grid of widgets, one per knob, starting from ``values`` (else the defaults); returns {name: value}.
+    Call inside an ``st.form`` so a change of knob reruns nothing until Run."""
+    values = values or {}
+    chosen = {}
+    cols = st.columns(columns)
+    for i, field in enumerate(fields):
+        with cols[i % columns]:
+            start = values.get(field["name"], field["default"])
+            chosen[field["name"]] = knob_widget(field, start, f"{key_prefix}.{field['name']}")
+    return chosen
+
+
+# ---------------------------------------------------------------------- results in session state
+def result_key(preset: str, knobs: dict, seed: int) -> str:
+    """The same preset, knobs and seed give the same rounds, so they name the result."""
+    return f"{preset}|{json.dumps(knobs, sort_keys=True, default=str)}|{int(seed)}"
+
+
+def remembered(preset: str) -> dict:
+    """The knobs and seed last submitted for ``preset`` this session ({} before the first run)."""
+    return st.session_state.setdefault(REMEMBERED, {}).get(preset, {})
+
+
+def remember(preset: str, knobs: dict, seed: int) -> None:
+    st.session_state.setdefault(REMEMBERED, {})[preset] = {"knobs": dict(knobs), "seed": int(seed)}
+
+
+def stored(key: str) -> SimulationResult | None:
+    return st.session_state.setdefault(RESULTS, {}).get(key)
+
+
+def keep(preset: str, key: str, result: SimulationResult) -> None:
+    """Keep ``result`` (plain frames, no model) and make it ``preset``'s shown one; the oldest go first."""
+    results = st.session_state.setdefault(RESULTS, {})
+    results.pop(key, None)
+    results[key] = result
+    while len(results) > KEPT_RESULTS:
+        results.pop(next(iter(results)))
+    st.session_state.setdefault(SHOWN, {})[preset] = key
+
+
+def shown(preset: str) -> tuple[str, SimulationResult] | None:
+    """``preset``'s latest result this session, if it is still kept."""
+    key = st.session_state.setdefault(SHOWN, {}).get(preset)
+    result = stored(key) if key else None
+    return (key, result) if result is not None else None
+
+
+# ---------------------------------------------------------------------- one run per visitor at a time
+_RUNNING: dict[str, threading.Lock] = {}
+_RUNNING_GUARD = threading.Lock()
+
+
+@contextmanager
+def one_at_a_time(owner: str):
+    """Yield True while ``owner`` runs a simulation, False when one of theirs already runs (another tab).
+
+    A rerun of the same tab interrupts the running script at its next progress call, so only a
+    second tab or window can overlap; on a shared server that would double one visitor's CPU.
+    """
+    with _RUNNING_GUARD:
+        lock = _RUNNING.setdefault(owner, threading.Lock())
+    acquired = lock.acquire(blocking=False)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            lock.release()
+
+
+# ---------------------------------------------------------------------- charts
+def long_metrics(rounds: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """(round, series, metric, value) rows: one field name for every chart, whatever characters the
+    metric's own name has (vega-lite would read a '.' in a field name as a nested field)."""
+    frame = rounds.melt(id_vars=["round", "series"], value_vars=metrics, var_name="metric", value_name="value")
+    return frame.dropna(subset=["value"])
+
+
+def metric_chart(frame: pd.DataFrame, metric: str, series: list[str], rounds_total: int) -> alt.Chart:
+    """One metric over the rounds, a line per series (colours fixed by ``series`` so every chart agrees)."""
+    color = alt.Color("series:N", title="Series", sort=series, scale=alt.Scale(domain=series),
+                      legend=alt.Legend(orient="bottom", labelLimit=260))
+    tooltip = [alt.Tooltip("series:N", title="series"), alt.Tooltip("round:Q", title="round"),
+               alt.Tooltip("value:Q", title=metric, format=",.4g")]
+    if rounds_total <= 1:  # nothing unfolds: compare the series side by side
+        chart = alt.Chart(frame).mark_bar().encode(
+            x=alt.X("series:N", title="Series", sort=series, axis=alt.Axis(labelAngle=0, labelLimit=160)),
+            y=alt.Y("value:Q", title=metric), color=color, tooltip=tooltip)
+    else:
+        chart = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=24)).encode(
+            x=alt.X("round:Q", title="Round", scale=alt.Scale(domain=[1, max(rounds_total, 2)]),
+                    axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)), color=color, tooltip=tooltip)
+    return chart.properties(title=metric, height=CHART_HEIGHT, autosize=FIT_WIDTH)
+
+
+def draw_charts(rounds: pd.DataFrame, metrics: list[str], series: list[str], rounds_total: int,
+                per_row: int = 2) -> None:
+    """A chart per metric, ``per_row`` to a row."""
+    frame = long_metrics(rounds, metrics)
+    for start in range(0, len(metrics), per_row):
+        cols = st.columns(per_row)
+        for col, metric in zip(cols, metrics[start:start + per_row], strict=False):
+            part = frame[frame["metric"] == metric]
+            if not part.empty:
+                col.altair_chart(metric_chart(part, metric, series, rounds_total), width="stretch")
+
+
+# ---------------------------------------------------------------------- the live view
+def figure_rows(done: int, figures: dict) -> list[dict]:
+    """The progress callback's latest figures as per-round rows.
+
+    Simulations report either one series' metrics ({metric: number}) or several
+    ({series: {metric: number}}); anything else (a string, a list) is not charted live.
+    """
+    if not isinstance(figures, dict) or not figures:
+        return []
+    if all(isinstance(v, dict) for v in figures.values()):
+        return [{"round": done, "series": str(name), **_numbers(values)} for name, values in figures.items()]
+    numbers = _numbers(figures)
+    return [{"round": done, "series": "", **numbers}] if numbers else []
+
+
+def _numbers(values: dict) -> dict:
+    return {str(k): float(v) for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+class LiveView:
+    """The progress callback: a progress bar and the charts so far, redrawn as rounds come in."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = st.progress(0.0, text=f"{label}: starting…")
+        self.charts = st.empty()
+        self.rows: list[dict] = []
+        self.drawn_at = 0.0
+
+    def __call__(self, done: int, total: int, figures: dict) -> None:
+        self.rows.extend(figure_rows(done, figures))
+        self.bar.progress(min(1.0, done / max(total, 1)), text=f"{self.label}: round {done} of {total}")
+        now = time.monotonic()
+        if self.rows and (done >= total or now - self.drawn_at >= LIVE_REDRAW_S):
+            self.drawn_at = now
+            frame = pd.DataFrame(self.rows)
+            metrics = [c for c in frame.columns if c not in ("round", "series")]
+            series = list(dict.fromkeys(frame["series"]))
+            with self.charts.container():
+                draw_charts(frame, metrics, series, total)
+
+    def clear(self) -> None:
+        self.bar.empty()
+        self.charts.empty()
+
+
+# ---------------------------------------------------------------------- summary figures
+def summary_label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def summary_value(value) -> str:
+    """Headline figures as people read them: integers with separators, others to four significant digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.4g}"
