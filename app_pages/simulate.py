@@ -14,7 +14,6 @@ from recsys.simulation import presets as catalogue
 from ui import runs
 from ui import simulate as sim
 from ui.errors import attempt, shown_errors
-from ui.text import md_escape
 
 st.title("Simulate")
 st.caption("What happens once recommendations are shown to people: feedback loops, experiments, position bias "
@@ -37,58 +36,38 @@ preset = available[key]
 st.markdown(preset.blurb)
 
 last = sim.remembered(key)
-with st.form(f"simulate_form.{key}"):
-    knobs = sim.knob_widgets(preset.describe(), f"simulate_knob.{key}", last.get("knobs"))
+controls, output = st.columns([1, 2.6], gap="large")
+with controls, st.form(f"simulate_form.{key}"):
+    knobs = sim.knob_widgets(preset.describe(), f"simulate_knob.{key}", last.get("knobs"), columns=1)
     seed = int(st.number_input("Seed", 0, 2**31 - 1, value=int(last.get("seed", 0)), key=f"simulate_seed.{key}",
                                help="The same knobs and seed give the same rounds."))
-    run_clicked = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+    run_clicked = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
 
-if run_clicked:
-    sim.remember(key, knobs, seed)
-    wanted = sim.result_key(key, knobs, seed)
-    if sim.stored(wanted) is not None:
-        sim.keep(key, wanted, sim.stored(wanted))  # already run this session: the same rounds again
-    else:
-        with sim.one_at_a_time(runs.owner_token()) as free:
-            if not free:
-                st.warning("A simulation you started is still running in another tab or window; press Run again "
-                           "when it has finished.", icon=":material/hourglass_top:")
-            else:
-                with shown_errors(f"Running {preset.label}"):
-                    live = sim.LiveView(preset.label)
-                    try:
-                        result = preset(seed=seed, progress=live, **knobs)
-                    finally:
-                        live.clear()
-                    sim.keep(key, wanted, result)
+with output:
+    if run_clicked:
+        sim.remember(key, knobs, seed)
+        wanted = sim.result_key(key, knobs, seed)
+        if sim.stored(wanted) is not None:
+            sim.keep(key, wanted, sim.stored(wanted))  # already run this session: the same rounds again
+        else:
+            with sim.one_at_a_time(runs.owner_token()) as free:
+                if not free:
+                    st.warning("A simulation you started is still running in another tab or window; press Run "
+                               "again when it has finished.", icon=":material/hourglass_top:")
+                else:
+                    with shown_errors(f"Running {preset.label}"):
+                        live = sim.LiveView(preset.label)
+                        try:
+                            result = preset(seed=seed, progress=live, **knobs)
+                        finally:
+                            live.clear()
+                        sim.keep(key, wanted, result)
+                    if sim.stored(wanted) is None:
+                        st.stop()  # the message says what to change; an older run's charts would mislead
 
-latest = sim.shown(key)
-if latest is None:
-    st.info("Set the knobs and press **Run**: the charts fill in round by round.", icon=":material/play_arrow:")
-    st.stop()
-
-result_id, result = latest
-st.info(md_escape(result.takeaway), icon=":material/lightbulb:")
-if result.summary:
-    items = list(result.summary.items())
-    for start in range(0, len(items), 4):
-        cols = st.columns(4)
-        for col, (name, value) in zip(cols, items[start:start + 4], strict=False):
-            col.metric(md_escape(sim.summary_label(name)), sim.summary_value(value))
-
-rounds = result.rounds
-numbers = sorted(rounds["round"].unique())
-upto = numbers[-1] if numbers else 0
-if len(numbers) > 1:
-    upto = st.select_slider("Show rounds up to", numbers, value=numbers[-1], key=f"simulate_step.{result_id}",
-                            help="Step back through the run: the charts and the table stop at this round.")
-sim.draw_charts(rounds[rounds["round"] <= upto], result.metrics, result.series, len(numbers))
-
-st.subheader(f"Round {upto}" if len(numbers) > 1 else "Figures")
-st.dataframe(rounds[rounds["round"] == upto].drop(columns="round"), hide_index=True, width="stretch")
-st.download_button("Download the per-round table (CSV)", safe_csv(rounds), file_name=f"simulation-{key}-seed{result.seed}.csv",
-                   mime="text/csv", key=f"simulate_csv.{result_id}", icon=":material/download:")
-
-for title, table in result.tables.items():
-    st.subheader(md_escape(title))
-    st.dataframe(table, hide_index=True, width="stretch")
+    latest = sim.shown(key)
+    if latest is None:
+        st.info("Set the knobs and press **Run**: the charts fill in round by round.", icon=":material/play_arrow:")
+        st.stop()
+    result_id, result = latest
+    sim.show_result(result, result_id, safe_csv(result.rounds))

@@ -17,6 +17,7 @@ import streamlit as st
 
 from recsys.simulation.result import SimulationResult
 from ui.charts import FIT_WIDTH
+from ui.text import md_escape
 
 CHART_HEIGHT = 240
 # live charts are redrawn at most this often: a preset can finish 50 rounds in a second, and
@@ -26,6 +27,7 @@ LIVE_REDRAW_S = 0.25
 KEPT_RESULTS = 12
 RESULTS = "simulate_results"     # {result key: SimulationResult}
 SHOWN = "simulate_shown"         # {preset key: result key of its latest run}
+SUMMARY_PER_ROW = 3
 REMEMBERED = "simulate_knobs"    # {preset key: {"knobs": {...}, "seed": int}} as last submitted
 
 
@@ -240,3 +242,31 @@ def summary_value(value) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
     return f"{value:,.4g}"
+
+
+# ---------------------------------------------------------------------- a finished run
+def show_result(result: SimulationResult, result_id: str, csv_text: str) -> None:
+    """The takeaway, the headline figures, a chart per metric up to the round the slider picks, that round's
+    table, the CSV download and any extra tables."""
+    st.info(md_escape(result.takeaway), icon=":material/lightbulb:")
+    items = list(result.summary.items())
+    for start in range(0, len(items), SUMMARY_PER_ROW):
+        cols = st.columns(SUMMARY_PER_ROW)
+        for col, (name, value) in zip(cols, items[start:start + SUMMARY_PER_ROW], strict=False):
+            col.metric(md_escape(summary_label(name)), summary_value(value))
+
+    rounds = result.rounds
+    numbers = sorted(int(r) for r in rounds["round"].unique())
+    upto = numbers[-1] if numbers else 0
+    if len(numbers) > 1:  # keyed by the run: a new run starts at its own last round
+        upto = st.select_slider("Show rounds up to", numbers, value=numbers[-1], key=f"simulate_step.{result_id}",
+                                help="Step back through the run: the charts and the table stop at this round.")
+    draw_charts(rounds[rounds["round"] <= upto], result.metrics, result.series, len(numbers))
+
+    st.subheader(f"Round {upto}" if len(numbers) > 1 else "Figures")
+    st.dataframe(rounds[rounds["round"] == upto].drop(columns="round"), hide_index=True, width="stretch")
+    st.download_button("Download the per-round table (CSV)", csv_text, mime="text/csv", icon=":material/download:",
+                       file_name=f"simulation-{result.preset}-seed{result.seed}.csv", key=f"simulate_csv.{result_id}")
+    for title, table in result.tables.items():
+        st.subheader(md_escape(title))
+        st.dataframe(table, hide_index=True, width="stretch")
