@@ -65,7 +65,7 @@ class FreshnessKnobs:
     k: int = param(10, help="Recommendations shown per person, and the Continue watching row's length.",
                    low=1, high=50)
     items_per_round: int = param(3, help="New titles each person starts per round.", low=1, high=20)
-    history_rounds: int = param(5, help="Rounds of history logged before the static model is fitted.",
+    history_rounds: int = param(8, help="Rounds of history logged before the static model is fitted.",
                                 low=1, high=50)
     resume_rate: float = param(0.6, help="Chance a person resumes a title they started, each round.",
                                low=0.0, high=1.0, step=0.05)
@@ -369,7 +369,7 @@ def _percent(value: float) -> str:
 def takeaway(summary: dict[str, float], knobs: FreshnessKnobs) -> str:
     """One sentence from this run's numbers (every figure in it is in ``summary``)."""
     return (
-        f"After {knobs.rounds} rounds of drift the static model's share of the best possible utility fell "
+        f"After {knobs.rounds} rounds {'of drift' if knobs.drift > 0 else 'without drift'} the static model's share of the best possible utility fell "
         f"{summary['static_drop_percent']:.0f} % ({_percent(summary['static_first_share'])} to "
         f"{_percent(summary['static_last_share'])}); nearline fold-in averaged "
         f"{_percent(summary['nearline_mean_share'])} of the best, {summary['nearline_kept_percent']:.0f} % of "
