@@ -8,13 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from recsys.serving import retrieval
-from ui import pages, runs, state
+from ui import charts, pages, runs, state
 from ui.errors import attempt
 from ui.text import md_escape
 
 COUNTS = [20, 50, 100, 200, 500, 1000]
 SCALE_SIZES = [10_000, 30_000, 100_000]
 SAME = "same as retrieval"
+TIMING_ROUNDS = 3  # every setting is timed this many times; the page shows the median and the p99 spread
 
 st.title("Serving")
 st.caption("How a recommender answers a request in milliseconds: retrieve a few hundred candidates, then rank them.")
@@ -43,9 +44,13 @@ rankers = runs.trained_here()
 controls = st.columns([2, 2, 1])
 retriever_name = controls[0].selectbox("Retrieval model (stage 1)", list(retrievers), key="serving_retriever",
                                        help="Its item vectors go into the index; its user vectors are the queries.")
-ranker_name = controls[1].selectbox("Ranking model (stage 2)", [SAME, *[n for n in rankers if n != retriever_name]],
+ranker_options = [SAME, *[n for n in rankers if n != retriever_name]]
+# a different ranker by default: re-scoring the retriever's own candidates keeps nearly all of its top-10, so
+# recall would sit at 100 % and show nothing of what two-stage serving costs
+ranker_name = controls[1].selectbox("Ranking model (stage 2)", ranker_options, index=min(1, len(ranker_options) - 1),
                                     key="serving_ranker",
-                                    help="Scores only the candidates. 'Same as retrieval' re-scores them exactly.")
+                                    help="Scores only the candidates. 'Same as retrieval' re-scores them exactly, "
+                                         "which keeps (nearly) all of the retriever's own top-10.")
 method = controls[2].selectbox("Index", list(retrieval.METHODS), key="serving_method",
                                format_func={"hnsw": "HNSW (inner product)", "hnsw_l2": "HNSW (MIPS→L2)",
                                             "ivf": "IVF (k-means cells)", "exact": "exact (no index)"}.get,
@@ -67,7 +72,7 @@ seed = state.split_config().seed
 def measured(_retriever, _ranker, retriever_id: str, ranker_id: str, method: str, counts: tuple, requests: int,
              seed: int) -> retrieval.Tradeoff:
     return retrieval.serving_tradeoff(_retriever, _ranker, candidate_counts=counts, method=method,
-                                      recall_users=500, latency_requests=requests, seed=seed)
+                                      recall_users=500, latency_requests=requests, repeats=TIMING_ROUNDS, seed=seed)
 
 
 retriever = runs.result(retriever_spec)["model"]
@@ -81,6 +86,18 @@ ranker_label = md_escape(ranker_spec["label"])  # only ever shown in markdown (h
 if not retrieval.faiss_available() and method != "exact":
     st.warning("faiss is not installed on this server, so the 'index' is exact search. `pip install faiss-cpu` "
                "gives the real approximate indexes.")
+def timing_note(table: pd.DataFrame, result: retrieval.Tradeoff) -> str:
+    """How much the timings move between rounds, in words: p99 rests on a couple of requests."""
+    widest = table.loc[(table["p99_high_ms"] / table["p99_low_ms"]).idxmax()]
+    slowest_two = max(1, round(result.latency_requests * 0.01))
+    return (f"Timings are noisy: each figure is the median of {result.repeats} rounds of {result.latency_requests:,} "
+            f"requests, every setting timed once per round. p99 rests on the slowest {slowest_two} request(s) of a "
+            f"round, so one pause of the server moves it: between rounds it ranged from "
+            f"{widest['p99_low_ms']:.2f} to {widest['p99_high_ms']:.2f} ms at "
+            f"{'exact scoring' if widest['stage'] == 'exact' else f'{int(widest.candidates):,} candidates'} (the "
+            "widest spread; the table shows every setting's). Compare p50 across settings; read p99 as a range.")
+
+
 at_200 = two_stage.iloc[(two_stage["candidates"] - 200).abs().argmin()]
 cols = st.columns(4)
 cols[0].metric("Index", result.backend, help=f"Built in {result.build_seconds * 1000:.0f} ms over "
@@ -91,30 +108,6 @@ cols[1].metric(f"Recall@10 with {int(at_200['candidates'])} candidates", f"{at_2
 cols[2].metric(f"p50 per request, {int(at_200['candidates'])} candidates", f"{at_200['p50_ms']:.2f} ms")
 cols[3].metric("p50 per request, exact scoring", f"{exact['p50_ms']:.2f} ms",
                help=f"{ranker_label} scores all {result.n_items:,} items, then the top 10 are picked.")
-
-
-def tradeoff_chart(two_stage: pd.DataFrame, exact: pd.Series) -> alt.Chart:
-    """Recall against median latency, one point per candidate count (labelled with it), exact scoring as a
-    red diamond."""
-    points = two_stage.assign(label=two_stage["candidates"].map(lambda n: f"{n:,}"))
-    points = pd.concat([points, pd.DataFrame([{**exact.to_dict(), "label": "exact"}])])
-    lowest = min(0.9, float(points["recall"].min()) - 0.02)
-    tooltip = [alt.Tooltip("label:N", title="candidates"), alt.Tooltip("recall:Q", format=".1%", title="recall@10"),
-               alt.Tooltip("retrieval_recall:Q", format=".1%", title="retrieval recall@10"),
-               alt.Tooltip("p50_ms:Q", format=".3f", title="p50 ms"), alt.Tooltip("p99_ms:Q", format=".3f",
-                                                                                  title="p99 ms")]
-    base = alt.Chart(points).encode(
-        x=alt.X("p50_ms:Q", title="Median latency per request (ms)", scale=alt.Scale(zero=False)),
-        y=alt.Y("recall:Q", title="Recall@10 of the ranker's exact top-10", axis=alt.Axis(format="%"),
-                scale=alt.Scale(domain=[lowest, 1.0])),
-        tooltip=tooltip)
-    # joined in candidate order, not latency order: timing noise must not re-route the curve
-    line = base.transform_filter("datum.stage == 'two-stage'").mark_line(point=True).encode(order="candidates:Q")
-    star = base.transform_filter("datum.stage == 'exact'").mark_point(shape="diamond", size=160, color="#d62728",
-                                                                      filled=True)
-    labels = base.mark_text(align="left", dx=7, dy=-7, fontSize=11).encode(text="label:N")
-    return (line + star + labels).properties(
-        title=alt.Title("Trade-off: recall against latency", subtitle="Each point: candidates retrieved"), height=340)
 
 
 def latency_chart(two_stage: pd.DataFrame, exact: pd.Series) -> alt.Chart:
@@ -137,13 +130,15 @@ def latency_chart(two_stage: pd.DataFrame, exact: pd.Series) -> alt.Chart:
 
 
 left, right = st.columns(2)
-left.altair_chart(tradeoff_chart(two_stage, exact), width="stretch")
+left.altair_chart(charts.serving_tradeoff(two_stage, exact, charts.model_colour(ranker_spec["model"])),
+                  width="stretch")
 right.altair_chart(latency_chart(two_stage, exact), width="stretch")
 
 st.subheader("Latency percentiles per request")
 shown = table.assign(setting=[f"{n:,} candidates" if s == "two-stage" else f"exact: all {n:,} items"
                               for s, n in zip(table["stage"], table["candidates"])])
-st.dataframe(shown[["setting", "retrieval_recall", "recall", "p50_ms", "p99_ms", "mean_ms"]], hide_index=True,
+st.dataframe(shown[["setting", "retrieval_recall", "recall", "p50_ms", "p99_ms", "p99_low_ms", "p99_high_ms",
+                    "mean_ms"]], hide_index=True,
              width="stretch", key="serving_table", column_config={
                  "retrieval_recall": st.column_config.NumberColumn("retrieval recall@10", format="%.3f",
                                                                    help="Share of the retrieval model's own exact "
@@ -151,11 +146,16 @@ st.dataframe(shown[["setting", "retrieval_recall", "recall", "p50_ms", "p99_ms",
                  "recall": st.column_config.NumberColumn("recall@10", format="%.3f",
                                                          help="Share of the ranking model's full top-10 kept."),
                  "p50_ms": st.column_config.NumberColumn("p50 ms", format="%.3f"),
-                 "p99_ms": st.column_config.NumberColumn("p99 ms", format="%.3f"),
+                 "p99_ms": st.column_config.NumberColumn("p99 ms", format="%.3f",
+                                                         help=f"Median of {TIMING_ROUNDS} rounds' p99."),
+                 "p99_low_ms": st.column_config.NumberColumn("p99 lowest round", format="%.3f"),
+                 "p99_high_ms": st.column_config.NumberColumn("p99 highest round", format="%.3f"),
                  "mean_ms": st.column_config.NumberColumn("mean ms", format="%.3f")})
 st.caption(f"Retrieval: {md_escape(retriever_name)}; ranking: {ranker_label}. Recall over {result.recall_users:,} users, latency "
            f"over {result.latency_requests:,} requests answered one at a time (already-seen items are skipped in "
            "both paths). p99 is the slowest 1 %: the number a latency budget is written against.")
+st.caption(timing_note(table, result))
+
 
 faster = exact["p50_ms"] <= two_stage["p50_ms"].min()
 if faster:
@@ -180,6 +180,12 @@ def scaled(_retriever, retriever_id: str, method: str, sizes: tuple, seed: int) 
                                        search_widths=retrieval.SEARCH_WIDTHS[method])
 
 
+def growth_domain(items: pd.Series) -> list[float]:
+    """The x axis of the growth chart: the measured sizes and a little spare, never a decade past the data."""
+    low, high = float(items.min()), float(items.max())
+    return [low / 1.15, high * 1.15]
+
+
 request = st.session_state.get("serving_scale_request")
 if request and request[0] == retriever_spec["run_id"]:
     growth = attempt("Measuring larger catalogues", scaled, retriever, *request, seed)
@@ -190,7 +196,8 @@ if request and request[0] == retriever_spec["run_id"]:
                                 ms=growth["index_p50_ms"])
     long = pd.concat([exact_line, index_lines])[["items", "path", "ms", "recall"]]
     st.altair_chart(alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("items:Q", title="Items in the catalogue (log scale)", scale=alt.Scale(type="log")),
+        x=alt.X("items:Q", title="Items in the catalogue (log scale)",
+                scale=alt.Scale(type="log", domain=growth_domain(long["items"]), nice=False)),
         y=alt.Y("ms:Q", title="Median milliseconds per request"),
         color=alt.Color("path:N", title="Path"),
         tooltip=[alt.Tooltip("items:Q", format=",", title="items"), alt.Tooltip("path:N"),

@@ -2,15 +2,59 @@
 
 from __future__ import annotations
 
+import zlib
+
 import altair as alt
 import numpy as np
 import pandas as pd
+
+from recsys.models import registry
 
 HEIGHT = 260
 # Height is the plot's own height; only the width follows the container. Streamlit's default
 # ("fit" both ways) squeezes titles and axes into HEIGHT, which clips a chart's title when its
 # y-axis title is longer than the squeezed plot (the long-tail chart's did).
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
+
+
+# ---------------------------------------------------------------------- one colour per model
+# 22 distinct hues (Tableau 20 and two more); a model keeps its colour on every page and in every chart, because
+# the colour is a function of the model alone, never of which other runs a chart happens to show.
+MODEL_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+                 "#9c755f", "#bab0ac", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+                 "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
+
+
+def model_colour(model_key: str) -> str:
+    """The colour of ``model_key`` everywhere: its place in the registry picks it from ``MODEL_PALETTE``.
+
+    A key the registry does not hold (an imported run of a model since removed) gets a colour from a stable hash
+    of its name, so it too is the same on every page.
+    """
+    keys = list(registry)
+    position = keys.index(model_key) if model_key in keys else zlib.crc32(model_key.encode())
+    return MODEL_PALETTE[position % len(MODEL_PALETTE)]
+
+
+def model_of(run_name: str) -> str:
+    """The registry key behind a run's display name ("EASE (lam=100.0)" → "ease"; a renamed run: its name).
+
+    Display names start with the model's label; the longest matching label wins ("NCF: NeuMF" over "NCF").
+    """
+    name = str(run_name).removeprefix("A: ").removeprefix("B: ")
+    matches = [(len(cls.label), key) for key, cls in registry.items() if name.startswith(cls.label)]
+    return max(matches)[1] if matches else name
+
+
+def run_colour(run_name: str) -> str:
+    """The colour of a run, by the model it runs: the same on the Compare, Serving and Homepage pages."""
+    return model_colour(model_of(run_name))
+
+
+def run_colours(runs) -> alt.Scale:
+    """A colour scale whose domain is ``runs`` and whose range is each run's model colour (``run_colour``)."""
+    names = list(dict.fromkeys(str(run) for run in runs))
+    return alt.Scale(domain=names, range=[run_colour(name) for name in names])
 
 
 def long_tail(x: np.ndarray, y: np.ndarray) -> alt.Chart:
@@ -78,7 +122,7 @@ def metric_curves(df: pd.DataFrame, metric: str) -> alt.Chart:
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("k:Q", title="K (list length)"),
         y=alt.Y("value:Q", title=f"{metric}@K"),
-        color=alt.Color("run:N", title="Model"),
+        color=alt.Color("run:N", title="Model", scale=run_colours(df["run"])),
         opacity=alt.condition(sel, alt.value(1.0), alt.value(0.15)),
         tooltip=["run", "k", alt.Tooltip("value:Q", format=".4f")],
     ).add_params(sel).properties(autosize=FIT_WIDTH, height=HEIGHT, title=f"{metric} as the list grows")
@@ -89,7 +133,7 @@ def bars_with_ci(df: pd.DataFrame, metric: str) -> alt.Chart:
     base = alt.Chart(df).encode(y=alt.Y("run:N", title=None))
     bars = base.mark_bar().encode(
         x=alt.X("mean:Q", title=metric),
-        color=alt.Color("run:N", legend=None),
+        color=alt.Color("run:N", legend=None, scale=run_colours(df["run"])),
         tooltip=["run", alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("low:Q", format=".4f", title="95% low"),
                  alt.Tooltip("high:Q", format=".4f", title="95% high")],
     )
@@ -102,7 +146,7 @@ def simple_bars(df: pd.DataFrame, value: str, title: str, fmt: str = ".3f") -> a
     return alt.Chart(df).mark_bar().encode(
         y=alt.Y("run:N", title=None),
         x=alt.X(f"{value}:Q", title=None, axis=alt.Axis(format=fmt)),
-        color=alt.Color("run:N", legend=None),
+        color=alt.Color("run:N", legend=None, scale=run_colours(df["run"])),
         tooltip=["run", alt.Tooltip(f"{value}:Q", format=fmt)],
     ).properties(autosize=FIT_WIDTH, height=alt.Step(32), title=title)
 
@@ -156,34 +200,145 @@ def attention_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
     ).properties(autosize=FIT_WIDTH, height=alt.Step(22), title=title)
 
 
+# ---------------------------------------------------------------------- labels beside scatter points
+# Where a point's label may go, tried in this order: (name, dx, dy, align) in pixels from the point.
+LABEL_SPOTS = (("above", 0, -14, "center"), ("below", 0, 16, "center"), ("right", 10, 0, "left"),
+               ("left", -10, 0, "right"), ("above right", 8, -14, "left"), ("above left", -8, -14, "right"),
+               ("below right", 8, 16, "left"), ("below left", -8, 16, "right"), ("high", 0, -28, "center"),
+               ("low", 0, 30, "center"), ("high left", -8, -28, "right"), ("high right", 8, -28, "left"),
+               ("low left", -8, 30, "right"), ("low right", 8, 30, "left"), ("higher", 0, -42, "center"),
+               ("lower", 0, 44, "center"), ("higher left", -8, -42, "right"), ("lower left", -8, 44, "right"),
+               ("higher right", 8, -42, "left"), ("lower right", 8, 44, "left"))
+LABEL_FONT = 11
+LABEL_HEIGHT = 13
+POINT_HALF = 7  # a point's half-size in pixels: a label must not cover any point either
+
+
+def label_width(text: str, font_size: int = LABEL_FONT) -> float:
+    """Pixels a label takes: about 0.6 em a character in the default sans-serif, a little spare."""
+    return 0.6 * font_size * len(str(text)) + 4
+
+
+def _label_box(x: float, y: float, width: float, spot: tuple) -> tuple[float, float, float, float]:
+    _, dx, dy, align = spot
+    left = {"center": x + dx - width / 2, "left": x + dx, "right": x + dx - width}[align]
+    return left, y + dy - LABEL_HEIGHT / 2, left + width, y + dy + LABEL_HEIGHT / 2
+
+
+def _overlap(a: tuple, boxes: np.ndarray) -> float:
+    """Total area ``a`` shares with each row (left, top, right, bottom) of ``boxes``."""
+    if not len(boxes):
+        return 0.0
+    across = np.clip(np.minimum(a[2], boxes[:, 2]) - np.maximum(a[0], boxes[:, 0]), 0, None)
+    down = np.clip(np.minimum(a[3], boxes[:, 3]) - np.maximum(a[1], boxes[:, 1]), 0, None)
+    return float((across * down).sum())
+
+
+def place_labels(x_px: np.ndarray, y_px: np.ndarray, labels, width: float, height: float) -> list[str]:
+    """A spot of ``LABEL_SPOTS`` for each point's label such that no two labels, and no label and point, overlap.
+
+    Points are in pixels of a ``width`` x ``height`` plot. Greedy: the most crowded point chooses first, taking
+    the first spot that stays inside the plot and clear of every point and label placed so far; when no spot is
+    clear it takes the one with the least overlap. A handful of points, so the loop over them is cheap.
+    """
+    x_px, y_px = np.asarray(x_px, float), np.asarray(y_px, float)
+    widths = [label_width(text) for text in labels]
+    points = np.column_stack([x_px - POINT_HALF, y_px - POINT_HALF, x_px + POINT_HALF, y_px + POINT_HALF])
+    crowding = np.hypot(x_px[:, None] - x_px[None, :], y_px[:, None] - y_px[None, :])
+    order = np.argsort(np.sort(crowding, axis=1)[:, 1] if len(x_px) > 1 else np.zeros(len(x_px)), kind="stable")
+    placed: list[tuple] = []
+    spots: list[str] = [""] * len(x_px)
+    for i in order:
+        others = np.delete(points, i, axis=0)
+        best, best_cost = None, np.inf
+        for spot in LABEL_SPOTS:
+            box = _label_box(x_px[i], y_px[i], widths[i], spot)
+            outside = max(0.0, -box[0]) + max(0.0, box[2] - width) + max(0.0, -box[1]) + max(0.0, box[3] - height)
+            cost = _overlap(box, np.array(placed)) + _overlap(box, others) + outside * LABEL_HEIGHT
+            if cost < best_cost:
+                best, best_cost = (spot, box), cost
+            if cost == 0:
+                break
+        spots[i] = best[0][0]
+        placed.append(best[1])
+    return spots
+
+
+def label_boxes(x_px, y_px, labels, spots) -> np.ndarray:
+    """The (left, top, right, bottom) pixel box of each placed label (for tests and overlap checks)."""
+    by_name = {spot[0]: spot for spot in LABEL_SPOTS}
+    return np.array([_label_box(x, y, label_width(text), by_name[name])
+                     for x, y, text, name in zip(x_px, y_px, labels, spots)])
+
+
+def padded_domain(values, share: bool = False, pad: float = 0.12, log: bool = False) -> list[float]:
+    """[low, high] around ``values`` with ``pad`` of their range spare each side (shares start at 0)."""
+    values = np.asarray(values, float)
+    if log:
+        low, high = np.log10(values.min()), np.log10(values.max())
+        spare = max(high - low, 0.2) * pad
+        return [float(10 ** (low - spare)), float(10 ** (high + spare))]
+    low, high = float(values.min()), float(values.max())
+    spare = (high - low) * pad or max(abs(high) * pad, 1e-3)
+    if share:
+        return [0.0, high + spare]
+    return [low - spare, high + spare]
+
+
+def to_pixels(values, domain: list[float], size: float, flip: bool = False, log: bool = False) -> np.ndarray:
+    """Where ``values`` fall on an axis of ``size`` pixels over ``domain`` (y axes run downwards: ``flip``)."""
+    values, domain = np.asarray(values, float), np.asarray(domain, float)
+    if log:
+        values, domain = np.log10(values), np.log10(domain)
+    share = (values - domain[0]) / max(domain[1] - domain[0], 1e-12)
+    return (1 - share if flip else share) * size
+
+
+def placed_label_layers(base: alt.Chart, spots: list[str], text: str, column: str = "label_spot") -> list[alt.Chart]:
+    """One text layer per spot used (a text mark's offset and alignment cannot vary by row)."""
+    return [base.transform_filter(alt.datum[column] == name)
+            .mark_text(dx=dx, dy=dy, align=align, baseline="middle", fontSize=LABEL_FONT, color="#31333f")
+            .encode(text=f"{text}:N") for name, dx, dy, align in LABEL_SPOTS if name in set(spots)]
+
+
+# The narrowest plot a scatter gets (one of three columns at 1400 px): labels placed clear of each other at this
+# size stay clear on a wider screen, since points only move further apart.
+SCATTER_PLOT_WIDTH = 240
+SCATTER_PLOT_HEIGHT = 220
+
+
 # ---------------------------------------------------------------------- Compare: trade-offs
 def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, title: str,
                      y_format: str = ",.2f") -> alt.Chart:
     """One labelled point per run on two metrics; the Pareto front (df column ``on_front``) joined by a line.
 
-    Front points are filled, dominated ones hollow; no legend, since each point carries its run's name.
+    Front points are filled, dominated ones hollow; no legend, since each point carries its run's name, placed
+    beside the point where it covers no other label or point (``place_labels``). Each run has its model's colour.
     Shares (``y_format`` "%") start at 0: padding below a share would draw a meaningless negative tick.
     """
-    df = df.assign(label_above=df[x].rank(method="first").to_numpy() % 2 == 1)
     share = y_format.endswith("%")
-    y_scale = alt.Scale(zero=True, padding=0) if share else alt.Scale(zero=False, padding=24)
+    x_domain, y_domain = padded_domain(df[x]), padded_domain(df[y], share=share)
+    spots = place_labels(to_pixels(df[x], x_domain, SCATTER_PLOT_WIDTH),
+                         to_pixels(df[y], y_domain, SCATTER_PLOT_HEIGHT, flip=True), df["run"],
+                         SCATTER_PLOT_WIDTH, SCATTER_PLOT_HEIGHT)
+    df = df.assign(label_spot=spots)
+    colours = run_colours(df["run"])
     base = alt.Chart(df).encode(
-        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False, padding=36)),
-        y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale, axis=alt.Axis(format=y_format)),
+        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(domain=x_domain, nice=False)),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(domain=y_domain, nice=False),
+                axis=alt.Axis(format=y_format)),
     )
     front = base.transform_filter(alt.datum.on_front).mark_line(color="#5f6368", strokeDash=[5, 3]).encode(
         order=alt.Order(f"{x}:Q"))
     points = base.mark_point(size=150, strokeWidth=2.5).encode(
-        color=alt.Color("run:N", legend=None),
-        fill=alt.condition(alt.datum.on_front, alt.Color("run:N", legend=None), alt.value("white")),
+        color=alt.Color("run:N", legend=None, scale=colours),
+        fill=alt.condition(alt.datum.on_front, alt.Color("run:N", legend=None, scale=colours), alt.value("white")),
         tooltip=[alt.Tooltip("run:N", title="Model"), alt.Tooltip(f"{x}:Q", title=x_title, format=".4f"),
                  alt.Tooltip(f"{y}:Q", title=y_title, format=".4f"),
                  alt.Tooltip("on_front:N", title="On the Pareto front")],
     )
-    # neighbours along x take turns labelling above and below, so two close runs do not print over each other
-    above = base.transform_filter(alt.datum.label_above).mark_text(dy=-14, fontSize=11).encode(text="run:N")
-    below = base.transform_filter(~alt.datum.label_above).mark_text(dy=18, fontSize=11).encode(text="run:N")
-    return alt.layer(front, points, above, below).properties(autosize=FIT_WIDTH, height=300, title=title)
+    return alt.layer(front, points, *placed_label_layers(base, spots, "run")).properties(
+        autosize=FIT_WIDTH, height=300, title=title)
 
 
 def segment_bars(df: pd.DataFrame, metric_title: str) -> alt.Chart:
@@ -196,7 +351,7 @@ def segment_bars(df: pd.DataFrame, metric_title: str) -> alt.Chart:
     )
     bars = base.mark_bar().encode(
         y=alt.Y("mean:Q", title=metric_title),
-        color=alt.Color("run:N", title="Model"),
+        color=alt.Color("run:N", title="Model", scale=run_colours(df["run"])),
         tooltip=[alt.Tooltip("run:N", title="Model"), alt.Tooltip("label:N", title="Segment"),
                  alt.Tooltip("users:Q", title="Users", format=","), alt.Tooltip("mean:Q", format=".4f"),
                  alt.Tooltip("low:Q", title="95% low", format=".4f"),
@@ -213,8 +368,7 @@ CONSUMED = "Consumed in test"
 def exposure_bars(df: pd.DataFrame, k: int) -> alt.Chart:
     """Share of top-K slots per popularity bucket for each run, beside the share people consumed (grey bar).
 
-    The colour scale's domain is the runs alone, sorted as the other charts sort them, so each run keeps
-    its colour across the page; the consumed bar is painted grey outside the scale.
+    Each run has its model's colour (``run_colours``); the consumed bar is painted grey outside the scale.
     """
     runs = sorted(df["run"].unique())
     shown = df.rename(columns={"recommended_share": "share", "run": "series"})[["bucket", "share", "items", "series"]]
@@ -227,7 +381,7 @@ def exposure_bars(df: pd.DataFrame, k: int) -> alt.Chart:
         xOffset=alt.XOffset("series:N", sort=[*runs, CONSUMED]),
         y=alt.Y("share:Q", title="Share of top-K slots / of consumption", axis=alt.Axis(format="%")),
         color=alt.condition(alt.datum.series == CONSUMED, alt.value("#9aa0a6"),
-                            alt.Color("series:N", title="Model", scale=alt.Scale(domain=runs))),
+                            alt.Color("series:N", title="Model", scale=run_colours(runs))),
         tooltip=[alt.Tooltip("series:N", title="Series"), alt.Tooltip("bucket:N", title="Bucket"),
                  alt.Tooltip("items:Q", title="Items in bucket", format=","),
                  alt.Tooltip("share:Q", title="Share", format=".1%")],
@@ -246,8 +400,8 @@ def distribution_boxes(df: pd.DataFrame, metric_title: str) -> alt.Chart:
                alt.Tooltip("users:Q", format=",", title="Users")]
     whisker = base.mark_rule(color="#5f6368").encode(x=alt.X("whisker_low:Q", title=metric_title),
                                                      x2="whisker_high:Q", tooltip=tooltip)
-    box = base.mark_bar(size=18, opacity=0.85).encode(x="q1:Q", x2="q3:Q", color=alt.Color("run:N", legend=None),
-                                                      tooltip=tooltip)
+    box = base.mark_bar(size=18, opacity=0.85).encode(
+        x="q1:Q", x2="q3:Q", color=alt.Color("run:N", legend=None, scale=run_colours(df["run"])), tooltip=tooltip)
     median = base.mark_tick(color="white", thickness=2, size=18).encode(x="median:Q", tooltip=tooltip)
     mean = base.mark_point(shape="diamond", color="black", size=50, filled=True).encode(x="mean:Q", tooltip=tooltip)
     return alt.layer(whisker, box, median, mean).properties(
@@ -297,7 +451,7 @@ def rank_slopes(df: pd.DataFrame, metric_title: str) -> alt.Chart:
         tooltip=[alt.Tooltip("run:N", title="Model"), alt.Tooltip("protocol:N", title="Protocol"),
                  alt.Tooltip("value:Q", title=metric_title, format=".4f"), alt.Tooltip("rank:Q", title="Rank")],
     )
-    colour = alt.Color("run:N", legend=None)
+    colour = alt.Color("run:N", legend=None, scale=run_colours(df["run"]))
     lines = base.mark_line(strokeWidth=3).encode(color=colour, detail="run:N")
     points = base.mark_circle(size=140, opacity=1).encode(color=colour)
     # labels in the page's text colour: a pale series colour is unreadable on white
@@ -309,3 +463,35 @@ def rank_slopes(df: pd.DataFrame, metric_title: str) -> alt.Chart:
     return alt.layer(lines, points, left, right).properties(
         autosize=FIT_WIDTH, height=max(160, 44 * n_runs),
         title=f"{metric_title}: the order of the models under each protocol")
+
+
+# ---------------------------------------------------------------------- Serving
+def serving_tradeoff(two_stage: pd.DataFrame, exact: pd.Series, colour: str) -> alt.Chart:
+    """Recall against median latency, one point per candidate count (labelled with it, clear of the other labels),
+    exact scoring as a red diamond; ``colour`` is the ranking model's (``model_colour``)."""
+    points = two_stage.assign(label=two_stage["candidates"].map(lambda n: f"{n:,}"))
+    points = pd.concat([points, pd.DataFrame([{**exact.to_dict(), "label": "exact"}])], ignore_index=True)
+    x_domain = padded_domain(points["p50_ms"])
+    low = min(0.9, float(points["recall"].min()) - 0.02)
+    y_domain = [low, 1.0 + (1.0 - low) * 0.08]  # room above 100 % for a label
+    spots = place_labels(to_pixels(points["p50_ms"], x_domain, SCATTER_PLOT_WIDTH * 1.5),
+                         to_pixels(points["recall"], y_domain, 280, flip=True), points["label"],
+                         SCATTER_PLOT_WIDTH * 1.5, 280)
+    points = points.assign(label_spot=spots)
+    tooltip = [alt.Tooltip("label:N", title="candidates"), alt.Tooltip("recall:Q", format=".1%", title="recall@10"),
+               alt.Tooltip("retrieval_recall:Q", format=".1%", title="retrieval recall@10"),
+               alt.Tooltip("p50_ms:Q", format=".3f", title="p50 ms"),
+               alt.Tooltip("p99_ms:Q", format=".3f", title="p99 ms (median of repeats)")]
+    base = alt.Chart(points).encode(
+        x=alt.X("p50_ms:Q", title="Median latency per request (ms)", scale=alt.Scale(domain=x_domain, nice=False)),
+        y=alt.Y("recall:Q", title="Recall@10 of the ranker's exact top-10", axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=y_domain, nice=False)),
+        tooltip=tooltip)
+    # joined in candidate order, not latency order: timing noise must not re-route the curve
+    line = base.transform_filter("datum.stage == 'two-stage'").mark_line(point=True, color=colour).encode(
+        order="candidates:Q")
+    star = base.transform_filter("datum.stage == 'exact'").mark_point(shape="diamond", size=160, color="#d62728",
+                                                                      filled=True)
+    return alt.layer(line, star, *placed_label_layers(base, spots, "label")).properties(
+        autosize=FIT_WIDTH, height=340,
+        title=alt.Title("Trade-off: recall against latency", subtitle="Each point: candidates retrieved"))

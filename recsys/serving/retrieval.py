@@ -279,11 +279,12 @@ class Tradeoff:
     n_items: int
     recall_users: int
     latency_requests: int
+    repeats: int = 1  # rounds of timing; each figure is the median over them
 
 
 def serving_tradeoff(retriever, ranker=None, *, candidate_counts=DEFAULT_CANDIDATES, k: int = 10,
                      method: str = "hnsw", recall_users: int | None = 500, latency_requests: int = 200,
-                     seed: int = 0, index_options: dict | None = None, progress=None) -> Tradeoff:
+                     repeats: int = 3, seed: int = 0, index_options: dict | None = None, progress=None) -> Tradeoff:
     """Recall and per-request latency of retrieve-then-rank as the candidate count varies.
 
     ``retriever``: a fitted model with embeddings (the index); ``ranker``: a fitted model
@@ -296,6 +297,12 @@ def serving_tradeoff(retriever, ranker=None, *, candidate_counts=DEFAULT_CANDIDA
     * p50 / p99 / mean milliseconds per request (one user at a time, as a server answers them),
       retrieval and ranking included; the ``exact`` row scores the whole catalogue with the ranker.
 
+    Timing is noisy: p99 of 200 requests is the second-slowest one, so one pause of the machine
+    (another process, the garbage collector) moves it several-fold. The requests are therefore
+    timed ``repeats`` times, every setting once per round (a burst of load hits all settings
+    alike); each figure is the median over the rounds, and ``p99_low_ms`` / ``p99_high_ms`` are
+    the lowest and highest round's p99, the spread the page reports beside it.
+
     Users are a seeded sample (``recall_users`` for recall, None = everyone; ``latency_requests``
     for timing).
     """
@@ -304,6 +311,8 @@ def serving_tradeoff(retriever, ranker=None, *, candidate_counts=DEFAULT_CANDIDA
     if ranker.trained_on.n_items != train.n_items or ranker.trained_on.n_users != train.n_users:
         raise ValueError("The retrieval and ranking models were trained on different data; train both on the "
                          "same dataset and split.")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1; got {repeats}.")
     index, queries = build_index(retriever, method, seed=seed, **(index_options or {}))
     counts = sorted({int(min(c, train.n_items)) for c in candidate_counts if c >= k})
     if not counts:
@@ -316,23 +325,35 @@ def serving_tradeoff(retriever, ranker=None, *, candidate_counts=DEFAULT_CANDIDA
     retriever_truth = exact_top(queries[recall_sample], index.item_vectors, k, seen[recall_sample])
     ranker_truth, _ = top_k(ranker.score(recall_sample), k, exclude=seen[recall_sample])
     rows = []
-    steps = len(counts) + 1
-    for step, n in enumerate(counts, 1):
+    requests = {}
+    for n in counts:
         candidates = retrieve(index, queries[recall_sample], n, seen[recall_sample])
         final = rerank(ranker, recall_sample, candidates, k)
-        latency = _time_requests(lambda u, n=n: _one_two_stage_request(index, queries, ranker, seen, u, n, k),
-                                 timing_sample)
         rows.append({"stage": "two-stage", "candidates": n,
                      "retrieval_recall": float(candidate_recall(candidates, retriever_truth).mean()),
-                     "recall": float(candidate_recall(final, ranker_truth).mean()), **latency})
-        if progress:
-            progress(step, steps)
-    latency = _time_requests(lambda u: _one_exact_request(ranker, seen, u, k), timing_sample)
-    rows.append({"stage": "exact", "candidates": train.n_items, "retrieval_recall": 1.0, "recall": 1.0, **latency})
-    if progress:
-        progress(steps, steps)
+                     "recall": float(candidate_recall(final, ranker_truth).mean())})
+        requests[n] = lambda u, n=n: _one_two_stage_request(index, queries, ranker, seen, u, n, k)
+    rows.append({"stage": "exact", "candidates": train.n_items, "retrieval_recall": 1.0, "recall": 1.0})
+    requests["exact"] = lambda u: _one_exact_request(ranker, seen, u, k)
+    rounds = {setting: [] for setting in requests}
+    steps, step = repeats * len(requests), 0
+    for _ in range(repeats):
+        for setting, request in requests.items():
+            rounds[setting].append(_time_requests(request, timing_sample))
+            step += 1
+            if progress:
+                progress(step, steps)
+    for row, setting in zip(rows, requests):
+        row.update(_median_of_rounds(rounds[setting]))
     return Tradeoff(pd.DataFrame(rows), index.backend, index.build_seconds, train.n_items,
-                    len(recall_sample), len(timing_sample))
+                    len(recall_sample), len(timing_sample), repeats)
+
+
+def _median_of_rounds(rounds: list[dict]) -> dict:
+    """Each timing figure as the median over the rounds, plus the lowest and highest round's p99."""
+    p99 = [r["p99_ms"] for r in rounds]
+    return {**{name: float(np.median([r[name] for r in rounds])) for name in ("p50_ms", "p99_ms", "mean_ms")},
+            "p99_low_ms": float(min(p99)), "p99_high_ms": float(max(p99))}
 
 
 def _sample_users(rng: np.random.Generator, train, n: int | None) -> np.ndarray:

@@ -213,3 +213,109 @@ def test_significance_details_describe_a_real_paired_test(sample_runs):
     [first, *_] = stats.significance_details(test)
     assert f"over {test['n']:,} users." in first
     assert f"|d| = {abs(test['cohens_d']):.2f} ({stats.effect_size_label(test['cohens_d'])};" in first
+
+
+# ---------------------------------------------------------------------- charts: one colour per model, clear labels
+def rendered_label_boxes(chart, width: int) -> list[tuple]:
+    """(text, left, top, right, bottom) of every text mark in ``chart`` rendered to SVG at ``width`` pixels."""
+    import re
+
+    import vl_convert
+
+    from ui import charts
+
+    spec = chart.properties(width=width).to_dict()
+    spec.pop("autosize", None)
+    svg = vl_convert.vegalite_to_svg(spec)
+    boxes = []
+    for anchor, x, y, text in re.findall(r'aria-roledescription="text mark" text-anchor="(\w+)" '
+                                         r'transform="translate\(([\d.\-]+),([\d.\-]+)\)"[^>]*>([^<]*)<', svg):
+        x, y, wide = float(x), float(y), charts.label_width(text) - 4
+        left = {"start": x, "middle": x - wide / 2, "end": x - wide}[anchor]
+        boxes.append((text, left, y - 5.5, left + wide, y + 5.5))
+    return boxes
+
+
+def overlapping(boxes: list[tuple]) -> list[tuple[str, str]]:
+    """Pairs of boxes (text, left, top, right, bottom) that share any area."""
+    return [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if min(a[3], b[3]) > max(a[1], b[1]) and min(a[4], b[4]) > max(a[2], b[2])]
+
+
+CROWDED = pd.DataFrame({"run": ["Item-item kNN", "EASE", "Most popular", "User-user kNN", "iALS", "BPR-MF"],
+                        "ndcg@10": [0.30, 0.301, 0.1, 0.299, 0.28, 0.302],
+                        "coverage@10": [0.40, 0.41, 0.02, 0.395, 0.5, 0.405], "on_front": [True] * 6})
+
+
+@pytest.mark.parametrize("width", [260, 400, 900])
+def test_tradeoff_scatter_labels_of_a_tight_cluster_do_not_overlap(width):
+    from ui import charts
+
+    chart = charts.tradeoff_scatter(CROWDED, "ndcg@10", "coverage@10", "NDCG@10", "Coverage@10", "t", "%")
+    boxes = rendered_label_boxes(chart, width)
+    assert sorted(box[0] for box in boxes) == sorted(CROWDED["run"])
+    assert not overlapping(boxes)
+
+
+def test_place_labels_keeps_labels_off_each_other_and_off_the_points():
+    from ui import charts
+
+    # four points within 3 pixels of each other: one spot each, all different, none covering a point
+    x, y = np.array([100.0, 101, 102, 103]), np.array([100.0, 102, 99, 101])
+    names = ["EASE", "BPR-MF", "User-user kNN", "Item-item kNN"]
+    spots = charts.place_labels(x, y, names, 240, 220)
+    boxes = charts.label_boxes(x, y, names, spots)
+    assert len(set(spots)) == 4
+    for i, box in enumerate(boxes):
+        for j, other in enumerate(boxes):
+            if i != j:
+                assert min(box[2], other[2]) <= max(box[0], other[0]) or min(box[3], other[3]) <= max(box[1], other[1])
+        points = np.column_stack([x - charts.POINT_HALF, y - charts.POINT_HALF, x + charts.POINT_HALF,
+                                  y + charts.POINT_HALF])
+        assert charts._overlap(tuple(box), points) == 0
+    # a lone point takes the first spot: above it
+    assert charts.place_labels(np.array([50.0]), np.array([50.0]), ["EASE"], 240, 220) == ["above"]
+
+
+def test_one_colour_per_model_whatever_else_a_chart_shows():
+    import json
+
+    from ui import charts
+
+    assert charts.model_of("EASE (lam=100.0)") == "ease" and charts.model_of("NCF: NeuMF") == "neumf"
+    assert charts.model_of("A: iALS") == "ials"
+    from recsys.models import registry
+
+    keys = list(registry)
+    colours = [charts.model_colour(key) for key in keys]
+    assert len(set(colours)) == min(len(keys), len(charts.MODEL_PALETTE))  # distinct while the palette lasts
+    assert charts.model_colour("gone_model") == charts.model_colour("gone_model")
+
+    def colour_of(chart, run: str) -> str:
+        spec = chart.to_dict()
+        for found in _scales(spec):
+            if run in found["domain"]:
+                return found["range"][found["domain"].index(run)]
+        raise AssertionError(f"{run} has no colour in {json.dumps(spec)[:200]}")
+
+    two = pd.DataFrame({"run": ["EASE", "Most popular"], "k": [10, 10], "value": [0.3, 0.1], "mean": [0.3, 0.1],
+                        "low": [0.2, 0.0], "high": [0.4, 0.2], "coverage": [0.5, 0.1]})
+    three = pd.DataFrame({"run": ["iALS", "EASE", "BPR-MF"], "k": [10] * 3, "value": [0.2, 0.3, 0.25],
+                          "mean": [0.2, 0.3, 0.25], "low": [0.1] * 3, "high": [0.4] * 3, "coverage": [0.2] * 3})
+    drawn = [charts.metric_curves(two, "ndcg"), charts.bars_with_ci(three, "NDCG@10"),
+             charts.simple_bars(three, "coverage", "c"),
+             charts.tradeoff_scatter(CROWDED, "ndcg@10", "coverage@10", "N", "C", "t", "%")]
+    assert {colour_of(chart, "EASE") for chart in drawn} == {charts.model_colour("ease")}
+
+
+def _scales(spec):
+    """Every colour scale with an explicit domain in a Vega-Lite spec (nested layers included)."""
+    if isinstance(spec, dict):
+        scale = spec.get("scale")
+        if isinstance(scale, dict) and "domain" in scale and "range" in scale and isinstance(scale["range"], list):
+            yield scale
+        for value in spec.values():
+            yield from _scales(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            yield from _scales(value)

@@ -211,6 +211,38 @@ def test_tradeoff_recall_against_a_different_ranker_matches_brute_force(train, i
     assert result.table["recall"].iloc[0] < 1.0
 
 
+def test_tradeoff_times_every_setting_in_several_rounds_and_reports_the_spread(train, ials):
+    from recsys.serving import retrieval
+
+    rounds = []
+    real = retrieval._time_requests
+
+    def counted(request, users, warmup=5):
+        rounds.append(len(users))
+        return real(request, users, warmup)
+
+    retrieval._time_requests = counted
+    try:
+        result = serving_tradeoff(ials, candidate_counts=(20, 50), k=10, method="exact", recall_users=None,
+                                  latency_requests=12, repeats=3)
+    finally:
+        retrieval._time_requests = real
+    assert rounds == [12] * 9  # three rounds of (two counts + exact)
+    table = result.table
+    assert result.repeats == 3
+    assert (table["p99_low_ms"] <= table["p99_ms"]).all() and (table["p99_ms"] <= table["p99_high_ms"]).all()
+    assert table.columns.tolist()[-2:] == ["p99_low_ms", "p99_high_ms"]
+
+
+def test_median_of_rounds_takes_the_middle_round_and_the_p99_range():
+    from recsys.serving.retrieval import _median_of_rounds
+
+    rounds = [{"p50_ms": 1.0, "p99_ms": 9.0, "mean_ms": 2.0}, {"p50_ms": 3.0, "p99_ms": 4.0, "mean_ms": 2.5},
+              {"p50_ms": 2.0, "p99_ms": 40.0, "mean_ms": 9.0}]
+    assert _median_of_rounds(rounds) == {"p50_ms": 2.0, "p99_ms": 9.0, "mean_ms": 2.5, "p99_low_ms": 4.0,
+                                         "p99_high_ms": 40.0}
+
+
 def test_tradeoff_refuses_bad_requests(train, ials):
     with pytest.raises(ValueError, match="at least k"):
         serving_tradeoff(ials, candidate_counts=(3, 5), k=10)
@@ -219,6 +251,8 @@ def test_tradeoff_refuses_bad_requests(train, ials):
         serving_tradeoff(ials, other)
     with pytest.raises(ValueError, match="embeddings"):
         serving_tradeoff(create("ease").fit(train))
+    with pytest.raises(ValueError, match="repeats"):
+        serving_tradeoff(ials, repeats=0)
 
 
 def test_candidate_scores_keep_sparse_and_dense_weights_consistent(train):
