@@ -30,8 +30,11 @@ with st.expander("Why simulate", expanded=False):
         "seed always give the same rounds, here and with `python -m recsys simulate`.")
 
 available = attempt("Loading the simulations", catalogue.presets)
-key = st.radio("Simulation", list(available), format_func=lambda k: available[k].label, horizontal=True,
-               key="simulate_preset")
+keys = list(available)
+chosen = st.session_state.get(sim.CHOSEN)  # widget state is dropped on a page switch; this is not
+key = st.radio("Simulation", keys, format_func=lambda k: available[k].label, horizontal=True, key="simulate_preset",
+               index=keys.index(chosen) if chosen in keys else 0)
+st.session_state[sim.CHOSEN] = key
 preset = available[key]
 st.markdown(preset.blurb)
 

@@ -25,6 +25,7 @@ CHART_HEIGHT = 240
 LIVE_REDRAW_S = 0.25
 # results a visitor keeps (preset, knobs, seed → frames); a few dozen kB each
 KEPT_RESULTS = 12
+CHOSEN = "simulate_chosen"       # the preset last picked
 RESULTS = "simulate_results"     # {result key: SimulationResult}
 SHOWN = "simulate_shown"         # {preset key: result key of its latest run}
 SUMMARY_PER_ROW = 3

@@ -1,0 +1,104 @@
+"""Simulate page through app.py: a preset's knobs as widgets, Run, the computed takeaway, a chart per
+metric, stepping back through the rounds, results that survive a page switch, and bad knobs as messages."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from recsys.simulation import presets
+from tests.app.test_pages import assert_clean, charts
+from ui.simulate import summary_value
+from ui.text import md_unescape
+
+SIMULATE = "app_pages/simulate.py"
+# the bandit preset, made small: six rounds, 20 repeated runs, 100 A/A runs (about a second)
+SMALL = {"rounds": 6, "runs": 20, "null_runs": 100}
+
+
+def open_page(app):
+    app.run()
+    app.switch_page(SIMULATE).run()
+    assert_clean(app)
+    return app
+
+
+def knob(app, preset: str, name: str):
+    """The widget of one knob (a slider or a number box, whichever its metadata made)."""
+    key = f"simulate_knob.{preset}.{name}"
+    found = [w for w in (*app.slider, *app.number_input, *app.selectbox, *app.checkbox) if w.key == key]
+    assert found, f"no widget for {key}"
+    return found[0]
+
+
+def run_bandits(app, **knobs):
+    app.radio(key="simulate_preset").set_value("bandit_vs_ab").run()
+    for name, value in {**SMALL, **knobs}.items():
+        knob(app, "bandit_vs_ab", name).set_value(value)
+    return next(b for b in app.button if b.label == "Run").click().run()
+
+
+def takeaways(app) -> list[str]:
+    return [md_unescape(box.value) for box in app.info if box.icon == ":material/lightbulb:"]
+
+
+def test_page_lists_every_preset_with_a_widget_per_knob(app):
+    open_page(app)
+    available = presets.presets()
+    selector = app.radio(key="simulate_preset")
+    assert selector.options == [p.label for p in available.values()]
+    assert "Press **Run**" in app.info[0].value or "press **Run**" in app.info[0].value
+    assert charts(app) == []
+    for key, preset in available.items():
+        app.radio(key="simulate_preset").set_value(key).run()
+        assert_clean(app)
+        for field in preset.describe():  # every knob has its widget, starting at its default
+            assert knob(app, key, field["name"]).value == field["default"], (key, field["name"])
+
+
+def test_run_shows_the_computed_takeaway_charts_and_the_round_table(app):
+    run_bandits(open_page(app))
+    assert_clean(app)
+    result = presets.get("bandit_vs_ab")(seed=0, **SMALL)
+
+    # the sentence is this run's: it quotes the summary's figures
+    assert takeaways(app) == [result.takeaway]
+    assert f"{result.summary['fpr_peeking']:.1%}" in result.takeaway
+    assert f"{result.summary['regret_thompson']:.0f}" in result.takeaway
+    shown = {md_unescape(m.label): m.value for m in app.metric}
+    assert shown["regret thompson"] == summary_value(result.summary["regret_thompson"])
+
+    assert charts(app) == result.metrics  # one chart per metric, titled with its name
+    last = result.rounds[result.rounds["round"] == 6].drop(columns="round").reset_index(drop=True)
+    pd.testing.assert_frame_equal(app.dataframe[0].value.reset_index(drop=True), last)
+    assert [t.value for t in app.subheader][:1] == ["Round 6"]
+    # the extra tables follow under their titles
+    assert [md_unescape(t.value) for t in app.subheader][1:] == list(result.tables)
+    assert app.get("download_button")[0].label == "Download the per-round table (CSV)"
+
+    # step back: the table (and the charts) stop at round 2
+    app.select_slider[0].set_value(2).run()
+    assert_clean(app)
+    second = result.rounds[result.rounds["round"] == 2].drop(columns="round").reset_index(drop=True)
+    pd.testing.assert_frame_equal(app.dataframe[0].value.reset_index(drop=True), second)
+    assert [t.value for t in app.subheader][0] == "Round 2"
+
+
+def test_the_result_and_its_knobs_survive_a_page_switch(app):
+    run_bandits(open_page(app), rate_2=0.06)
+    first = takeaways(app)
+    assert len(first) == 1
+    app.switch_page("app_pages/data.py").run()
+    app.switch_page(SIMULATE).run()
+    assert_clean(app)
+    assert app.radio(key="simulate_preset").value == "bandit_vs_ab"
+    assert takeaways(app) == first
+    assert knob(app, "bandit_vs_ab", "rate_2").value == 0.06
+    assert knob(app, "bandit_vs_ab", "rounds").value == 6
+
+
+def test_a_knob_combination_the_simulation_refuses_is_a_message(app):
+    # a control at 50 % with a planned +200 % lift asks for a 150 % click rate
+    run_bandits(open_page(app), rate_1=0.5, planned_lift=2.0)
+    assert not app.exception
+    assert len(app.error) == 1 and "lift must be a non-zero relative change" in md_unescape(app.error[0].value)
+    assert takeaways(app) == [] and charts(app) == []
