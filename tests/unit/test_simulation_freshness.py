@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from recsys.data.errors import DataError
 from recsys.simulation import freshness
-from recsys.simulation.freshness import NEARLINE, RETRAIN, STATIC, TIERS
+from recsys.simulation.freshness import ENSEMBLE, NEARLINE, RETRAIN, STATIC, TIERS
 
 # small enough that one run takes a fraction of a second
 SMALL = dict(users=80, items=150, rounds=6, history_rounds=4, k=10, retrain_every=3)
@@ -95,6 +95,10 @@ def test_the_takeaway_quotes_this_runs_numbers():
     static = result.rounds[result.rounds["series"] == STATIC]["utility_share"].to_numpy()
     assert s["static_drop_percent"] == pytest.approx(100 * (1 - static[-1] / static[0]))
     assert run(3, drift=0.25).takeaway != text
+    # a static model that improved (no drift, people's best titles still ahead) is said to rise
+    improved = {**s, "static_drop_percent": -4.2}
+    assert "utility rose 4 %" in freshness.takeaway(improved, PRESET.knobs(drift=0.0))
+    assert "12 rounds without drift" in freshness.takeaway(improved, PRESET.knobs(drift=0.0))
 
 
 def test_work_is_counted_per_tier_and_round():
@@ -111,6 +115,9 @@ def test_work_is_counted_per_tier_and_round():
     assert (rounds.loc[NEARLINE, "fold_ins"] == users).all()
     assert (rounds.loc[NEARLINE, "scored_cells"] == users * items).all()
     assert rounds.loc[NEARLINE, "fits"].sum() == 0
+    # the recent blend reads the last titles against a fixed similarity: no fit, no fold-in
+    assert (rounds.loc[ENSEMBLE, "fold_ins"] == 0).all() and (rounds.loc[ENSEMBLE, "fits"] == 0).all()
+    assert (rounds.loc[ENSEMBLE, "scored_cells"] == users * items).all()
     assert result.summary["retrain_fits"] == 2
     assert set(result.series) == set(TIERS)
     assert {"utility", "utility_share", "next_click_recall", "continue_watching_hit", "seconds"} <= set(result.metrics)
