@@ -25,6 +25,7 @@ from scipy import stats
 
 from recsys.data.errors import DataError
 from recsys.models.base import param
+from recsys.simulation.clicks import slot_examination
 from recsys.simulation.presets import Preset
 from recsys.simulation.result import RoundProgress, SimulationResult
 
@@ -390,17 +391,27 @@ def arm_rates_from_rankings(relevance: np.ndarray, rankings: Sequence[np.ndarray
     return np.asarray(rates)
 
 
-def arm_rates_from_models(models: Sequence, relevance: np.ndarray, examine: np.ndarray, *,
-                          exclude_seen: bool = True) -> np.ndarray:
-    """Per-arm visitor click rate of fitted models' top-K rows in a world (see :func:`arm_rates_from_rankings`).
+def arm_rates_in_world(models: Sequence, world, *, k: int = 10, examination_kind: str = "grid",
+                       n_cols: int | None = None, row_decay: float = 0.7, col_decay: float = 0.85,
+                       users: np.ndarray | None = None, exclude_seen: bool = True) -> np.ndarray:
+    """Per-arm visitor click rate of fitted models' top-``k`` rows placed in a :class:`World`.
 
-    The models must be fitted on the dataset the world's users and items come from; each
-    recommends ``len(examine)`` items to every user of ``relevance``.
+    Each model recommends ``k`` items to every person of the world, laid out ``n_cols`` to a
+    row (one row by default) and examined by ``examination_kind``; the rate is that of
+    :func:`arm_rates_from_rankings`. The models must be fitted on the dataset the world's
+    people and items come from; ``users`` gives the dataset codes of the world's rows when the
+    world holds a subset of people (``World.from_model(..., users=...)``).
     """
-    users = np.arange(np.asarray(relevance).shape[0])
-    k = int(np.size(examine))
-    rankings = [np.asarray(model.recommend(users, k, exclude_seen=exclude_seen)[0]) for model in models]
-    return arm_rates_from_rankings(relevance, rankings, examine)
+    truth = np.asarray(world.truth)
+    codes = np.arange(truth.shape[0]) if users is None else np.asarray(users, dtype=np.int64)
+    if codes.shape != (truth.shape[0],):
+        raise DataError(f"users must give one dataset code per person of the world ({truth.shape[0]}); "
+                        f"got {codes.size}.")
+    if not 1 <= k <= truth.shape[1]:
+        raise DataError(f"k must be between 1 and the world's {truth.shape[1]} items; got {k}.")
+    examine = slot_examination(examination_kind, k, n_cols, row_decay=row_decay, col_decay=col_decay)
+    rankings = [np.asarray(model.recommend(codes, k, exclude_seen=exclude_seen)[0]) for model in models]
+    return arm_rates_from_rankings(truth, rankings, examine)
 
 
 # --------------------------------------------------------------------------- the preset
@@ -436,7 +447,7 @@ def run_bandit_vs_ab(knobs: BanditKnobs, *, seed: int = 0, progress: RoundProgre
     """The preset: every policy on the same arms, plus the power and false-positive tables.
 
     ``arm_rates`` (with optional ``arm_labels``) replaces the knob rates, e.g. with
-    :func:`arm_rates_from_models` of two stored runs placed in a world.
+    :func:`arm_rates_in_world` of two stored runs placed in a world.
     """
     rates = knob_rates(knobs) if arm_rates is None else np.asarray(arm_rates, dtype=np.float64)
     labels = list(arm_labels) if arm_labels is not None else [f"arm {a + 1}" for a in range(rates.size)]

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from recsys.data.errors import DataError
+from recsys.data.synthetic import make_dataset
+from recsys.models import create
 from recsys.simulation import bandits
+from recsys.simulation.world import World
 
 
-def _default_experiment(runs: int = 100) -> bandits.Experiment:
+def _default_experiment(runs: int = 60) -> bandits.Experiment:
     knobs = bandits.BanditKnobs()
     planned = bandits.sample_size(knobs.rate_1, knobs.planned_lift, knobs.alpha, knobs.target_power)
     return bandits.Experiment(rates=bandits.knob_rates(knobs), rounds=knobs.rounds,
@@ -102,19 +105,23 @@ def test_arm_rates_from_rankings_is_the_chance_of_any_click():
         bandits.arm_rates_from_rankings(relevance, [good, poor[:1]], examine)
 
 
-def test_arm_rates_from_models_ranks_each_user_with_the_model():
-    class Fixed:
-        def __init__(self, order):
-            self.order = np.asarray(order)
-
-        def recommend(self, users, k, *, exclude_seen=True):
-            items = np.tile(self.order[:k], (len(users), 1))
-            return items, np.zeros(items.shape)
-
-    relevance = np.array([[0.9, 0.1, 0.1], [0.8, 0.2, 0.0]])
-    examine = np.array([1.0])
-    rates = bandits.arm_rates_from_models([Fixed([0, 1]), Fixed([2, 1])], relevance, examine)
-    assert rates.tolist() == pytest.approx([0.85, 0.05])
+def test_arm_rates_in_world_place_two_trained_models_as_arms():
+    dataset = make_dataset(150, 80, seed=4)
+    truth_model = create("ease").fit(dataset)
+    world = World.from_model(truth_model, dataset)
+    popularity = create("pop").fit(dataset)
+    rates = bandits.arm_rates_in_world([truth_model, popularity], world, k=8)
+    # the model the world is built from ranks by the truth itself, so it must beat popularity
+    assert rates[0] > rates[1] > 0
+    assert rates.max() < 1
+    # a sharper examination curve lowers both arms: fewer tiles are looked at
+    steep = bandits.arm_rates_in_world([truth_model, popularity], world, k=8, col_decay=0.3)
+    assert (steep < rates).all()
+    subset = np.arange(0, 150, 3)
+    small_world = World.from_model(truth_model, dataset, users=subset)
+    assert bandits.arm_rates_in_world([truth_model, popularity], small_world, k=8, users=subset)[0] > 0
+    with pytest.raises(DataError, match="one dataset code per person"):
+        bandits.arm_rates_in_world([truth_model, popularity], small_world, k=8, users=subset[:10])
 
 
 def test_preset_is_deterministic_and_the_takeaway_quotes_its_numbers():
