@@ -63,6 +63,7 @@ class Job:
     target: dict
     watchers: set = field(default_factory=set)
     hint_seconds: float | None = None  # how long this model took here recently (from the store)
+    estimate: object = None  # a recsys.estimate.FitEstimate of this model, setting and data, when probed
     status: str = QUEUED
     phase: str = "queued"
     step: int = 0
@@ -75,6 +76,8 @@ class Job:
     finished: float | None = None
     stopper: str | None = None  # the visitor who asked to stop and keep
     stopped_at: int | None = None  # the epoch after which the fit was stopped on request
+    reported_at: list = field(default_factory=list)  # clock reading of each progress report
+    clock: object = field(default=time.time, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -99,13 +102,46 @@ class Job:
         if self._cancel.is_set():
             raise FitCancelled
         self.phase, self.step, self.total = "training", step, total
-        if metrics:
+        if metrics:  # an epoch's report ("fit complete" after an early stop carries none)
+            self.reported_at.append((step, self.clock()))
             self.history.append({"step": step, **metrics})
         if self._stop.is_set() and step < total:
             self.stopped_at = step
             raise StopTraining
         if step >= total:
             self.phase = "evaluating"
+
+
+    def seconds_per_epoch(self) -> tuple[float | None, bool]:
+        """Seconds per epoch and whether they were measured: between the first and the latest epoch
+        once two have ended, from the start through the first epoch after one, else the probe's
+        estimate (None without one)."""
+        if len(self.reported_at) >= 2:
+            (first_step, first), (last_step, last) = self.reported_at[0], self.reported_at[-1]
+            return (last - first) / max(last_step - first_step, 1), True
+        if self.reported_at and self.started is not None:
+            step, at = self.reported_at[0]
+            return (at - self.started) / max(step, 1), True
+        per_epoch = getattr(self.estimate, "per_epoch", None)
+        return per_epoch, False
+
+    def remaining_seconds(self, now: float | None = None) -> float | None:
+        """Seconds until this job should be done (fit and scoring the test users): the measured time
+        per epoch times the epochs left once one epoch has ended, else the estimate minus the time
+        spent; its whole estimate while it waits; None without an estimate."""
+        now = self.clock() if now is None else now
+        scoring = getattr(self.estimate, "scoring", 0.0)
+        if self.status == QUEUED:
+            return None if self.estimate is None else self.estimate.seconds
+        if self.phase in ("evaluating", "saving"):
+            return max(0.0, scoring - (now - (self.reported_at[-1][1] if self.reported_at else now)))
+        per_epoch, measured = self.seconds_per_epoch()
+        if measured:
+            since_last = now - self.reported_at[-1][1]
+            return max(0.0, per_epoch * (self.total - self.step) - since_last) + scoring
+        if self.estimate is None:
+            return None
+        return max(0.0, self.estimate.seconds - (now - (self.started or now)))
 
 
 # ---------------------------------------------------------------------- one training, start to store
@@ -196,7 +232,8 @@ class Board:
         self.peak_running = 0  # the most ever running at once
 
     # ------------------------------------------------------------------ visitors' actions
-    def submit(self, spec: dict, split, target: dict, visitor: str, *, hint_seconds: float | None = None) -> Job:
+    def submit(self, spec: dict, split, target: dict, visitor: str, *, hint_seconds: float | None = None,
+               estimate=None) -> Job:
         """Queue the training of ``spec`` for ``visitor``, or join the job already queued or running for
         it. Raises :class:`JobRefused` beyond the visitor's limit or when the queue is full."""
         with self._lock:
@@ -219,7 +256,8 @@ class Board:
             if len(self._queue) >= self.queue_length:
                 raise JobRefused(f"The training queue is full ({len(self._queue)} trainings are waiting for "
                                  f"{self.workers} worker(s)). Try {spec['label']} again in a few minutes.")
-            job = Job(spec, split, target, watchers={visitor}, hint_seconds=hint_seconds, submitted=self._clock())
+            job = Job(spec, split, target, watchers={visitor}, hint_seconds=hint_seconds, estimate=estimate,
+                      submitted=self._clock(), clock=self._clock)
             self._jobs.append(job)
             self._queue.append(job)
             self._start_workers()
@@ -290,8 +328,9 @@ class Board:
             return len(self._queue)
 
     def expected_seconds(self, job: Job) -> float | None:
-        """How long ``job`` should take: the mean of this server's recent finished runs of its model,
-        else the store's newest run of it, else the mean of every finished job; None with no history."""
+        """How long ``job`` should take: its probe's estimate (recsys.estimate), else the mean of this
+        server's recent finished runs of its model, else the store's newest run of it, else the mean of
+        every finished job; None with no history."""
         with self._lock:
             return self._expected(job)
 
@@ -305,10 +344,13 @@ class Board:
             now = self._clock()
             free = []
             for running in (j for j in self._jobs if j.status == RUNNING):
-                expected = self._expected(running)
-                if expected is None:
-                    return None
-                free.append(max(0.0, expected - (now - (running.started or now))))
+                left = running.remaining_seconds(now)  # its own measured pace once an epoch has ended
+                if left is None:
+                    expected = self._expected(running)
+                    if expected is None:
+                        return None
+                    left = max(0.0, expected - (now - (running.started or now)))
+                free.append(left)
             free = sorted(free + [0.0] * max(0, self.workers - len(free)))
             for ahead in self._queue:
                 start = free.pop(0)
@@ -322,6 +364,8 @@ class Board:
             return None
 
     def _expected(self, job: Job) -> float | None:
+        if job.estimate is not None:  # probed on this data with these settings: the closest guess
+            return job.estimate.seconds
         own = self._durations.get(job.spec["model"])
         if own:
             return fmean(own)

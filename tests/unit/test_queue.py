@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from recsys.estimate import FitEstimate
 from recsys.jobs import (
     CANCELLED,
     DONE,
@@ -127,6 +128,43 @@ def test_queue_positions_and_expected_wait(runner):
     assert board.position(third) == 1 and board.expected_wait(third) == 40.0
     for name in ("second", "third", "fourth"):
         runner.gate(name).set()
+    board.close()
+
+
+def guess(per_epoch: float | None, epochs: int | None, fixed: float = 2.0, scoring: float = 1.0) -> FitEstimate:
+    return FitEstimate(fixed=fixed, per_epoch=per_epoch, epochs=epochs, scoring=scoring, sample_share=0.2,
+                       probe_seconds=0.5)
+
+
+def test_a_probed_estimate_drives_the_wait_and_measured_epochs_replace_it(runner):
+    clock = [1000.0]
+    board = Board(workers=1, visitor_jobs=5, queue_length=5, runner=runner, clock=lambda: clock[0])
+    first = board.submit(spec("first", model="bpr_mf"), None, {}, "ann", estimate=guess(4.0, 10))  # 43 s
+    wait_until(lambda: first.status == RUNNING, "the first job to start")
+    second = board.submit(spec("second", model="ease"), None, {}, "bob", hint_seconds=500.0,
+                          estimate=guess(None, None, fixed=8.0, scoring=2.0))
+    # before any epoch ends the first job's own estimate counts, and the second's beats its hint
+    assert first.seconds_per_epoch() == (4.0, False)
+    clock[0] += 3.0
+    assert first.remaining_seconds() == 40.0
+    assert board.expected_wait(second) == 40.0
+    assert board.expected_seconds(second) == 10.0
+    assert second.remaining_seconds() == 10.0  # waiting: its whole estimate
+    # the first epoch ends after 6 s (setup included): the measured pace replaces the estimate
+    clock[0] += 3.0
+    first.progress(1, 10, {"loss": 0.5})
+    assert first.seconds_per_epoch() == (6.0, True)
+    assert first.remaining_seconds() == 6.0 * 9 + 1.0  # nine epochs and scoring the test users
+    # later epochs are timed between reports, without the setup
+    for epoch in range(2, 5):
+        clock[0] += 2.0
+        first.progress(epoch, 10, {"loss": 0.5 / epoch})
+    assert first.seconds_per_epoch() == (2.0, True)
+    clock[0] += 0.5  # half an epoch since the last report
+    assert first.remaining_seconds() == 2.0 * 6 - 0.5 + 1.0
+    assert board.expected_wait(second) == 12.5
+    runner.gate("first").set()
+    runner.gate("second").set()
     board.close()
 
 
