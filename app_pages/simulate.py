@@ -39,17 +39,30 @@ preset = available[key]
 st.markdown(preset.blurb)
 
 last = sim.remembered(key)
+# the bandit's arms can be trained runs of the current dataset and split, when there are two or more
+trained = runs.trained_here() if key == sim.ARMS_PRESET else {}
 controls, output = st.columns([1, 2.6], gap="large")
 with controls, st.form(f"simulate_form.{key}"):
     knobs = sim.knob_widgets(preset.describe(), f"simulate_knob.{key}", last.get("knobs"), columns=1)
     seed = int(st.number_input("Seed", 0, 2**31 - 1, value=int(last.get("seed", 0)), key=f"simulate_seed.{key}",
                                help="The same knobs and seed give the same rounds."))
+    arms = sim.arm_widgets(trained, last.get("arms")) if len(trained) >= 2 else None
     run_clicked = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
+
+
+def simulate(live: sim.LiveView):
+    if arms is None:
+        return preset(seed=seed, progress=live, **knobs)
+    rates = sim.arm_rates(trained, arms, seed)
+    return preset.run(preset.knobs(**knobs), seed=seed, progress=live, arm_rates=rates, arm_labels=arms["arms"])
+
 
 with output:
     if run_clicked:
-        sim.remember(key, knobs, seed)
-        wanted = sim.result_key(key, knobs, seed)
+        sim.remember(key, knobs, seed, arms)
+        # trained arms are named by their run ids: a run renamed or retrained is another experiment
+        wanted = sim.result_key(key, knobs, seed, arms and {**arms, "ids": [trained[n]["run_id"] for n in
+                                                                             (*arms["arms"], arms["truth"])]})
         if sim.stored(wanted) is not None:
             sim.keep(key, wanted, sim.stored(wanted))  # already run this session: the same rounds again
         else:
@@ -61,7 +74,7 @@ with output:
                     with shown_errors(f"Running {preset.label}"):
                         live = sim.LiveView(preset.label)
                         try:
-                            result = preset(seed=seed, progress=live, **knobs)
+                            result = simulate(live)
                         finally:
                             live.clear()
                         sim.keep(key, wanted, result)

@@ -89,9 +89,11 @@ def knob_widgets(fields: list[dict], key_prefix: str, values: dict | None = None
 
 
 # ---------------------------------------------------------------------- results in session state
-def result_key(preset: str, knobs: dict, seed: int) -> str:
-    """The same preset, knobs and seed give the same rounds, so they name the result."""
-    return f"{preset}|{json.dumps(knobs, sort_keys=True, default=str)}|{int(seed)}"
+def result_key(preset: str, knobs: dict, seed: int, extra: dict | None = None) -> str:
+    """The same preset, knobs and seed (and arms, when runs are the arms) give the same rounds: they name
+    the result."""
+    named = f"{preset}|{json.dumps(knobs, sort_keys=True, default=str)}|{int(seed)}"
+    return named if not extra else f"{named}|{json.dumps(extra, sort_keys=True, default=str)}"
 
 
 def remembered(preset: str) -> dict:
@@ -99,8 +101,8 @@ def remembered(preset: str) -> dict:
     return st.session_state.setdefault(REMEMBERED, {}).get(preset, {})
 
 
-def remember(preset: str, knobs: dict, seed: int) -> None:
-    st.session_state.setdefault(REMEMBERED, {})[preset] = {"knobs": dict(knobs), "seed": int(seed)}
+def remember(preset: str, knobs: dict, seed: int, arms: dict | None = None) -> None:
+    st.session_state.setdefault(REMEMBERED, {})[preset] = {"knobs": dict(knobs), "seed": int(seed), "arms": arms}
 
 
 def stored(key: str) -> SimulationResult | None:
@@ -271,3 +273,63 @@ def show_result(result: SimulationResult, result_id: str, csv_text: str) -> None
     for title, table in result.tables.items():
         st.subheader(md_escape(title))
         st.dataframe(table, hide_index=True, width="stretch")
+
+
+# ---------------------------------------------------------------------- trained runs as a bandit's arms
+ARMS_PRESET = "bandit_vs_ab"
+ARM_SLOTS = 10            # tiles each arm shows a visitor
+ARM_USERS = 1000          # people of the dataset placed in the world (seeded sample): bounds the work
+
+
+def arm_widgets(trained: dict[str, dict], remembered_choice: dict | None) -> dict | None:
+    """Inside the bandit form: optionally make two or more trained runs the arms, in a world whose truth is
+    another run's scores. Returns the choice, or None when the knob click rates are to be used."""
+    from recsys.simulation.bandits import MAX_ARMS
+    from recsys.simulation.clicks import EXAMINATION_KINDS
+
+    names = list(trained)
+    last = remembered_choice or {}
+    with st.expander("Arms from trained runs", expanded=bool(last)):
+        use = st.checkbox("Use trained runs of this dataset as the arms", value=bool(last), key="simulate_arms_use",
+                          help="Each arm shows every person its model's top 10; its click rate is what the world "
+                               "below would click. The click-rate knobs are then not used.")
+        arms = st.multiselect("Arms (arm 1 is the control)", names, max_selections=MAX_ARMS, key="simulate_arms_runs",
+                              default=[n for n in last.get("arms", names[:2]) if n in names])
+        default_truth = last.get("truth") if last.get("truth") in names else names[-1]
+        truth = st.selectbox("The world's truth", names, index=names.index(default_truth), key="simulate_arms_truth",
+                             help="This run's scores are taken as what people really like. An arm that is the "
+                                  "truth itself is bound to win: pick a third run.")
+        kinds = list(EXAMINATION_KINDS)
+        examination = st.selectbox("Examination", kinds, key="simulate_arms_examination",
+                                   index=kinds.index(last.get("examination", "cascade")),
+                                   help="none: every tile is looked at; cascade: down the list, each next tile "
+                                        "less likely; grid: the homepage's rows and columns.")
+    return {"arms": arms, "truth": truth, "examination": examination} if use else None
+
+
+def arm_rates(trained: dict[str, dict], choice: dict, seed: int) -> list[float]:
+    """The chosen runs' click rates in a world built from the truth run's scores on the current split
+    (``recsys.simulation``: World.from_model, slot_examination, arm_rates_from_rankings)."""
+    import numpy as np
+
+    from recsys.data.errors import DataError
+    from recsys.simulation.bandits import arm_rates_from_rankings
+    from recsys.simulation.clicks import slot_examination
+    from recsys.simulation.world import World
+    from ui import data, runs
+
+    if len(choice["arms"]) < 2:
+        raise DataError("Pick at least two trained runs as the arms, or clear 'Use trained runs'.")
+    split = data.current_split()
+    models = {}
+    for name in {*choice["arms"], choice["truth"]}:
+        entry = runs.result(trained[name])
+        if entry is None or entry.get("model") is None:
+            raise DataError(f"The run {name!r} is no longer stored with its model; pick another run.")
+        models[name] = entry["model"]
+    rng = np.random.default_rng(seed)
+    users = np.sort(rng.choice(split.train.n_users, size=min(ARM_USERS, split.train.n_users), replace=False))
+    world = World.from_model(models[choice["truth"]], split.train, users=users)
+    examine = slot_examination(choice["examination"], ARM_SLOTS)
+    rankings = [models[name].recommend(users, ARM_SLOTS)[0] for name in choice["arms"]]
+    return [float(r) for r in arm_rates_from_rankings(world.relevance(), rankings, examine)]
