@@ -223,6 +223,11 @@ class Tier:
 
 @dataclass
 class Work:
+    """What a tier did in one round, counted (one seed, one set of counts) with measured seconds apart.
+
+    The first fit, before round 1, is shared by every tier and so counted in none.
+    """
+
     fits: int = 0
     fit_interactions: int = 0
     fold_ins: int = 0
@@ -231,6 +236,7 @@ class Work:
 
 
 def fit_model(key: str, log: Log):
+    """A registered model fitted on the log; it must fold in, or the nearline tier has nothing to call."""
     model = create(key).fit(log.dataset())
     if not has(model, "fold_in"):
         raise DataError(f"The model {key!r} cannot fold in a new history; choose one of {list(FOLD_IN_MODELS)}.")
