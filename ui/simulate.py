@@ -308,13 +308,12 @@ def arm_widgets(trained: dict[str, dict], remembered_choice: dict | None) -> dic
 
 
 def arm_rates(trained: dict[str, dict], choice: dict, seed: int) -> list[float]:
-    """The chosen runs' click rates in a world built from the truth run's scores on the current split
-    (``recsys.simulation``: World.from_model, slot_examination, arm_rates_from_rankings)."""
+    """The chosen runs' click rates in a world built from the truth run's scores on a seeded sample of the
+    current split's people (``recsys.simulation``: World.from_model, bandits.arm_rates_in_world)."""
     import numpy as np
 
     from recsys.data.errors import DataError
-    from recsys.simulation.bandits import arm_rates_from_rankings
-    from recsys.simulation.clicks import slot_examination
+    from recsys.simulation.bandits import arm_rates_in_world
     from recsys.simulation.world import World
     from ui import data, runs
 
@@ -330,6 +329,6 @@ def arm_rates(trained: dict[str, dict], choice: dict, seed: int) -> list[float]:
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(split.train.n_users, size=min(ARM_USERS, split.train.n_users), replace=False))
     world = World.from_model(models[choice["truth"]], split.train, users=users)
-    examine = slot_examination(choice["examination"], ARM_SLOTS)
-    rankings = [models[name].recommend(users, ARM_SLOTS)[0] for name in choice["arms"]]
-    return [float(r) for r in arm_rates_from_rankings(world.relevance(), rankings, examine)]
+    rates = arm_rates_in_world([models[name] for name in choice["arms"]], world, k=ARM_SLOTS,
+                               examination_kind=choice["examination"], users=users)
+    return [float(rate) for rate in rates]
