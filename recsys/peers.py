@@ -1,0 +1,414 @@
+"""Our models beside the same algorithms from the field's libraries, on one split, scored by one evaluator.
+
+Run with ``python -m recsys bench --peers`` (the libraries are optional: ``pip install -r
+requirements-bench.txt``). Each algorithm is trained once by us, at default parameters, and once by
+every installed peer library, on the same per-user random 80/20 split of the same data; the peer's
+model is wrapped in :class:`PeerRecommender` so that :func:`recsys.evaluation.evaluate` ranks its
+scores exactly as it ranks ours (full catalogue, training items excluded). The rows go into the
+``## Beside the field's libraries`` section of ``benchmarks.md``; other sections are left as they are.
+
+Peer settings follow ours wherever the two libraries define a setting the same way (size, passes,
+regularisation, confidence); where they do not (optimiser, negative sampling), the peer keeps its own
+default. :data:`PEERS` lists each mapping and the section prints it. Peers run single-threaded.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.data import Dataset, load
+
+HEADING = "## Beside the field's libraries"
+EVAL_K = (10, 20)
+# Every math library a peer may reach: set before a peer loads it, and limited again at run time
+# (threadpoolctl, torch) because numpy and torch are loaded long before the peers run.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+# ---------------------------------------------------------------------------- the adapter
+
+class PeerRecommender:
+    """A fitted peer model seen through our ``score(users)`` contract.
+
+    ``peer_users[code]`` / ``peer_items[code]`` give the peer's own index of each of our dense user /
+    item codes (-1 when the peer never saw it: a library that builds its own id map drops users and
+    items without training interactions). ``score_peer(peer_user_indices)`` returns the peer's score
+    matrix, one row per user, one column per peer item index. Items the peer does not know score
+    -inf, so they are never recommended; a user the peer does not know gets an all -inf row.
+    """
+
+    def __init__(self, label: str, train: Dataset, peer_users: np.ndarray, peer_items: np.ndarray,
+                 score_peer: Callable[[np.ndarray], np.ndarray]):
+        peer_users = np.asarray(peer_users, dtype=np.int64)
+        peer_items = np.asarray(peer_items, dtype=np.int64)
+        if peer_users.shape != (train.n_users,) or peer_items.shape != (train.n_items,):
+            raise ValueError(f"the id maps must cover every user ({train.n_users}) and item ({train.n_items}) code; "
+                             f"got {peer_users.shape[0]} users and {peer_items.shape[0]} items")
+        self.label = label
+        self.train_ = train  # the evaluator checks that the model was fitted on this split's train
+        self.peer_users = peer_users
+        self.peer_items = peer_items
+        self.score_peer = score_peer
+
+    @property
+    def is_fitted(self) -> bool:
+        return True  # built from a peer model that has already been fitted
+
+    def score(self, users) -> np.ndarray:
+        users = np.asarray(users, dtype=np.int64)
+        out = np.full((len(users), len(self.peer_items)), -np.inf, dtype=np.float32)
+        peer_rows = self.peer_users[users]
+        known_users = peer_rows >= 0
+        known_items = self.peer_items >= 0
+        if known_users.any() and known_items.any():
+            peer_scores = np.asarray(self.score_peer(peer_rows[known_users]), dtype=np.float32)
+            out[np.ix_(known_users, known_items)] = peer_scores[:, self.peer_items[known_items]]
+        return out
+
+
+def index_map(peer_id_map: dict, external_ids: np.ndarray) -> np.ndarray:
+    """The peer's index of each of our codes, through the external id the peer was given (-1 if absent)."""
+    return np.array([peer_id_map.get(external, -1) for external in external_ids.tolist()], dtype=np.int64)
+
+
+def per_user_scores(score_one: Callable[[int], np.ndarray], peer_users: np.ndarray) -> np.ndarray:
+    """Rows from a library that scores one user per call (it has no batch form to call instead)."""
+    return np.vstack([np.asarray(score_one(int(u)), dtype=np.float32) for u in peer_users])
+
+
+# ---------------------------------------------------------------------------- peers
+
+@dataclass(frozen=True)
+class Peer:
+    algorithm: str           # what the row compares, e.g. "BPR-MF"
+    ours: str                # our registry key
+    library: str             # the package's import name (and its PyPI name)
+    name: str                # the library's class
+    settings: str            # how our defaults were mapped onto the peer's parameters
+    fit: Callable            # (train, seed) -> (PeerRecommender, fit seconds of the library's own fit call)
+
+
+def _cornac_data(train: Dataset, seed: int):
+    """Our training positives as a cornac Dataset keyed by our external ids (cornac builds its own indices)."""
+    import cornac
+
+    positives = train.positives.tocoo()
+    triples = list(zip(train.user_ids[positives.row].tolist(), train.item_ids[positives.col].tolist(),
+                       np.ones(positives.nnz).tolist()))
+    return cornac.data.Dataset.from_uir(triples, seed=seed)
+
+
+def _fit_cornac(train: Dataset, seed: int, label: str, build: Callable, score_batch: Callable | None = None):
+    """Fit a cornac model on ``train``; score through ``score_batch(model, rows)`` or cornac's per-user score."""
+    data = _cornac_data(train, seed)
+    model = build()
+    start = time.perf_counter()
+    model.fit(data)
+    seconds = time.perf_counter() - start
+
+    def score_peer(rows):
+        if score_batch is not None:
+            return score_batch(model, rows)
+        return per_user_scores(model.score, rows)
+
+    adapter = PeerRecommender(label, train, index_map(data.uid_map, train.user_ids),
+                              index_map(data.iid_map, train.item_ids), score_peer)
+    return adapter, seconds
+
+
+def _cornac_vectors(model, rows):
+    # user vectors end in a 1 and item vectors in the item bias, so the product is cornac's own score
+    return model.get_user_vectors()[rows] @ model.get_item_vectors().T
+
+
+def _cornac_ease(model, rows):
+    return np.asarray(model.U[rows] @ model.B)
+
+
+def _cornac_vae(model, rows):
+    import torch
+
+    with torch.no_grad():
+        histories = (model.r_mat[rows] > 0).astype(np.float32).toarray()
+        codes, _ = model.vae.encode(torch.from_numpy(histories).to(model.device))
+        return model.vae.decode(codes).cpu().numpy()
+
+
+def _fit_implicit(train: Dataset, seed: int, label: str, build: Callable, score_batch: Callable):
+    """Fit an implicit model on our user x item positives; implicit indexes rows and columns by our codes."""
+    user_items = sp.csr_matrix(train.positives, dtype=np.float32)
+    model = build()
+    start = time.perf_counter()
+    model.fit(user_items, show_progress=False)
+    seconds = time.perf_counter() - start
+    identity_users, identity_items = np.arange(train.n_users), np.arange(train.n_items)
+    adapter = PeerRecommender(label, train, identity_users, identity_items,
+                              lambda rows: score_batch(model, user_items, rows))
+    return adapter, seconds
+
+
+def _implicit_factors(model, user_items, rows):
+    return model.user_factors[rows] @ model.item_factors.T
+
+
+def _implicit_neighbours(model, user_items, rows):
+    return (user_items[rows] @ model.similarity).toarray()
+
+
+def _cornac_bpr(train, seed):
+    import cornac
+    return _fit_cornac(train, seed, "cornac BPR", lambda: cornac.models.BPR(
+        k=64, max_iter=60, learning_rate=0.01, lambda_reg=0.01, num_threads=1, seed=seed), _cornac_vectors)
+
+
+def _implicit_bpr(train, seed):
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+    return _fit_implicit(train, seed, "implicit BPR", lambda: BayesianPersonalizedRanking(
+        factors=64, learning_rate=0.01, regularization=0.01, iterations=60, num_threads=1, random_state=seed),
+        _implicit_factors)
+
+
+def _implicit_als(train, seed):
+    from implicit.cpu.als import AlternatingLeastSquares
+    # implicit's confidence is alpha x value (1 for unseen cells); ours is 1 + alpha: 1 + 5 = 6
+    return _fit_implicit(train, seed, "implicit ALS", lambda: AlternatingLeastSquares(
+        factors=64, regularization=50.0, alpha=6.0, iterations=15, use_cg=True, num_threads=1,
+        random_state=seed), _implicit_factors)
+
+
+def _implicit_cosine(train, seed):
+    from implicit.nearest_neighbours import CosineRecommender
+    return _fit_implicit(train, seed, "implicit Cosine", lambda: CosineRecommender(K=200, num_threads=1),
+                         _implicit_neighbours)
+
+
+def _cornac_vaecf(train, seed):
+    import cornac
+    return _fit_cornac(train, seed, "cornac VAECF", lambda: cornac.models.VAECF(
+        k=200, autoencoder_structure=[600], likelihood="mult", n_epochs=60, batch_size=64,
+        learning_rate=0.002, beta=0.5, seed=seed), _cornac_vae)
+
+
+def _cornac_neumf(train, seed):
+    import cornac
+    return _fit_cornac(train, seed, "cornac NeuMF", lambda: cornac.models.NeuMF(
+        num_factors=16, layers=(64, 32, 16), num_epochs=10, batch_size=4096, num_neg=8, lr=0.01,
+        backend="pytorch", verbose=False, seed=seed))
+
+
+def _cornac_ease_model(train, seed):
+    import cornac
+    return _fit_cornac(train, seed, "cornac EASE", lambda: cornac.models.EASE(
+        lamb=500.0, posB=False, verbose=False, seed=seed), _cornac_ease)
+
+
+def _cornac_most_pop(train, seed):
+    import cornac
+    return _fit_cornac(train, seed, "cornac MostPop", lambda: cornac.models.MostPop())
+
+
+# cornac's ItemKNN is left out: it predicts a rating as the similarity-weighted mean of the user's
+# ratings, which is 1 for every item when every interaction is a 1 (NDCG@10 0.070 on ML-100K).
+PEERS: tuple[Peer, ...] = (
+    Peer("BPR-MF", "bpr_mf", "cornac", "BPR", "k = 64 factors, max_iter = 60 epochs, lambda_reg = 0.01, "
+         "learning_rate = 0.01 (plain SGD per triple; ours is Adam with batches of 8,192)", _cornac_bpr),
+    Peer("BPR-MF", "bpr_mf", "implicit", "BayesianPersonalizedRanking", "factors = 64, iterations = 60, "
+         "regularization = 0.01, learning_rate = 0.01 (SGD per triple)", _implicit_bpr),
+    Peer("iALS", "ials", "implicit", "AlternatingLeastSquares", "factors = 64, regularization = 50, alpha = 6 "
+         "(implicit's confidence is alpha x value, ours 1 + alpha with alpha = 5), iterations = 15, "
+         "conjugate gradient with 3 steps (both)", _implicit_als),
+    Peer("Mult-VAE", "mult_vae", "cornac", "VAECF", "one hidden layer of 600, latent k = 200, multinomial "
+         "likelihood, n_epochs = 60, batch_size = 64, learning_rate = 0.002, beta = 0.5 (cornac: fixed beta, "
+         "no input dropout, constant learning rate; ours anneals beta, drops 50 % of the input and decays the "
+         "rate)", _cornac_vaecf),
+    Peer("NeuMF", "neumf", "cornac", "NeuMF", "PyTorch backend, layers = (64, 32, 16) as ours, num_factors = 16 (cornac's GMF "
+         "size must equal the last MLP layer; ours is 32), "
+         "num_epochs = 10, batch_size = 4096, num_neg = 8, lr = 0.01, reg = 0 (cornac's reg is Adam weight "
+         "decay, not ours); no pretraining (ours pretrains GMF and MLP, then fine-tunes 2 epochs)", _cornac_neumf),
+    Peer("EASE", "ease", "cornac", "EASE", "lamb = 500, posB = False (ours does not clip weights)",
+         _cornac_ease_model),
+    Peer("Item-kNN", "item_knn", "implicit", "CosineRecommender", "K = 200, cosine (ours also weights each "
+         "user 1/n)", _implicit_cosine),
+    Peer("Most popular", "pop", "cornac", "MostPop", "no settings", _cornac_most_pop),
+)
+
+
+# ---------------------------------------------------------------------------- rows
+
+@dataclass
+class PeerRow:
+    algorithm: str
+    ours: str
+    ours_ndcg_10: float
+    ours_fit_seconds: float
+    library: str
+    peer: str
+    status: str                          # "ok", "not installed" or "failed: ..."
+    peer_ndcg_10: float | None = None
+    peer_fit_seconds: float | None = None
+
+    @property
+    def quality_ratio(self) -> float | None:
+        """Our NDCG@10 over the peer's (above 1: ours ranks better)."""
+        if self.peer_ndcg_10 is None or self.peer_ndcg_10 <= 0:
+            return None
+        return self.ours_ndcg_10 / self.peer_ndcg_10
+
+    @property
+    def time_ratio(self) -> float | None:
+        """Our fit seconds over the peer's (below 1: ours trains faster)."""
+        if self.peer_fit_seconds is None or self.peer_fit_seconds <= 0:
+            return None
+        return self.ours_fit_seconds / self.peer_fit_seconds
+
+
+def installed(library: str) -> bool:
+    return importlib.util.find_spec(library) is not None
+
+
+def library_version(library: str) -> str:
+    try:
+        return importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@contextmanager
+def single_threaded():
+    """Every thread pool a peer may use limited to one thread, restored afterwards."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    saved_env = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    saved_torch = torch.get_num_threads()
+    os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(saved_torch)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_peer(peer: Peer, train: Dataset, test: Dataset, seed: int) -> tuple[str, float | None, float | None]:
+    """(status, NDCG@10, fit seconds) of ``peer`` on this split; a missing library is a status, not an error."""
+    from recsys import experiment
+
+    if not installed(peer.library):
+        return "not installed", None, None
+    try:
+        with single_threaded():
+            adapter, seconds = peer.fit(train, seed)
+            report = experiment.evaluate_model(adapter, train, test, k=EVAL_K, bootstrap=0)
+    except Exception as error:  # one broken peer must not lose the other rows: the row says what failed
+        return f"failed: {type(error).__name__}: {error}".replace("\n", " ")[:200], None, None
+    return "ok", report.means["ndcg@10"], seconds
+
+
+def compare(train: Dataset, test: Dataset, seed: int, algorithms: list[str] | None = None,
+            peers: tuple[Peer, ...] = PEERS, log=print) -> list[PeerRow]:
+    """Our model (default parameters) and each peer of every algorithm (or only ``algorithms``, our keys)."""
+    from recsys.bench import bench_model
+
+    chosen = [p for p in peers if algorithms is None or p.ours in algorithms]
+    ours = {}
+    rows = []
+    for peer in chosen:
+        if peer.ours not in ours:
+            ours[peer.ours] = bench_model(peer.ours, train, test, train.name)
+            log(f"  ours {peer.ours}: NDCG@10 {ours[peer.ours].ndcg_10:.4f}, fit {ours[peer.ours].fit_seconds:.2f} s")
+        status, ndcg, seconds = run_peer(peer, train, test, seed)
+        log(f"  {peer.library} {peer.name}: {status}" + (f", NDCG@10 {ndcg:.4f}, fit {seconds:.2f} s"
+                                                         if status == "ok" else ""))
+        mine = ours[peer.ours]
+        rows.append(PeerRow(peer.algorithm, peer.ours, mine.ndcg_10, mine.fit_seconds, peer.library, peer.name,
+                            status, ndcg, seconds))
+    return rows
+
+
+# ---------------------------------------------------------------------------- markdown
+
+def _number(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def to_markdown(rows: list[PeerRow], dataset: str, seed: int, peers: tuple[Peer, ...] = PEERS,
+                note: str = "") -> str:
+    """The section: one row per (algorithm, peer), the settings mapping, threads and versions."""
+    import torch
+
+    libraries = sorted({p.library for p in peers})
+    versions = ", ".join(f"{name} {library_version(name)}" for name in libraries)
+    lines = [
+        f"{HEADING} — {dataset}", "",
+        "Written by `python -m recsys bench --peers` (peer libraries: `pip install -r requirements-bench.txt`). "
+        f"Per-user random 80/20 split (seed {seed}), the same train and test for every row; every model is "
+        "ranked by our evaluator (full catalogue, training items excluded; an item the peer never saw in "
+        "training scores -inf). Ours: default parameters, torch and BLAS at their default threads "
+        f"({torch.get_num_threads()} torch threads on {os.cpu_count()} cores). Peers: one thread (library "
+        "options and every thread pool limited to 1). Fit s = wall-clock seconds of the fit call alone (for a "
+        "peer, converting our data to its format is not counted). *NDCG ours/peer* above 1 = ours ranks "
+        "better; *fit ours/peer* below 1 = ours trains faster. "
+        f"Machine: {platform.machine()}, Python {platform.python_version()}; {versions}.", "",
+    ]
+    if note:
+        lines += [note, ""]
+    lines += ["| algorithm | ours | ours NDCG@10 | ours fit s | peer library | peer | peer NDCG@10 | peer fit s "
+              "| NDCG ours/peer | fit ours/peer |",
+              "|---|---|---:|---:|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.status == "ok":
+            peer_cells = (f"{_number(r.peer_ndcg_10, 4)} | {_number(r.peer_fit_seconds, 2)} | "
+                          f"{_number(r.quality_ratio, 3)} | {_number(r.time_ratio, 2)}")
+        else:
+            peer_cells = f"{r.status} | — | — | —"
+        lines.append(f"| {r.algorithm} | `{r.ours}` | {r.ours_ndcg_10:.4f} | {r.ours_fit_seconds:.2f} | "
+                     f"{r.library} | {r.peer} | {peer_cells} |")
+    lines += ["", "How our defaults map onto each peer's parameters (where the two define a setting "
+              "differently, the peer keeps its own default):", ""]
+    lines += [f"* {p.library} {p.name} (beside `{p.ours}`): {p.settings}." for p in peers
+              if any(r.library == p.library and r.peer == p.name for r in rows)]
+    return "\n".join(lines) + "\n\n"
+
+
+def write(rows: list[PeerRow], out_dir: Path, dataset: str, seed: int, note: str = "") -> Path:
+    """Replace (or add) the section in ``out_dir/benchmarks.md``, keeping every other section."""
+    from recsys.bench import write_section
+
+    path = out_dir / "benchmarks.md"
+    write_section(path, HEADING, to_markdown(rows, dataset, seed, note=note))
+    return path
+
+
+def main(data_path: Path | None, seed: int, out_dir: Path, algorithms: list[str] | None = None,
+         note: str = "", log=print) -> int:
+    """``python -m recsys bench --peers``: ours and the peers on ``data_path`` (default ML-100K), written to
+    ``out_dir/benchmarks.md``. ``algorithms`` (our keys, e.g. ``["bpr_mf", "ials"]``) limits the rows; the
+    section is rewritten with those rows only. Returns the exit status."""
+    from recsys.bench import _split, find_dataset
+
+    path = data_path if data_path is not None else find_dataset("ml-100k")
+    ds = load(path)
+    train, test = _split(ds, "random", seed)
+    log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items; peers installed: "
+        + (", ".join(sorted({p.library for p in PEERS if installed(p.library)})) or "none"))
+    rows = compare(train, test, seed, algorithms, log=log)
+    written = write(rows, out_dir, ds.name, seed, note=note)
+    log(f"wrote {written}")
+    return 0
