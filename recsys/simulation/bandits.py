@@ -44,6 +44,9 @@ POSTERIOR_DRAWS = 128
 # A bandit "has decided" once its own data give one arm this posterior chance of being best:
 # the stop rule of Bayesian A/B tools, so bandits and the z-test are judged on a decision.
 DECISION_PROBABILITY = 0.95
+# Beta posteriors with at least this many clicks and non-clicks are drawn from their normal
+# approximation (see posterior_draws)
+NORMAL_FROM = 30
 
 
 # --------------------------------------------------------------------------- statistics
@@ -179,10 +182,30 @@ def probability_best(rng: np.random.Generator, clicks: np.ndarray, shown: np.nda
     every arm exactly this share in expectation.
     """
     runs, n_arms = clicks.shape
-    samples = rng.beta(1 + clicks, 1 + shown - clicks, size=(draws, runs, n_arms))
-    winners = samples.argmax(axis=2)
-    counts = np.stack([(winners == arm).sum(axis=0) for arm in range(n_arms)], axis=1)
-    return counts / draws
+    return _share_of_wins(posterior_draws(rng, 1.0 + clicks, 1.0 + shown - clicks, draws), n_arms)
+
+
+def posterior_draws(rng: np.random.Generator, a: np.ndarray, b: np.ndarray, draws: int) -> np.ndarray:
+    """(draws, *a.shape) draws of Beta(a, b).
+
+    Where both counts reach ``NORMAL_FROM`` the Beta is drawn from its normal approximation
+    (same mean and variance): numpy's Beta sampler took 7 of the preset's 9 seconds, a normal
+    draw costs a tenth of it, and at these counts the two agree to well under a percent of
+    the posterior's spread. Small counts, where the Beta is skewed, keep exact draws.
+    """
+    total = a + b
+    mean, spread = a / total, np.sqrt(a * b / (total**2 * (total + 1)))
+    samples = mean + spread * rng.standard_normal((draws, *a.shape))
+    small = np.minimum(a, b) < NORMAL_FROM
+    if small.any():
+        samples[:, small] = rng.beta(a[small], b[small], size=(draws, int(small.sum())))
+    return samples
+
+
+def _share_of_wins(samples: np.ndarray, n_arms: int) -> np.ndarray:
+    """Share of the draws (axis 0) in which each arm (last axis) is highest."""
+    winners = samples.argmax(axis=-1)
+    return np.stack([(winners == arm).mean(axis=0) for arm in range(n_arms)], axis=-1)
 
 
 # --------------------------------------------------------------------------- policies
