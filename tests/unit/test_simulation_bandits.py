@@ -162,3 +162,17 @@ def test_equal_arms_cost_nothing_and_bad_arms_are_refused():
         bandits.Experiment(rates=np.array([0.05, 1.2]), rounds=5, visitors_per_round=1000, runs=20)
     with pytest.raises(DataError, match="lift"):
         bandits.sample_size(0.5, 1.5)
+
+
+def test_posterior_draws_match_the_beta_at_small_and_large_counts():
+    rng = np.random.default_rng(0)
+    a = np.array([[2.0, 45.0], [300.0, 5.0]])
+    b = np.array([[40.0, 900.0], [6000.0, 3.0]])
+    draws = bandits.posterior_draws(rng, a, b, 100_000)
+    mean, variance = a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1))
+    assert draws.mean(axis=0) == pytest.approx(mean, rel=0.01)
+    assert draws.var(axis=0) == pytest.approx(variance, rel=0.03)
+    # 80/1500 against 60/1500: the better arm is best with chance ~0.96 (normal approximation of the gap)
+    chance = bandits.probability_best(rng, np.array([[60, 80]]), np.array([[1500, 1500]]), draws=20_000)
+    assert chance[0, 1] == pytest.approx(0.958, abs=0.01)
+    assert chance.sum() == pytest.approx(1.0)
