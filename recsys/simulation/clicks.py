@@ -77,7 +77,18 @@ def draw_clicks(rng: np.random.Generator, relevance: np.ndarray, examine: np.nda
     ``stop_after_click`` is the cascade model's impatient reader: after the first click in
     reading order the person leaves, so later slots get no click.
     """
-    clicks = rng.random(np.shape(relevance)) < click_probability(relevance, examine)
+    return clicks_from_uniforms(rng.random(np.shape(relevance)), relevance, examine,
+                                stop_after_click=stop_after_click)
+
+
+def clicks_from_uniforms(uniforms: np.ndarray, relevance: np.ndarray, examine: np.ndarray, *,
+                         stop_after_click: bool = False) -> np.ndarray:
+    """:func:`draw_clicks` with the uniform draws given (one per user and slot).
+
+    Simulations that compare policies give every policy the same draw for the same (person,
+    item) pair, so a difference in clicks comes from what was shown, not from luck.
+    """
+    clicks = np.asarray(uniforms) < click_probability(relevance, examine)
     if stop_after_click:
         clicks &= np.cumsum(clicks, axis=1) <= 1
     return clicks

@@ -228,16 +228,24 @@ def _standardise_rows(scores: np.ndarray) -> np.ndarray:
     return (filled - filled.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
 
 
-def _calibrate_intercept(logits: np.ndarray, base_rate: float, iterations: int = 60) -> float:
-    """The shift that makes the mean click probability ``base_rate`` (bisection: it is monotone)."""
+def _calibrate_intercept(logits: np.ndarray, base_rate: float, iterations: int = 30) -> float:
+    """The shift that makes the mean click probability ``base_rate``.
+
+    Newton steps on a monotone function, kept inside a shrinking bracket so a flat start
+    cannot throw it off: six to eight steps instead of bisection's sixty full passes.
+    """
     low, high = -40.0, 40.0
+    shift = float(np.log(base_rate / (1 - base_rate)) - logits.mean())
     for _ in range(iterations):
-        middle = 0.5 * (low + high)
-        if _logistic(logits + middle).mean() < base_rate:
-            low = middle
-        else:
-            high = middle
-    return 0.5 * (low + high)
+        probability = _logistic(logits + shift)
+        gap = probability.mean() - base_rate
+        if abs(gap) < 1e-9 * base_rate:
+            break
+        low, high = (shift, high) if gap < 0 else (low, shift)
+        slope = (probability * (1 - probability)).mean()
+        step = shift - gap / slope if slope > 0 else 0.5 * (low + high)
+        shift = step if low < step < high else 0.5 * (low + high)
+    return shift
 
 
 def _rotate_rows(vectors: np.ndarray, directions: np.ndarray, angle: float) -> np.ndarray:
