@@ -28,13 +28,16 @@ KEPT_RESULTS = 12
 CHOSEN = "simulate_chosen"       # the preset last picked
 RESULTS = "simulate_results"     # {result key: SimulationResult}
 SHOWN = "simulate_shown"         # {preset key: result key of its latest run}
-SUMMARY_PER_ROW = 3
 REMEMBERED = "simulate_knobs"    # {preset key: {"knobs": {...}, "seed": int}} as last submitted
 
 
 # ---------------------------------------------------------------------- knob widgets
 def knob_label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+    """``n_items`` → "Number of items", ``row_decay`` → "Row decay"."""
+    words = name.split("_")
+    if words[0] == "n" and len(words) > 1:
+        words = ["number", "of", *words[1:]]
+    return " ".join(words).capitalize()
 
 
 def knob_widget(field: dict, value, key: str):
@@ -158,8 +161,9 @@ def long_metrics(rounds: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 def metric_chart(frame: pd.DataFrame, metric: str, series: list[str], rounds_total: int) -> alt.Chart:
     """One metric over the rounds, a line per series (colours fixed by ``series`` so every chart agrees)."""
+    # one entry a line under the plot: side by side, long series names ran past a narrow chart's edge
     color = alt.Color("series:N", title="Series", sort=series, scale=alt.Scale(domain=series),
-                      legend=alt.Legend(orient="bottom", labelLimit=260))
+                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=320))
     tooltip = [alt.Tooltip("series:N", title="series"), alt.Tooltip("round:Q", title="round"),
                alt.Tooltip("value:Q", title=metric, format=",.4g")]
     if rounds_total <= 1:  # nothing unfolds: compare the series side by side
@@ -234,10 +238,6 @@ class LiveView:
 
 
 # ---------------------------------------------------------------------- summary figures
-def summary_label(name: str) -> str:
-    return name.replace("_", " ")
-
-
 def summary_value(value) -> str:
     """Headline figures as people read them: integers with separators, others to four significant digits."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -247,16 +247,19 @@ def summary_value(value) -> str:
     return f"{value:,.4g}"
 
 
+def summary_table(summary: dict) -> pd.DataFrame:
+    """(figure, value) rows, the names as the result and ``--json`` spell them, the values readable."""
+    return pd.DataFrame({"figure": list(summary), "value": [summary_value(v) for v in summary.values()]})
+
+
 # ---------------------------------------------------------------------- a finished run
 def show_result(result: SimulationResult, result_id: str, csv_text: str) -> None:
     """The takeaway, the headline figures, a chart per metric up to the round the slider picks, that round's
     table, the CSV download and any extra tables."""
     st.info(md_escape(result.takeaway), icon=":material/lightbulb:")
-    items = list(result.summary.items())
-    for start in range(0, len(items), SUMMARY_PER_ROW):
-        cols = st.columns(SUMMARY_PER_ROW)
-        for col, (name, value) in zip(cols, items[start:start + SUMMARY_PER_ROW], strict=False):
-            col.metric(md_escape(summary_label(name)), summary_value(value))
+    if result.summary:  # a bandit run has two dozen: a compact table, not a wall of big numbers
+        with st.expander("The figures behind the takeaway"):
+            st.dataframe(summary_table(result.summary), hide_index=True, width="stretch")
 
     rounds = result.rounds
     numbers = sorted(int(r) for r in rounds["round"].unique())

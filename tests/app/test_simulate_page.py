@@ -43,6 +43,13 @@ def takeaways(app) -> list[str]:
     return [md_unescape(box.value) for box in app.info if box.icon == ":material/lightbulb:"]
 
 
+def table_with(app, column: str) -> pd.DataFrame:
+    """The first table on the page that has ``column``."""
+    found = [t.value for t in app.dataframe if column in t.value.columns]
+    assert found, f"no table with a {column!r} column"
+    return found[0]
+
+
 def test_page_lists_every_preset_with_a_widget_per_knob(app):
     open_page(app)
     available = presets.presets()
@@ -66,12 +73,13 @@ def test_run_shows_the_computed_takeaway_charts_and_the_round_table(app):
     assert takeaways(app) == [result.takeaway]
     assert f"{result.summary['fpr_peeking']:.1%}" in result.takeaway
     assert f"{result.summary['regret_thompson']:.0f}" in result.takeaway
-    shown = {md_unescape(m.label): m.value for m in app.metric}
-    assert shown["regret thompson"] == summary_value(result.summary["regret_thompson"])
+    figures = table_with(app, "figure")
+    assert figures["figure"].tolist() == list(result.summary)
+    assert figures.set_index("figure")["value"]["regret_thompson"] == summary_value(result.summary["regret_thompson"])
 
     assert charts(app) == result.metrics  # one chart per metric, titled with its name
     last = result.rounds[result.rounds["round"] == 6].drop(columns="round").reset_index(drop=True)
-    pd.testing.assert_frame_equal(app.dataframe[0].value.reset_index(drop=True), last)
+    pd.testing.assert_frame_equal(table_with(app, "series").reset_index(drop=True), last)
     assert [t.value for t in app.subheader][:1] == ["Round 6"]
     # the extra tables follow under their titles
     assert [md_unescape(t.value) for t in app.subheader][1:] == list(result.tables)
@@ -81,7 +89,7 @@ def test_run_shows_the_computed_takeaway_charts_and_the_round_table(app):
     app.select_slider[0].set_value(2).run()
     assert_clean(app)
     second = result.rounds[result.rounds["round"] == 2].drop(columns="round").reset_index(drop=True)
-    pd.testing.assert_frame_equal(app.dataframe[0].value.reset_index(drop=True), second)
+    pd.testing.assert_frame_equal(table_with(app, "series").reset_index(drop=True), second)
     assert [t.value for t in app.subheader][0] == "Round 2"
 
 
@@ -120,7 +128,7 @@ def test_trained_runs_can_be_the_bandits_arms(app):
     next(b for b in app.button if b.label == "Run").click().run()
     assert_clean(app)
 
-    arms = next(t.value for t in app.dataframe if "true click rate" in t.value.columns)
+    arms = table_with(app, "true click rate")
     assert arms["arm"].tolist() == ["Most popular", "Item-item kNN"]
     rates = arms["true click rate"].to_numpy()
     # not the knobs' 4.0 % and 4.6 %: what a PureSVD world clicks on each run's top 10 (cascade reading)
