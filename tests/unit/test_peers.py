@@ -106,9 +106,9 @@ def test_markdown_rows_show_numbers_ratios_and_missing_peers():
             peers.PeerRow("EASE", "ease", 0.44, 1.0, "cornac", "EASE", "not installed")]
     text = peers.to_markdown(rows, "Tiny", 42)
     assert text.startswith(peers.HEADING)
-    assert "| iALS | `ials` | 0.4400 | 0.50 | implicit | AlternatingLeastSquares | 0.4000 | 0.25 | 1.100 | 2.00 |" \
-        in text
-    assert "| EASE | `ease` | 0.4400 | 1.00 | cornac | EASE | not installed | — | — | — |" in text
+    assert ("| iALS | random 80/20 | `ials` | 0.4400 | 0.50 | implicit | AlternatingLeastSquares | 0.4000 | 0.25 "
+            "| 1.100 | 2.00 |") in text
+    assert "| EASE | random 80/20 | `ease` | 0.4400 | 1.00 | cornac | EASE | not installed | — | — | — |" in text
     assert "seed 42" in text and "alpha = 6" in text  # the split and the settings mapping are stated
 
 
@@ -134,7 +134,7 @@ def test_compare_pairs_our_row_with_each_peer(halves, monkeypatch):
 
     ours_calls = []
 
-    def fake_bench(key, tr, te, name):
+    def fake_bench(key, tr, te, name, protocol):
         ours_calls.append(key)
         return SimpleNamespace(ndcg_10=0.25, fit_seconds=2.0)
 
@@ -142,7 +142,7 @@ def test_compare_pairs_our_row_with_each_peer(halves, monkeypatch):
     fake = (peers.Peer("Most popular", "pop", "numpy", "Fake", "none", fit_fake),
             peers.Peer("Most popular", "pop", "no_such_library_for_peers", "Absent", "none", fit_fake),
             peers.Peer("EASE", "ease", "numpy", "Fake", "none", fit_fake))
-    out = peers.compare(train, test, 42, algorithms=["pop"], peers=fake, log=lambda *_: None)
+    out = peers.compare(lambda protocol: halves, 42, algorithms=["pop"], peers=fake, log=lambda *_: None)
     assert ours_calls == ["pop"]  # ours is trained once for both of its peers, and EASE is not asked for
     assert [r.status for r in out] == ["ok", "not installed"]
     assert out[0].peer_fit_seconds == 0.5 and out[0].time_ratio == pytest.approx(4.0)
@@ -168,7 +168,8 @@ def test_write_replaces_only_its_own_section(tmp_path):
 def test_implicit_als_through_the_adapter(halves):
     pytest.importorskip("implicit")
     train, test = halves
-    adapter, seconds = peers._implicit_als(train, 42)
+    with peers.single_threaded():
+        adapter, seconds = peers._implicit_als(train, 42)
     assert seconds >= 0
     users = np.arange(train.n_users)
     scores = adapter.score(users)
@@ -190,3 +191,28 @@ def test_cornac_ease_through_the_adapter_equals_our_ease(halves):
     assert known.sum() == np.count_nonzero(train.item_popularity)
     np.testing.assert_allclose(theirs[:, known], ours[:, known], rtol=1e-4, atol=1e-7)
     assert np.all(theirs[:, ~known] == -np.inf)
+
+
+def test_last_windows_are_the_newest_items_left_padded(halves):
+    train, _ = halves
+    histories = train.histories_in_time_order()
+    peer_items = np.arange(train.n_items) + 100  # a shifted peer index shows the mapping is applied
+    windows = peers.last_windows(histories, peer_items, 3, pad=-7)
+    for user in range(train.n_users):
+        history = peer_items[histories.of(user)][-3:]
+        expected = [-7] * (3 - len(history)) + history.tolist()
+        assert windows[user].tolist() == expected
+
+
+def test_cornac_sasrec_batch_scores_equal_its_own_per_user_scores(halves):
+    pytest.importorskip("cornac")
+    train, _ = halves
+    adapter, _ = peers._cornac_sasrec(train, 42)
+    model = adapter.peer_model
+    histories = train.histories_in_time_order()
+    scores = adapter.score(np.arange(train.n_users))
+    for user in range(train.n_users):
+        history = adapter.peer_items[histories.of(user)].tolist()
+        own = model.score(adapter.peer_users[user], history)
+        np.testing.assert_allclose(scores[user, adapter.peer_items >= 0],
+                                   np.asarray(own)[adapter.peer_items[adapter.peer_items >= 0]], rtol=1e-5)
