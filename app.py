@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import state
+from ui.text import md_escape
 
 # Served by the app itself: a ":material/...:" favicon is fetched from a font CDN, which a room
 # without internet access cannot reach.
@@ -19,13 +20,17 @@ ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
 # families, torch and faiss are imported by the registry and the pages that need them.
 BACKEND = ("recsys.evaluation", "recsys.models", "recsys.serving", "recsys.store")
 
+# characters of a dataset's name the sidebar's select box shows at 1440 px before cutting it short
+DATASET_NAME_FITS = 26
+
 st.set_page_config(page_title="Recommender Explorer", page_icon=str(ICON), layout="wide")
 state.init()
 
-SPLITS = {
-    "random": "Random per-user holdout",
-    "temporal": "Temporal cut-off (train on the past)",
-    "leave_last": "Leave last n out per user",
+# what the validation part is under each split (recsys.data.split.make_split carves it out)
+VALIDATION_HELP = {
+    "random": "10 % of each user's training interactions, drawn at random",
+    "temporal": "the latest 10 % of the training interactions",
+    "leave_last": "each user's n interactions just before the held-out ones",
 }
 
 
@@ -40,8 +45,11 @@ def sidebar() -> None:
         dataset = st.selectbox("Dataset", sources, key=key("sidebar_dataset"),
                                index=sources.index(value("sidebar_dataset")) if value("sidebar_dataset") in sources
                                else 0, help="Load MovieLens or upload your own file on the Data page.")
-        method = st.selectbox("Split", list(SPLITS), format_func=SPLITS.get, key=key("sidebar_split"),
-                              index=list(SPLITS).index(value("sidebar_split")))
+        if len(dataset) > DATASET_NAME_FITS:  # the box cuts a long name short: spell it out beneath
+            st.caption(md_escape(dataset))
+        splits = state.SPLIT_LABELS
+        method = st.selectbox("Split", list(splits), format_func=splits.get, key=key("sidebar_split"),
+                              index=list(splits).index(value("sidebar_split")))
         if method == "leave_last":
             n = st.number_input("Held-out items per user (n)", 1, 20, value=int(value("sidebar_n")),
                                 key=key("sidebar_n"))
@@ -50,6 +58,10 @@ def sidebar() -> None:
             test = st.slider("Test share", 0.05, 0.5, value=float(value("sidebar_test")), step=0.05,
                              key=key("sidebar_test"))
             n = value("sidebar_n")
+        validation = st.checkbox(
+            "Validation part", value=bool(value("sidebar_valid")), key=key("sidebar_valid"),
+            help=f"Hold out {VALIDATION_HELP[method]} from training to watch validation NDCG@10 per epoch, "
+                 "stop early (the models' patience) and keep the best epoch. The test part is unchanged.")
         seed = st.number_input("Seed", 0, 2**31 - 1, value=int(value("sidebar_seed")), key=key("sidebar_seed"),
                                help="Same data, split, parameters and seed give the same model.")
         positives = st.radio("Positives for top-N", ["all", "threshold"], key=key("sidebar_pos"), horizontal=True,
@@ -61,10 +73,12 @@ def sidebar() -> None:
         else:
             threshold = value("sidebar_t")
     state.remember_sidebar({"sidebar_dataset": dataset, "sidebar_split": method, "sidebar_test": test,
-                            "sidebar_n": n, "sidebar_seed": seed, "sidebar_pos": positives, "sidebar_t": threshold})
+                            "sidebar_n": n, "sidebar_seed": seed, "sidebar_pos": positives, "sidebar_t": threshold,
+                            "sidebar_valid": validation})
     ss["dataset_label"] = dataset
     ss["split_config"] = state.SplitConfig(method=method, test_fraction=float(test), n=int(n), seed=int(seed),
-                                           positives=positives, threshold=float(threshold))
+                                           positives=positives, threshold=float(threshold),
+                                           validation=bool(validation))
 
 
 pages = [

@@ -71,6 +71,7 @@ def movielens_tab() -> None:
         ds = data.load_upload(descriptor, written)
         descriptor["label"] = f"{ds.name} ({ds.n_interactions:,} interactions)"
         state.add_source(descriptor)
+        st.session_state["data_message"] = ("success", md_escape(data.loaded_text(ds, target, label)))
         st.rerun()
 
 
@@ -149,6 +150,8 @@ def upload_tab() -> None:
         ds = data.load_upload(descriptor, written)
         descriptor["label"] = f"{upload.name} ({ds.n_interactions:,} interactions)"
         state.add_source(descriptor)
+        st.session_state["data_message"] = ("success", f"Loaded {md_escape(upload.name)}: {ds.n_users:,} users, "
+                                                       f"{ds.n_items:,} items, {ds.n_interactions:,} interactions.")
         st.rerun()
 
 
@@ -210,7 +213,8 @@ def overview(ds) -> None:
     split = attempt("Splitting", data.current_split)
     cold = stats.cold_start_counts(split.train, split.test)
     st.caption(
-        f"Current split ({split.method}): {split.train.n_interactions:,} train / {split.test.n_interactions:,} test "
+        f"Current split ({state.split_text(state.split_config())}): {split.train.n_interactions:,} train / "
+        f"{split.test.n_interactions:,} test "
         f"interactions; {cold['cold_users']} test users and {cold['cold_items']} test items have no training "
         "interaction (cold start)."
     )
@@ -223,11 +227,20 @@ def overview(ds) -> None:
             st.dataframe(shown.sort_values("interactions", ascending=False).head(500), hide_index=True)
 
 
+if said := st.session_state.pop("data_message", None):  # what the last button did, said once
+    kind, text = said
+    getattr(st, kind)(text)
 sample_tab, ml_tab, up_tab, mine_tab = st.tabs(["Bundled sample", "MovieLens", "Upload a file", "Your uploads"])
 with sample_tab:
     st.write("A synthetic movie catalogue with believable titles, genres, popularity and binge-watching "
              "sequences, made by `recsys.data.synthetic` (see `sample_data/DATA_CARD.md`).")
     if st.button("Use the sample", key="use_sample"):
+        if state.current_source()["label"] == state.SAMPLE["label"]:
+            st.session_state["data_message"] = ("info", "The bundled sample is already the current dataset; "
+                                                        "nothing changed.")
+        else:
+            st.session_state["data_message"] = ("success", "Switched to the bundled sample: it is the current "
+                                                           "dataset for every page.")
         state.add_source(state.SAMPLE)
         st.rerun()
 with ml_tab:

@@ -39,6 +39,8 @@ from recsys.models.base import FitCancelled
 PROBE_INTERACTIONS = 16_000
 # a probe whose first epoch took this long stops there: that epoch is already a good measurement
 PROBE_MAX_SECONDS = 4.0
+# interactions of the untimed warm-up fit before the probe
+WARM_UP_INTERACTIONS = 500
 # users' scores timed after the probe fit, to estimate scoring the test users
 PROBE_SCORE_USERS = 256
 # a fit estimated longer than this is announced before it starts, with a quick setting
@@ -184,6 +186,7 @@ def probe(cls, params: dict, train: Dataset, *, n_eval_users: int = 0, seed: int
     sample, share = probe_sample(train, max_interactions, seed)
     epochs_name = epochs_param(cls)
     started = clock()
+    _warm_up(cls, full, sample, epochs_name, seed)
     if epochs_name is not None:
         model, total, reports = _timed_fit(cls, {**full, epochs_name: 2}, sample, clock, max_seconds)
         if len(reports) >= 2:
@@ -209,6 +212,18 @@ def probe(cls, params: dict, train: Dataset, *, n_eval_users: int = 0, seed: int
     scoring = _scoring_seconds(model, sample, n_eval_users, clock)
     return FitEstimate(fixed=fixed, per_epoch=per_epoch, epochs=epochs, scoring=scoring, sample_share=share,
                        probe_seconds=clock() - started)
+
+
+def _warm_up(cls, full: dict, sample: Dataset, epochs_name: str | None, seed: int) -> None:
+    """One untimed fit on a sliver of the sample: a process's first fit of a kind pays one-off costs
+    (torch's lazy initialisation, thread pools, allocator growth; 4 s of BPR-MF's first epoch on the
+    sample) that would otherwise be read as the cost of an epoch."""
+    sliver, _ = probe_sample(sample, WARM_UP_INTERACTIONS, seed + 2)
+    settings = {**full, epochs_name: 1} if epochs_name else full
+    try:
+        cls(**settings).fit(sliver)
+    except Exception:  # a sliver too small for this model: the timed fits will say what is wrong
+        pass
 
 
 def _scoring_seconds(model, fitted_on: Dataset, n_eval_users: int, clock) -> float:

@@ -129,6 +129,52 @@ def split_of(source: dict, config: state.SplitConfig) -> Split:
     return _split(_checked(source), config)
 
 
+# the files that make a folder a MovieLens edition, in the order the loader looks for them
+MOVIELENS_KEY_FILES = ("u.data", "ratings.dat", "ratings.csv")
+FOLDERS_LOOKED_AT = 200
+
+
+def movielens_folders(folder: Path, depth: int = 2) -> dict[str, Path]:
+    """{relative posix path: folder} of the folders at or up to ``depth`` levels under ``folder`` that hold
+    a MovieLens key file, keyed by the key file's name and sorted shallowest first (as the loader picks)."""
+    found: dict[str, list[Path]] = {name: [] for name in MOVIELENS_KEY_FILES}
+    frontier = [folder]
+    for _ in range(depth + 1):
+        below = []
+        for current in frontier:
+            try:
+                entries = sorted(current.iterdir())[:FOLDERS_LOOKED_AT]
+            except OSError:  # unreadable: the loader skips it as well
+                continue
+            files = {e.name.lower() for e in entries if e.is_file()}
+            for name in MOVIELENS_KEY_FILES:
+                if name in files:
+                    found[name].append(current)
+            below += [e for e in entries if e.is_dir()]
+        frontier = below
+    return {name: sorted(paths, key=lambda p: (len(p.relative_to(folder).parts), p.as_posix()))
+            for name, paths in found.items()}
+
+
+def loaded_text(ds: Dataset, target: Path, label: str) -> str:
+    """What loading ``target`` did, in words; for a folder of several datasets, which one it picked (the
+    loader takes the shallowest u.data, else ratings.dat, else ratings.csv) and which others it holds."""
+    text = f"Loaded {ds.name}: {ds.n_users:,} users, {ds.n_items:,} items, {ds.n_interactions:,} interactions."
+    if not target.is_dir():
+        return text
+    folders = movielens_folders(target)
+    used = next((paths[0] for paths in folders.values() if paths), None)
+    if used is None or used == target:
+        return text
+    every = {p for paths in folders.values() for p in paths}
+    others = sorted(p.relative_to(target).as_posix() for p in every if p != used)
+    text += (f" The folder {label} holds datasets in subfolders: this is the one in "
+             f"{used.relative_to(target).as_posix()}.")
+    if others:
+        text += f" It also holds {', '.join(others)}; to load one of those, give its folder's path instead."
+    return text
+
+
 def current_dataset() -> Dataset:
     return load_source(state.current_source())
 

@@ -14,8 +14,13 @@ LABELS = {"lr": "Learning rate", "lr_decay": "Learning-rate decay", "reg": "L2 p
 TRAINING_LOOP = ("epochs", "batch_size", "lr", "lr_decay", "weight_decay", "patience", "seed", "device")
 
 
+def label(name: str) -> str:
+    """A hyperparameter's name as the form shows it."""
+    return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
 def _widget(field: dict, key: str):
-    name = LABELS.get(field["name"], field["name"].replace("_", " ").capitalize())
+    name = label(field["name"])
     default, helptext = field["default"], field["help"]
     if field.get("choices") is not None:
         choices = list(field["choices"])
@@ -41,18 +46,32 @@ def _float_step(default: float, low, high, log: bool = False) -> float:
     return max(span / 100.0, 1e-4)
 
 
-def params_widgets(model_cls, key_prefix: str) -> dict:
-    """One widget per hyperparameter; returns {name: value}. Call inside an st.form."""
+# Hyperparameters that act only when the split has a validation part.
+NEEDS_VALIDATION = ("patience",)
+NO_VALIDATION_NOTE = ("Early stopping (patience) needs a validation part: tick **Validation part** in the "
+                      "sidebar to watch validation NDCG@10 per epoch, stop when it no longer improves and keep "
+                      "the best epoch. Without one, every epoch is trained.")
+
+
+def params_widgets(model_cls, key_prefix: str, *, validation: bool = True) -> dict:
+    """One widget per hyperparameter; returns {name: value}. Call inside an st.form.
+
+    Without a validation part (``validation=False``) the hyperparameters that need one are not
+    drawn (they keep their defaults, which then do nothing) and a note says how to get them."""
     fields = describe_params(model_cls.Params)
     if not fields:
         st.caption("This model has no hyperparameters.")
         return {}
+    hidden = [] if validation else [f for f in fields if f["name"] in NEEDS_VALIDATION]
+    fields = [f for f in fields if f not in hidden]
     own = [f for f in fields if f["name"] not in TRAINING_LOOP]
     loop = [f for f in fields if f["name"] in TRAINING_LOOP]
     values = _grid(own, key_prefix)
     if loop and own:
         st.caption("Training loop")
     values.update(_grid(loop, key_prefix))
+    if hidden:
+        st.caption(NO_VALIDATION_NOTE)
     return values
 
 

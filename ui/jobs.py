@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 from recsys import hosting
+from recsys.estimate import duration_text, seconds_text
 from recsys.jobs import (  # noqa: F401  (the pages read the statuses from here)
     CANCELLED,
     DONE,
@@ -46,9 +47,10 @@ def check_budget(spec: dict, split) -> None:
     hosting.check_training_budget(get(spec["model"]), spec["params"], split.train)
 
 
-def submit(spec: dict, split) -> Job:
-    """Queue ``spec`` for this visitor (or join the job already training it). Raises DataError
-    (JobRefused, a budget refusal) with a message for the page."""
+def submit(spec: dict, split, estimate=None) -> Job:
+    """Queue ``spec`` for this visitor (or join the job already training it); ``estimate`` (a
+    recsys.estimate.FitEstimate) feeds the live wait. Raises DataError (JobRefused, a budget refusal)
+    with a message for the page."""
     check_budget(spec, split)
     target = runs.storage_target(spec)
     try:
@@ -56,7 +58,7 @@ def submit(spec: dict, split) -> Job:
     except Exception:  # an estimate is a nicety: a store that cannot answer must not block training
         log.exception("reading recent fit times failed")
         hint = None
-    return board().submit(spec, split, target, runs.owner_token(), hint_seconds=hint)
+    return board().submit(spec, split, target, runs.owner_token(), hint_seconds=hint, estimate=estimate)
 
 
 def mine() -> list[Job]:
@@ -89,7 +91,22 @@ def wait_text(job: Job) -> str:
         estimate = f"starts in about {max(1, round(wait))} s"
     else:
         estimate = f"starts in about {round(wait / 60)} min"
+    if job.estimate is not None:
+        estimate += f", then takes {duration_text(job.estimate.seconds).removeprefix('about ')}"
     return f"waiting in the queue: {ahead} · {estimate}"
+
+
+def pace_text(job: Job) -> str:
+    """"1.2 s per epoch · about 40 s left" for a running job: measured once an epoch has ended,
+    marked "estimated" while it rests on the probe; "" when nothing is known."""
+    per_epoch, measured = job.seconds_per_epoch()
+    left = job.remaining_seconds()
+    parts = []
+    if per_epoch is not None and job.total > 1:
+        parts.append(f"{seconds_text(per_epoch)} per epoch" + ("" if measured else " (estimated)"))
+    if left is not None:
+        parts.append(f"{duration_text(left)} left" if left >= 1 else "almost done")
+    return " · ".join(parts)
 
 
 def limits_text() -> str:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import streamlit as st
 
-from recsys.data.split import SplitConfig  # the backend's type; pages read it as ui.state.SplitConfig
+from recsys.data.split import SPLIT_METHODS, SplitConfig  # the backend's type; pages read ui.state.SplitConfig
 from ui import identity
 
 SAMPLE = {"kind": "sample", "label": "Sample catalogue (synthetic)"}
+# The one set of words for the split methods: the sidebar, captions, messages and tables read it.
+SPLIT_LABELS = {
+    "random": "Random per-user holdout",
+    "temporal": "Temporal cut-off (train on the past)",
+    "leave_last": "Leave last n out per user",
+}
+assert set(SPLIT_LABELS) == set(SPLIT_METHODS), "every split method needs its label"
 
 
 def init() -> None:
@@ -16,12 +25,14 @@ def init() -> None:
     ss = st.session_state
     ss.setdefault("sources", {SAMPLE["label"]: SAMPLE})
     ss.setdefault("runs", [])  # list of run specs (dicts), the models live in the run cache
-    ss.setdefault("train_messages", [])  # (kind, text) outcomes of finished trainings, newest last
+    ss.setdefault("train_messages", [])  # (kind, text, dataset · split) outcomes of finished trainings, newest last
     defaults = SplitConfig()
-    ss.setdefault(SIDEBAR, {"sidebar_dataset": SAMPLE["label"], "sidebar_split": defaults.method,
-                            "sidebar_test": defaults.test_fraction, "sidebar_n": defaults.n,
-                            "sidebar_seed": defaults.seed, "sidebar_pos": defaults.positives,
-                            "sidebar_t": defaults.threshold})
+    remembered = ss.setdefault(SIDEBAR, {})
+    for name, value in {"sidebar_dataset": SAMPLE["label"], "sidebar_split": defaults.method,
+                        "sidebar_test": defaults.test_fraction, "sidebar_n": defaults.n,
+                        "sidebar_seed": defaults.seed, "sidebar_pos": defaults.positives,
+                        "sidebar_t": defaults.threshold, "sidebar_valid": defaults.validation}.items():
+        remembered.setdefault(name, value)  # a value added later reaches sessions already open too
     ss.setdefault(SIDEBAR_GENERATION, 0)
     pending = ss.pop("_apply_widgets", {})  # a shared link's sidebar settings (ui.share)
     if "_select_dataset" in ss:  # a page loaded a dataset: select it
@@ -86,5 +97,36 @@ def add_run(spec: dict) -> None:
         st.session_state["runs"].append(spec)
 
 
-def add_train_message(kind: str, text: str) -> None:
-    st.session_state["train_messages"].append((kind, text))
+def add_train_message(kind: str, text: str, context: str = "") -> None:
+    """A training outcome for the Train page; ``context`` names the dataset and split it belongs to."""
+    st.session_state["train_messages"].append((kind, text, context))
+
+
+def train_messages() -> list[tuple[str, str, str]]:
+    """(kind, text, context) of the finished trainings, newest last."""
+    return [message if len(message) == 3 else (*message, "") for message in st.session_state["train_messages"]]
+
+
+def split_from_key(key) -> SplitConfig:
+    """The SplitConfig of a spec's ``split`` (``SplitConfig.key()``: its dict's values in field order)."""
+    if isinstance(key, SplitConfig):
+        return key
+    names = [f.name for f in fields(SplitConfig)]
+    return SplitConfig(**dict(zip(names, key)))
+
+
+def split_text(config) -> str:
+    """A split in words: "random 80/20 holdout", "temporal cut-off (latest 20 % as test)",
+    "leave last 1 out", with ", with a validation part" and ", ratings ≥ 4 as positives" when set."""
+    config = split_from_key(config)
+    share = round(config.test_fraction * 100)
+    text = {
+        "random": f"random {100 - share}/{share} holdout",
+        "temporal": f"temporal cut-off (latest {share} % as test)",
+        "leave_last": f"leave last {config.n} out",
+    }[config.method]
+    if config.validation:
+        text += ", with a validation part"
+    if config.positives == "threshold":
+        text += f", ratings ≥ {config.threshold:g} as positives"
+    return text
