@@ -175,6 +175,17 @@ def fit_scores(model_key: str, train: np.ndarray) -> np.ndarray:
     return np.asarray(model.score(np.arange(n_users)), dtype=np.float64)
 
 
+def model_label(model_key: str) -> str:
+    """What a person reads for a loop model: the registry's label, or the built-in co-click model's."""
+    from recsys.models import registry
+
+    if model_key == "cooccurrence":
+        return "Co-click counts"
+    if model_key not in registry:
+        raise DataError(f"Unknown model {model_key!r}; choose one of {sorted(registry)} or 'cooccurrence'.")
+    return registry[model_key].label
+
+
 def cooccurrence_scores(train: np.ndarray) -> np.ndarray:
     """"People who clicked your items also clicked": unnormalised co-click counts summed over a
     person's clicks. No damping of popular items, which is exactly how 'also clicked' lists

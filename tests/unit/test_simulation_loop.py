@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recsys.data.errors import DataError
-from recsys.simulation import loop
+from recsys.simulation import loop, offline_online
 from recsys.simulation.loop import (
     METRICS,
     ClickLog,
@@ -34,7 +34,7 @@ def world():
 
 
 def _numbers_in(text: str) -> list[float]:
-    return [float(x) for x in re.findall(r"\d+\.\d+", text)]
+    return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)]
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -220,3 +220,43 @@ def test_preset_knobs_are_validated():
         loop.PRESETS[0](seed=0, epsilon=2.0)
     with pytest.raises(DataError):
         loop.PRESETS[0](seed=0, model="gpt")
+
+
+# ---------------------------------------------------------------------------- offline vs online
+OFFLINE_SMALL = dict(n_users=300, n_items=200, rounds=6)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_offline_winner_loses_true_utility(seed):
+    result = offline_online.PRESETS[0](seed=seed, **OFFLINE_SMALL)
+    s = result.summary
+    assert s["a_offline_ndcg"] > s["b_offline_ndcg"] + 0.02
+    assert s["a_true_utility"] < s["b_true_utility"]
+    # and round by round, not only on average
+    wide = result.rounds.pivot(index="round", columns="series", values=["offline_ndcg", "true_utility"])
+    assert (wide["offline_ndcg"]["cooccurrence"] > wide["offline_ndcg"]["item_knn"]).all()
+    assert (wide["true_utility"]["cooccurrence"] < wide["true_utility"]["item_knn"]).mean() >= 0.8
+
+
+def test_offline_online_takeaway_and_table():
+    result = offline_online.PRESETS[0](seed=3, n_users=150, n_items=100, rounds=3, warmup_rounds=2)
+    assert result.preset == "offline_vs_online"
+    assert result.series == ["cooccurrence", "item_knn"]
+    assert list(result.rounds.columns) == ["round", "series", *offline_online.METRICS]
+    quoted = _numbers_in(result.takeaway)
+    for name, value in result.summary.items():
+        assert any(abs(value - number) < 1e-9 for number in quoted), name
+    means = result.rounds.groupby("series")["offline_ndcg"].mean()
+    assert result.summary["a_offline_ndcg"] == pytest.approx(round(means["cooccurrence"], 3))
+    # the sentence names the offline winner first and says whether people agreed
+    winner = "Co-click counts" if means["cooccurrence"] >= means["item_knn"] else "Item-item kNN"
+    assert result.takeaway.startswith(f"On the logged clicks {winner}")
+
+
+def test_offline_online_is_deterministic_and_validated():
+    first = offline_online.PRESETS[0](seed=1, n_users=120, n_items=80, rounds=2, warmup_rounds=1)
+    again = offline_online.PRESETS[0](seed=1, n_users=120, n_items=80, rounds=2, warmup_rounds=1)
+    pd.testing.assert_frame_equal(first.rounds, again.rounds)
+    assert first.takeaway == again.takeaway
+    with pytest.raises(DataError, match="different"):
+        offline_online.PRESETS[0](seed=0, candidate_a="pop", candidate_b="pop", rounds=2)
