@@ -377,11 +377,12 @@ def round_metrics(world: World, shown: np.ndarray, clicked: np.ndarray, log: Cli
 def run_loop(world: World, policies: tuple[str, ...] | list[str], settings: LoopSettings | None = None, *,
              seed: int = 0, progress: RoundProgress | None = None,
              custom: dict[str, Policy] | None = None) -> pd.DataFrame:
-    """Run every policy's feedback loop side by side; one row per (round, policy).
+    """Run every policy's feedback loop side by side; one row per (round, policy), the policy
+    named by its label (``POLICY_LABELS``; a custom policy by its name).
 
     ``custom`` adds policies by name (a function with the built-in policies' signature),
     e.g. a simulation that ranks by something other than the model. Progress is reported
-    after each round with ``{policy: {metric: value}}`` of that round.
+    after each round with ``{policy label: {metric: value}}`` of that round.
     """
     settings = settings or LoopSettings()
     choosers = POLICY_FUNCTIONS | (custom or {})
@@ -401,9 +402,10 @@ def run_loop(world: World, policies: tuple[str, ...] | list[str], settings: Loop
         uniforms = start_rng.random((world.n_users, world.n_items))
         latest = {}
         for name, rng in zip(policies, policy_rngs):
-            latest[name] = _step(world, logs[name], choosers[name], settings, examine, uniforms, rng,
-                                 item_similarity)
-            rows.append({"round": round_number, "series": name, **latest[name]})
+            label = POLICY_LABELS.get(name, name)
+            latest[label] = _step(world, logs[name], choosers[name], settings, examine, uniforms, rng,
+                                  item_similarity)
+            rows.append({"round": round_number, "series": label, **latest[label]})
         if progress is not None:
             progress(round_number, settings.rounds, latest)
     return pd.DataFrame(rows)
@@ -467,7 +469,7 @@ def _world(knobs, seed: int) -> World:
 
 def _at(rounds: pd.DataFrame, series: str, metric: str, which: str, digits: int = 2) -> float:
     """A series' first or last value of a metric, rounded as the takeaway quotes it."""
-    values = rounds.loc[rounds["series"] == series, metric].to_numpy()
+    values = rounds.loc[rounds["series"] == POLICY_LABELS.get(series, series), metric].to_numpy()
     return round(float(values[0] if which == "first" else values[-1]), digits)
 
 

@@ -72,7 +72,7 @@ class OfflineOnlineKnobs:
 
 def run_offline_online(world: World, knobs: OfflineOnlineKnobs, *, seed: int = 0,
                        progress: RoundProgress | None = None) -> pd.DataFrame:
-    """One row per (round, candidate) with its offline and online figures side by side."""
+    """One row per (round, candidate model, named by its label) with its offline and online figures."""
     candidates = _candidates(knobs)
     settings = LoopSettings(rounds=knobs.rounds, k=knobs.k, model=knobs.logging_model,
                             epsilon=knobs.logging_epsilon, examination=knobs.examination)
@@ -93,14 +93,14 @@ def run_offline_online(world: World, knobs: OfflineOnlineKnobs, *, seed: int = 0
             scores = break_ties(standardise_scores(fit_scores(name, log.train), log.clicks.sum(axis=0)), tie_rng)
             shown = _best(scores, log.clicks, settings.k)
             clicked = _clicks(world, shown, uniforms, examine)
-            latest[name] = {
+            latest[model_label(name)] = {
                 "offline_ndcg": offline_ndcg(scores, log.train, log.validation, settings.k),
                 "true_utility": float(world.relevance(None, shown).mean()),
                 "ctr": float(clicked.mean()),
                 "coverage": float(np.unique(shown).size / world.n_items),
                 "logged_clicks": int(log.clicks.sum()),
             }
-            rows.append({"round": round_number, "series": name, **latest[name]})
+            rows.append({"round": round_number, "series": model_label(name), **latest[model_label(name)]})
         _log_production_round(world, log, settings, examine, log_rng, similarity)
         if progress is not None:
             progress(round_number, settings.rounds, latest)
@@ -136,7 +136,7 @@ def run_preset(knobs: OfflineOnlineKnobs, seed: int = 0, progress: RoundProgress
     rounds = run_offline_online(world, knobs, seed=seed, progress=progress)
     means = rounds.groupby("series")[["offline_ndcg", "true_utility"]].mean()
     summary = {
-        f"{role}_{metric}": round(float(means.loc[name, metric]), 3)
+        f"{role}_{metric}": round(float(means.loc[model_label(name), metric]), 3)
         for role, name in zip(("a", "b"), _candidates(knobs)) for metric in ("offline_ndcg", "true_utility")
     }
     summary["rounds_offline_and_online_disagree"] = float(_disagreeing_rounds(rounds))

@@ -138,7 +138,7 @@ def test_run_loop_is_deterministic_and_complete(world):
     assert not first.equals(other)
     assert list(first.columns) == ["round", "series", *METRICS]
     assert len(first) == 6 and first["round"].tolist() == [1, 1, 2, 2, 3, 3]
-    assert calls == [(r, 3, ["greedy", "thompson"]) for r in (1, 2, 3)]
+    assert calls == [(r, 3, ["Greedy", "Thompson"]) for r in (1, 2, 3)]
     metrics = first[list(METRICS)]
     shares = metrics.drop(columns=["offline_ndcg"])
     assert ((shares >= 0) & (shares <= 1)).all().all()
@@ -170,7 +170,7 @@ def test_true_utility_is_the_world_relevance_of_what_was_shown(world):
     best_mean = np.sort(truth, axis=1)[:, -5:].mean()
     assert first.loc["oracle", "true_utility"] <= best_mean + 1e-9
     assert first.loc["oracle", "true_utility"] > 0.75 * best_mean
-    assert first.loc["oracle", "true_utility"] > first.loc["greedy", "true_utility"]
+    assert first.loc["oracle", "true_utility"] > first.loc["Greedy", "true_utility"]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -178,14 +178,14 @@ def test_greedy_narrows_exposure_and_exploration_slows_it(seed):
     result = loop.PRESETS[0](seed=seed, **SMALL)
     rounds = result.rounds.set_index(["series", "round"])
     first, last = 1, SMALL["rounds"]
-    greedy_gini = rounds.loc[("greedy", last), "exposure_gini"]
-    greedy_coverage = rounds.loc[("greedy", last), "coverage"]
-    assert greedy_gini > rounds.loc[("greedy", first), "exposure_gini"]
-    assert greedy_coverage < rounds.loc[("greedy", first), "coverage"] - 0.15
-    for explorer in ("epsilon_greedy", "thompson"):
+    greedy_gini = rounds.loc[("Greedy", last), "exposure_gini"]
+    greedy_coverage = rounds.loc[("Greedy", last), "coverage"]
+    assert greedy_gini > rounds.loc[("Greedy", first), "exposure_gini"]
+    assert greedy_coverage < rounds.loc[("Greedy", first), "coverage"] - 0.15
+    for explorer in ("ε-greedy", "Thompson"):
         assert rounds.loc[(explorer, last), "exposure_gini"] < greedy_gini - 0.02
         assert rounds.loc[(explorer, last), "coverage"] > greedy_coverage
-        assert rounds.loc[(explorer, last), "cumulative_coverage"] >= rounds.loc[("greedy", last), "cumulative_coverage"]
+        assert rounds.loc[(explorer, last), "cumulative_coverage"] >= rounds.loc[("Greedy", last), "cumulative_coverage"]
 
 
 @pytest.mark.parametrize("key", ["popularity_trap", "exploration_tail"])
@@ -197,7 +197,7 @@ def test_takeaway_quotes_the_summary(key):
     for name, value in result.summary.items():
         assert any(abs(value - number) < 1e-9 for number in quoted), name
     # the figures are this run's: the summary is read back from the per-round table
-    greedy = result.rounds[result.rounds["series"] == "greedy"]
+    greedy = result.rounds[result.rounds["series"] == "Greedy"]
     assert result.summary[next(iter(result.summary))] == pytest.approx(
         round(float(greedy[_summary_metric(key)].iloc[0 if key == "popularity_trap" else -1]), 2))
 
@@ -234,22 +234,22 @@ def test_offline_winner_loses_true_utility(seed):
     assert s["a_true_utility"] < s["b_true_utility"]
     # and round by round, not only on average
     wide = result.rounds.pivot(index="round", columns="series", values=["offline_ndcg", "true_utility"])
-    assert (wide["offline_ndcg"]["cooccurrence"] > wide["offline_ndcg"]["item_knn"]).all()
-    assert (wide["true_utility"]["cooccurrence"] < wide["true_utility"]["item_knn"]).mean() >= 0.8
+    assert (wide["offline_ndcg"]["Co-click counts"] > wide["offline_ndcg"]["Item-item kNN"]).all()
+    assert (wide["true_utility"]["Co-click counts"] < wide["true_utility"]["Item-item kNN"]).mean() >= 0.8
 
 
 def test_offline_online_takeaway_and_table():
     result = offline_online.PRESETS[0](seed=3, n_users=150, n_items=100, rounds=3, warmup_rounds=2)
     assert result.preset == "offline_vs_online"
-    assert result.series == ["cooccurrence", "item_knn"]
+    assert result.series == ["Co-click counts", "Item-item kNN"]
     assert list(result.rounds.columns) == ["round", "series", *offline_online.METRICS]
     quoted = _numbers_in(result.takeaway)
     for name, value in result.summary.items():
         assert any(abs(value - number) < 1e-9 for number in quoted), name
     means = result.rounds.groupby("series")["offline_ndcg"].mean()
-    assert result.summary["a_offline_ndcg"] == pytest.approx(round(means["cooccurrence"], 3))
+    assert result.summary["a_offline_ndcg"] == pytest.approx(round(means["Co-click counts"], 3))
     # the sentence names the offline winner first and says whether people agreed
-    winner = "Co-click counts" if means["cooccurrence"] >= means["item_knn"] else "Item-item kNN"
+    winner = "Co-click counts" if means["Co-click counts"] >= means["Item-item kNN"] else "Item-item kNN"
     assert result.takeaway.startswith(f"On the logged clicks {winner}")
 
 
