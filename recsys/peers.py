@@ -1,8 +1,13 @@
 """Our models beside the same algorithms from the field's libraries, on one split, scored by one evaluator.
 
 Run with ``python -m recsys bench --peers`` (the libraries are optional: ``pip install -r
-requirements-bench.txt``). Each algorithm is trained once by us, at default parameters, and once by
-every installed peer library, on the same per-user random 80/20 split of the same data; the peer's
+requirements-bench.txt -c requirements.txt``), or from Python::
+
+    python -c "from pathlib import Path; from recsys import peers; peers.main(None, 42, Path('docs'))"
+
+Each algorithm is trained once by us, at default parameters, and once by every installed peer
+library, on the same split of the same data (per-user random 80/20; SASRec: each user's last
+interaction held out); the peer's
 model is wrapped in :class:`PeerRecommender` so that :func:`recsys.evaluation.evaluate` ranks its
 scores exactly as it ranks ours (full catalogue, training items excluded). The rows go into the
 ``## Beside the field's libraries`` section of ``benchmarks.md``; other sections are left as they are.
@@ -81,7 +86,11 @@ class PeerRecommender:
 
 def index_map(peer_id_map: dict, external_ids: np.ndarray) -> np.ndarray:
     """The peer's index of each of our codes, through the external id the peer was given (-1 if absent)."""
-    return np.array([peer_id_map.get(external, -1) for external in external_ids.tolist()], dtype=np.int64)
+    import pandas as pd
+
+    peer_ids = np.fromiter(peer_id_map.values(), dtype=np.int64, count=len(peer_id_map))
+    found = pd.Index(list(peer_id_map.keys())).get_indexer(external_ids)
+    return np.where(found >= 0, peer_ids[np.clip(found, 0, None)] if len(peer_ids) else -1, -1)
 
 
 def per_user_scores(score_one: Callable[[int], np.ndarray], peer_users: np.ndarray) -> np.ndarray:

@@ -77,6 +77,8 @@ def test_id_maps_must_cover_every_code(halves):
 def test_index_map_goes_through_external_ids():
     external = np.array(["x", "y", "z"])
     assert peers.index_map({"z": 0, "x": 1}, external).tolist() == [1, -1, 0]
+    assert peers.index_map({7: 2, 3: 0, 5: 1}, np.array([3, 4, 5, 7], dtype=np.int64)).tolist() == [0, -1, 1, 2]
+    assert peers.index_map({}, external).tolist() == [-1, -1, -1]
 
 
 def test_our_evaluator_ranks_the_peer_scores(halves):
