@@ -26,6 +26,7 @@ LIVE_REDRAW_S = 0.25
 # results a visitor keeps (preset, knobs, seed → frames); a few dozen kB each
 KEPT_RESULTS = 12
 CHOSEN = "simulate_chosen"       # the preset last picked
+HEADLINE = "headline figure"    # the live chart of a simulation that reports one number per series
 RESULTS = "simulate_results"     # {result key: SimulationResult}
 SHOWN = "simulate_shown"         # {preset key: result key of its latest run}
 REMEMBERED = "simulate_knobs"    # {preset key: {"knobs": {...}, "seed": int}} as last submitted
@@ -194,15 +195,14 @@ def draw_charts(rounds: pd.DataFrame, metrics: list[str], series: list[str], rou
 def figure_rows(done: int, figures: dict) -> list[dict]:
     """The progress callback's latest figures as per-round rows.
 
-    Simulations report either one series' metrics ({metric: number}) or several
-    ({series: {metric: number}}); anything else (a string, a list) is not charted live.
+    Simulations report the round's rows ({series: {metric: number}}), or one headline number per
+    series ({series: number}), drawn as a metric called HEADLINE; anything else is not charted live.
     """
     if not isinstance(figures, dict) or not figures:
         return []
     if all(isinstance(v, dict) for v in figures.values()):
         return [{"round": done, "series": str(name), **_numbers(values)} for name, values in figures.items()]
-    numbers = _numbers(figures)
-    return [{"round": done, "series": "", **numbers}] if numbers else []
+    return [{"round": done, "series": str(name), HEADLINE: value} for name, value in _numbers(figures).items()]
 
 
 def _numbers(values: dict) -> dict:

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys.simulation import presets
 from tests.app.test_inspection_pages import train_models
 from tests.app.test_pages import assert_clean, charts
-from ui.simulate import summary_value
+from ui.simulate import HEADLINE, figure_rows, summary_value
 from ui.text import md_unescape
 
 SIMULATE = "app_pages/simulate.py"
 # the bandit preset, made small: six rounds, 20 repeated runs, 100 A/A runs (about a second)
 SMALL = {"rounds": 6, "runs": 20, "null_runs": 100}
+# every preset, a few rounds
+COURSE_SMALL = {"popularity_trap": {"rounds": 3}, "exploration_tail": {"rounds": 3}, "offline_vs_online": {"rounds": 3},
+                "bandit_vs_ab": {"rounds": 5, "runs": 20, "null_runs": 100}, "position_bias": {"rounds": 3},
+                "stale_model": {"rounds": 3}}
 
 
 def open_page(app):
@@ -140,3 +145,29 @@ def test_trained_runs_can_be_the_bandits_arms(app):
     # the choice is remembered with the knobs
     assert app.checkbox(key="simulate_arms_use").value is True
     assert app.multiselect(key="simulate_arms_runs").value == ["Most popular", "Item-item kNN"]
+
+
+@pytest.mark.parametrize("key", list(COURSE_SMALL))
+def test_live_rows_follow_the_final_table(key):
+    """What the live charts draw while a preset runs is the final table's rows, round by round."""
+    preset = presets.get(key)
+    rows = []
+    result = preset(seed=1, progress=lambda done, total, figures: rows.extend(figure_rows(done, figures)),
+                    **COURSE_SMALL[key])
+    live = pd.DataFrame(rows)
+    final = result.rounds
+    assert live[["round", "series"]].values.tolist() == final[["round", "series"]].values.tolist()
+    shared = [m for m in result.metrics if m in live.columns]
+    # every preset reports either its rows (all the metrics, live charts = final ones) or a headline per series
+    assert shared == result.metrics or list(live.columns) == ["round", "series", HEADLINE]
+    timings = [m for m in shared if m.endswith("seconds")]  # wall-clock figures differ run to run
+    pd.testing.assert_frame_equal(live[shared].drop(columns=timings), final[shared].drop(columns=timings),
+                                  check_dtype=False)
+
+
+def test_figure_rows_reads_both_shapes_and_ignores_the_rest():
+    assert figure_rows(2, {"greedy": {"gini": 0.5, "label": "x"}, "mmr": {"gini": 0.25}}) == [
+        {"round": 2, "series": "greedy", "gini": 0.5}, {"round": 2, "series": "mmr", "gini": 0.25}]
+    assert figure_rows(3, {"A/B": 12.0, "Thompson": 4}) == [
+        {"round": 3, "series": "A/B", HEADLINE: 12.0}, {"round": 3, "series": "Thompson", HEADLINE: 4.0}]
+    assert figure_rows(1, {}) == [] and figure_rows(1, None) == []
