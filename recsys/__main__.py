@@ -144,6 +144,8 @@ def cmd_simulate(args) -> int:
             rounds = f"rounds knob: {preset.rounds_knob}" if preset.rounds_knob else "no rounds"
             print(f"{preset.key:<20} {preset.label} ({rounds})")
         return 0
+    if args.bench:
+        return _bench_simulations(Path(args.out) / "benchmarks.md")
     if not args.preset:
         raise DataError("Name the simulation to run, e.g. 'python -m recsys simulate popularity_trap'; "
                         "'python -m recsys simulate --list' shows them.")
@@ -168,6 +170,44 @@ def cmd_simulate(args) -> int:
             print(f"\n{title}")
             print(table.to_string(index=False))
     print(f"\n{result.takeaway}")
+    return 0
+
+
+SIMULATIONS_HEADING = "## Simulations"
+
+
+def _bench_simulations(target: Path) -> int:
+    """Time every preset's default run (seed 0) and write them as the Simulations section of ``target``.
+
+    Wall-clock and CPU seconds both: on a shared machine other work stretches the first, the
+    second counts this process's own work (all threads: numpy may use more than one core)."""
+    import os
+    import platform
+    import time
+
+    from recsys import bench
+    from recsys.simulation import presets
+
+    rows = []
+    for preset in presets.presets().values():
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = preset(seed=0)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        rows.append(f"| `{preset.key}` | {preset.label} | {result.rounds['round'].nunique()} | "
+                    f"{len(result.series)} | {wall:.2f} | {cpu:.2f} |")
+        print(f"{preset.key:<20} {wall:6.2f} s wall, {cpu:6.2f} s CPU")
+    text = "\n".join([
+        SIMULATIONS_HEADING, "",
+        "Written by `python -m recsys simulate --bench`: each preset's default run, seed 0, as "
+        "`python -m recsys simulate PRESET` and the Simulate page's Run button start it (the synthetic world "
+        f"each preset builds; no dataset needed). Seconds on {platform.machine()} with {os.cpu_count()} CPU "
+        "cores; CPU seconds count this process's work on every core, wall-clock seconds include waiting for a "
+        "busy machine.", "",
+        "| preset | page label | rounds | series | wall s | CPU s |",
+        "|---|---|---:|---:|---:|---:|",
+        *rows, "", ""])
+    bench.write_section(target, SIMULATIONS_HEADING, text)
+    print(f"wrote the simulations section of {target}")
     return 0
 
 
@@ -226,6 +266,9 @@ def parser() -> argparse.ArgumentParser:
                     help="change one knob (repeat for more); the Simulate page shows them all")
     si.add_argument("--json", action="store_true",
                     help="print one JSON object per row of the per-round table (takeaway on stderr)")
+    si.add_argument("--bench", action="store_true",
+                    help="time every preset's default run and write the Simulations section of OUT/benchmarks.md")
+    si.add_argument("--out", default="docs", help="where benchmarks.md is (with --bench)")
     si.set_defaults(func=cmd_simulate)
     return p
 

@@ -95,3 +95,21 @@ def test_bad_requests_exit_2_with_a_message_and_no_traceback(argv, message, caps
     assert message in captured.err
     assert captured.err.startswith("error: ") and "Traceback" not in captured.err
     assert captured.out == ""
+
+
+def test_bench_writes_the_simulations_section_and_keeps_the_others(tmp_path, monkeypatch, capsys):
+    one = {"position_bias": presets.get("position_bias")}
+    monkeypatch.setattr(presets, "presets", lambda: one)
+    target = tmp_path / "benchmarks.md"
+    target.write_text("# Benchmarks\n\n## Models\n\nkept\n\n## Simulations\n\nold figures\n\n## Later\n\nalso kept\n")
+    assert main(["simulate", "--bench", "--out", str(tmp_path)]) == 0
+    text = target.read_text()
+    assert "old figures" not in text and "## Models\n\nkept\n" in text and "## Later\n\nalso kept\n" in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == 1
+    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    result = one["position_bias"](seed=0)
+    assert cells[:4] == ["`position_bias`", one["position_bias"].label, str(result.rounds["round"].nunique()),
+                         str(len(result.series))]
+    assert float(cells[4]) >= 0 and float(cells[5]) >= 0  # numbers, whatever the machine
+    assert "position_bias" in capsys.readouterr().out
