@@ -13,8 +13,8 @@ import streamlit as st
 from recsys.data.errors import DataError
 from recsys.serving.coldstart import supports_fold_in
 from recsys.serving.page import HomepageBuilder, PageSettings, typical_users
+from ui import charts, pages, runs, state
 from ui import homepage as tiles
-from ui import pages, runs, state
 from ui.errors import attempt
 from ui.text import md_escape
 
@@ -113,9 +113,17 @@ def per_row_builder(base: HomepageBuilder, main: str) -> HomepageBuilder:
         st.stop()
 
 
-def knobs(suffix: str, container) -> PageSettings:
-    """The re-ranking knobs in one compact row; ``suffix`` keeps the widget keys of two sides apart."""
-    alpha_col, lambda_col, tail_col, dedupe_col = container.columns([3, 3, 3, 2])
+def knobs(suffix: str, container, narrow: bool = False) -> PageSettings:
+    """The re-ranking knobs; ``suffix`` keeps the widget keys of two sides apart.
+
+    One row of four when the knobs span the page; two rows of two when ``narrow`` (half the page, side by side):
+    four columns in half a page leave a toggle about 70 px, which cut "No title twice" to "N" and crowded the
+    slider values."""
+    if narrow:
+        first, second = container.columns(2), container.columns(2)
+        alpha_col, lambda_col, tail_col, dedupe_col = (*first, *second)
+    else:
+        alpha_col, lambda_col, tail_col, dedupe_col = container.columns([3, 3, 3, 2])
     alpha = alpha_col.slider("Popularity blend α", 0.0, 1.0, 0.0, 0.05, key=f"hp_alpha{suffix}",
                              help="score' = (1−α)·model + α·popularity, both scaled to [0, 1]. 1 = most popular.")
     lam = lambda_col.slider("Relevance ↔ diversity λ", 0.0, 1.0, 1.0, 0.05, key=f"hp_lambda{suffix}",
@@ -129,6 +137,15 @@ def knobs(suffix: str, container) -> PageSettings:
     return PageSettings(row_length=int(st.session_state.get("hp_length", 10)),
                         max_rows=int(st.session_state.get("hp_rows", 8)),
                         dedupe=dedupe, alpha=alpha, mmr_lambda=lam, tail_share=tail / 100.0)
+
+
+def best_run(names: dict[str, dict]) -> str:
+    """The name of the run with the highest stored NDCG@10 on this dataset and split (the first name when none
+    has one): a visitor's first page should come from the strongest model, not the weakest."""
+    ndcg = {record.run_id: record.metrics.get("ndcg@10") for record in runs.visible_records()}
+    scored = {name: ndcg.get(spec["run_id"]) for name, spec in names.items()}
+    scored = {name: value for name, value in scored.items() if value is not None}
+    return max(scored, key=scored.get) if scored else next(iter(names))
 
 
 def choose_person(builder: HomepageBuilder, who: str) -> tuple[str, object]:
@@ -178,8 +195,11 @@ def build(builder: HomepageBuilder, person: tuple[str, object], settings: PageSe
 
 # ---------------------------------------------------------------------------- controls
 names = list(models)
+if st.session_state.get("hp_model") not in names:
+    st.session_state["hp_model"] = best_run(models)
 top = st.columns([3, 3, 1, 1, 2])
-model_a = top[0].selectbox("Model", names, key="hp_model")
+model_a = top[0].selectbox("Model", names, key="hp_model",
+                           help="Opens on the trained run with the best NDCG@10 on this dataset and split.")
 who = top[1].selectbox("Whose page?", list(WHO), format_func=WHO.get, key="hp_who")
 top[2].number_input("Titles per row", 4, 20, 10, key="hp_length")
 top[3].number_input("Rows", 2, 12, 8, key="hp_rows")
@@ -212,17 +232,19 @@ if compare == "off":
     st.stop()
 
 # ---------------------------------------------------------------------------- side by side
-a_col, b_col = st.columns(2)
+# every control comes before the two columns, so the columns start level and the knobs sit above the pages
 if compare == "two models":
     others = [n for n in names if n != model_a] or names
-    model_b = b_col.selectbox("Second model", others, key="hp_model_b")
+    model_b = st.columns([3, 7])[0].selectbox("Second model (B)", others, key="hp_model_b")
     builder_b = load_builder(model_b)
     shared = knobs("", st.container(border=True))
     label_a = f"A: {model_a} + per-row models" if builder_a.row_models else f"A: {model_a}"
+    a_col, b_col = st.columns(2)
     sides = {label_a: (builder_a, shared), f"B: {model_b}": (builder_b, shared)}
 else:
-    sides = {"A: knobs A": (builder_a, knobs("", a_col.container(border=True))),
-             "B: knobs B": (builder_a, knobs("_b", b_col.container(border=True)))}
+    a_col, b_col = st.columns(2)
+    sides = {"A: knobs A": (builder_a, knobs("", a_col.container(border=True), narrow=True)),
+             "B: knobs B": (builder_a, knobs("_b", b_col.container(border=True), narrow=True))}
 
 pages = {}
 for column, (label, (side_builder, side_settings)) in zip((a_col, b_col), sides.items()):
@@ -238,4 +260,8 @@ if pages:
     st.dataframe(tiles.metrics_table(pages), width="stretch")
     mix = tiles.genre_mix(pages, builder_a.catalogue)
     if len(mix):
-        st.altair_chart(tiles.genre_mix_chart(mix, "Genre mix of the two pages"), width="stretch")
+        # two models: each page in its model's colour, as on Compare; two knob settings keep the default pair
+        model_colours = charts.run_colours(pages) if compare == "two models" else None
+        if model_colours is not None and len(set(model_colours.range)) < 2:
+            model_colours = None  # two runs of one model would share a colour
+        st.altair_chart(tiles.genre_mix_chart(mix, "Genre mix of the two pages", model_colours), width="stretch")

@@ -144,13 +144,14 @@ def genre_mix(pages: dict[str, Homepage], catalogue: Catalogue) -> pd.DataFrame:
     return table[table["share"] > 0]
 
 
-def genre_mix_chart(table: pd.DataFrame, title: str) -> alt.Chart:
-    """Horizontal bars of genre shares; several pages side by side in colour."""
+def genre_mix_chart(table: pd.DataFrame, title: str, colours: alt.Scale | None = None) -> alt.Chart:
+    """Horizontal bars of genre shares; several pages side by side in colour (``colours``: a scale over the page
+    labels, such as ``ui.charts.run_colours`` when each page is one model's)."""
     sort = table.groupby("genre")["share"].sum().sort_values(ascending=False).index.tolist()
     return alt.Chart(table).mark_bar().encode(
         y=alt.Y("genre:N", title="Genre", sort=sort),
         x=alt.X("share:Q", title="Share of the page's slots", axis=alt.Axis(format="%")),
-        color=alt.Color("page:N", title="Page"),
+        color=alt.Color("page:N", title="Page", scale=colours if colours is not None else alt.Undefined),
         yOffset="page:N",
         tooltip=[alt.Tooltip("page:N", title="page"), alt.Tooltip("genre:N", title="genre"),
                  alt.Tooltip("share:Q", title="share of slots", format=".1%")],

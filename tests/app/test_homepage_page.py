@@ -221,3 +221,54 @@ def test_a_row_model_without_fold_in_is_left_out_for_a_new_visitor_with_a_warnin
         "(it only knows the users it was trained on)."]
     titles = [title for title, _, _ in rows_of(page_html(app))]
     assert "Top picks for you" in titles and not any(t.startswith("Because you picked") for t in titles)
+
+
+def test_the_page_opens_on_the_best_stored_run_not_the_first(app):
+    # popularity is trained first and is the weakest: the page must not open on it
+    train_models(app, {"pop": "Most popular", "item_knn": "Item-item kNN"})
+    app.switch_page(HOMEPAGE).run()
+    assert_clean(app)
+    assert app.selectbox(key="hp_model").options[0] == "Most popular"
+    assert app.selectbox(key="hp_model").value == "Item-item kNN"
+    # a choice the person makes is kept
+    app.selectbox(key="hp_model").set_value("Most popular").run()
+    app.switch_page(HOMEPAGE).run()
+    assert app.selectbox(key="hp_model").value == "Most popular"
+
+
+def _flat(node) -> list:
+    """Every element under ``node`` in page order (columns and containers opened)."""
+    children = getattr(node, "children", None)
+    if not children:
+        return [node]
+    return [leaf for child in children.values() for leaf in _flat(child)]
+
+
+def test_two_models_put_every_control_above_two_level_columns(app):
+    train_models(app, {"pop": "Most popular", "item_knn": "Item-item kNN"})
+    app.switch_page(HOMEPAGE).run()
+    app.selectbox(key="hp_compare").set_value("two models").run()
+    assert_clean(app)
+    order = _flat(app.main)
+    keys = [getattr(element, "key", None) for element in order]
+    first_tiles = next(i for i, e in enumerate(order) if 'class="hp-tiles"' in str(getattr(e, "value", "")))
+    # the second model and the knobs come before the first tile, not 1,500 px down below the pages
+    assert keys.index("hp_model_b") < first_tiles and keys.index("hp_alpha") < first_tiles
+    headers = [md_unescape(h.value) for h in app.subheader][:2]
+    assert headers == ["A: Item-item kNN", "B: Most popular"]
+    assert all(keys.index(k) < first_tiles for k in ("hp_lambda", "hp_tail", "hp_dedupe"))
+
+
+def test_two_knob_settings_lay_each_sides_knobs_two_by_two(app):
+    at = open_with_quick_model(app)
+    at.selectbox(key="hp_compare").set_value("two knob settings").run()
+    assert_clean(at)
+    # each side's knobs sit in two rows of two columns (four in half a page cut "No title twice" to "N")
+    for suffix in ("", "_b"):
+        toggle = at.toggle(key=f"hp_dedupe{suffix}")
+        assert toggle.label == "No title twice"
+    columns = [c for c in at.get("column")]
+    halves = [c for c in columns if len([d for d in _flat(c) if getattr(d, "key", "") in
+                                         ("hp_alpha", "hp_lambda", "hp_tail", "hp_dedupe",
+                                          "hp_alpha_b", "hp_lambda_b", "hp_tail_b", "hp_dedupe_b")]) == 1]
+    assert len(halves) == 8 and {round(c.weight, 3) for c in halves} == {0.5}
