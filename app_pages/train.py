@@ -130,8 +130,7 @@ def collect_finished() -> None:
                                                "users.", context)
             if best := best_validation(job.entry["history"]):
                 state.add_train_message("info", f"{spec['label']}: best validation NDCG@10 {best[1]:.4f} at epoch "
-                                                f"{best[0]} of the {best[2]} trained; that epoch's model is kept.",
-                                        context)
+                                                f"{best[0]} of the {best[2]} trained; {kept_epoch(spec)}.", context)
             if job.stopped_at is not None:
                 state.add_train_message("info", f"{spec['label']} stopped early, after epoch {job.stopped_at} of "
                                                 f"{job.total}.", context)
@@ -146,6 +145,34 @@ def collect_finished() -> None:
             state.add_train_message("warning", f"Training of {spec['label']} was cancelled; nothing was kept.", context)
         else:
             state.add_train_message("error", f"Training {spec['label']} failed: {md_escape(job.error)}", context)
+
+
+def training_curves(trained: list[dict]) -> None:
+    """The loss and validation curves of a finished run with epochs, and its best validation epoch."""
+    with_epochs = {f"{spec['label']} · {spec['dataset']} · {state.split_text(spec['split'])}": spec
+                   for spec in trained if len(runs.result(spec)["history"]) >= 2}
+    if not with_epochs:
+        return
+    st.subheader("Training curves")
+    name = st.selectbox("Run", list(with_epochs), index=len(with_epochs) - 1, key="train_curves_run")
+    history = runs.result(with_epochs[name])["history"]
+    metrics = [m for m in charts.TRAINING_METRICS if any(m in h for h in history)]
+    for column, metric in zip(st.columns(len(metrics)), metrics):
+        column.altair_chart(charts.training_curve(history, metric), width="stretch")
+    if best := best_validation(history):
+        st.caption(f"Best validation NDCG@10 {best[1]:.4f} at epoch {best[0]} of the {best[2]} trained; "
+                   f"{kept_epoch(with_epochs[name])}.")
+    else:
+        st.caption("No validation part in this run's split, so every epoch was trained and the last one kept. "
+                   "Tick Validation part in the sidebar to see a validation curve and stop early.")
+
+
+def kept_epoch(spec: dict) -> str:
+    """Which epoch's model a run with a validation part kept: the shared torch loop (the models with a
+    patience) restores the best one, the others keep their last."""
+    if "patience" in spec["params"]:
+        return "that epoch's model is the one kept and evaluated"
+    return "this model keeps its last epoch, which is the one evaluated"
 
 
 def best_validation(history: list[dict]) -> tuple[int, float, int] | None:
@@ -299,3 +326,4 @@ if trained:
         "fit s": st.column_config.NumberColumn(format="%.2f"),
     })
     st.page_link("app_pages/compare.py", label="Compare them →", icon=":material/balance:")
+    training_curves(trained)

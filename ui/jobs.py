@@ -102,7 +102,8 @@ def pace_text(job: Job) -> str:
     per_epoch, measured = job.seconds_per_epoch()
     left = job.remaining_seconds()
     parts = []
-    if per_epoch is not None and job.total > 1:
+    epochs = job.total if job.reported_at else getattr(job.estimate, "epochs", None)  # before the first report
+    if per_epoch is not None and (epochs or 0) > 1:
         parts.append(f"{seconds_text(per_epoch)} per epoch" + ("" if measured else " (estimated)"))
     if left is not None:
         parts.append(f"{duration_text(left)} left" if left >= 1 else "almost done")

@@ -82,6 +82,26 @@ def test_a_dataset_under_the_root_loads_by_its_relative_name(app, hosted):
         assert not errors(app) and dataset_box(app).value == "MovieLens 100K (360 interactions)", typed
 
 
+def test_a_folder_of_datasets_says_which_one_it_loaded_and_what_else_it_holds(app, hosted):
+    """The data root itself holds two editions: the page names the one taken and the other, never by an
+    absolute path."""
+    write_ml100k(hosted["root"] / "more" / "ml-small", n_users=12, n_items=20, per_user=5, seed=1)
+    app.run()
+    app.text_input(key="ml_path").input("datasets")
+    submit(app, "Load MovieLens")
+    assert not errors(app)
+    assert dataset_box(app).value == "MovieLens 100K (360 interactions)"  # the shallowest u.data
+    [said] = [shown(s.value) for s in app.success]
+    assert said == ("Loaded MovieLens 100K: 30 users, 40 items, 360 interactions. The folder datasets holds "
+                    "datasets in subfolders: this is the one in ml-100k. It also holds more/ml-small; to load one "
+                    "of those, give its folder's path instead.")
+    assert str(hosted["root"]) not in said
+    # the folder of one edition says only what it loaded
+    app.text_input(key="ml_path").input("datasets/more/ml-small")
+    submit(app, "Load MovieLens")
+    assert [shown(s.value) for s in app.success] == ["Loaded MovieLens small: 12 users, 20 items, 60 interactions."]
+
+
 @pytest.mark.parametrize("typed", ["/etc/passwd", "../..", "/etc", "ml-100k/../../.."])
 def test_paths_outside_the_root_are_refused(app, hosted, tmp_path, typed):
     app.run()
