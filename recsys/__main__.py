@@ -201,8 +201,8 @@ def _bench_simulations(target: Path) -> int:
         "Written by `python -m recsys simulate --bench`: each preset's default run, seed 0, as "
         "`python -m recsys simulate PRESET` and the Simulate page's Run button start it (the synthetic world "
         f"each preset builds; no dataset needed). Seconds on {platform.machine()} with {os.cpu_count()} CPU "
-        "cores; CPU seconds count this process's work on every core, wall-clock seconds include waiting for a "
-        "busy machine.", "",
+        f"cores (load average {os.getloadavg()[0]:.1f} when measured); CPU seconds count this process's work "
+        "on every core, wall-clock seconds include waiting for a busy machine.", "",
         "| preset | page label | rounds | series | wall s | CPU s |",
         "|---|---|---:|---:|---:|---:|",
         *rows, "", ""])
