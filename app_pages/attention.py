@@ -23,7 +23,7 @@ name = st.selectbox("Model", list(candidates), key="att_model")
 model = runs.result(candidates[name])["model"]
 train = model.trained_on
 titles = train.item_titles()
-max_len = int(getattr(model.params, "max_len", 50))
+max_len = att.model_window(model)
 
 source = st.radio("Sequence", ["a user's history", "type a sequence"], key="att_source", horizontal=True)
 if source == "a user's history":
@@ -40,8 +40,18 @@ if len(sequence) == 0:
     st.info("Pick at least one item.")
     st.stop()
 
-shown = sequence[-min(len(sequence), max_len, 20):]
-st.markdown(f"**The last {len(shown)} of {len(sequence)} items, oldest first**")
+# Everything below (the map, the recommendations, their reasons) reads exactly the tiles shown: citing a title
+# outside them would point at something the person cannot see.
+most = min(len(sequence), max_len)
+if most > 1:
+    window = st.slider("Latest items the model reads", 1, most, min(20, most), key="att_window",
+                       help=f"{name} can read up to {max_len} items; fewer keep the map legible.")
+else:
+    window = most
+shown = sequence[-window:]
+st.markdown(f"**What the model reads: the last {len(shown)} of {len(sequence)} items, oldest first**")
+st.caption(f"The map, the recommendations and their reasons below all come from these {len(shown)} items "
+           f"(the model can read up to {max_len}); nothing outside them is cited.")
 for start in range(0, len(shown), 5):
     for col, item in zip(st.columns(5), shown[start:start + 5]):
         genres = md_escape(", ".join(train.item_genres()[item][:2]))
@@ -55,11 +65,14 @@ head = b.selectbox("Head", ["average", *range(1, heads + 1)], key="att_head")
 matrix = att.attention_map(weights, None if layer == "average" else layer - 1, None if head == "average" else head - 1)
 st.altair_chart(charts.attention_heatmap(att.attention_frame(matrix, titles[shown]),
                                          f"{name}: layer {layer}, head {head}"), width="stretch")
-st.caption("Each row sums to 1; the empty upper triangle is the causal mask: a position never sees the future.")
+if att.is_causal(matrix):
+    st.caption("Each row sums to 1; the blank upper triangle is the causal mask: a position never sees the future.")
+else:
+    st.caption("Each row sums to 1.")
 
 st.subheader("What it recommends next, and why")
 k = st.slider("How many", 5, 20, 10, key="att_k")
-table = attempt("Recommending", att.next_items_with_influences, model, sequence, k)
+table = attempt("Recommending", att.next_items_with_influences, model, shown, k)
 st.dataframe(table, hide_index=True, column_config={"score": st.column_config.NumberColumn(format="%.3f")})
-st.caption("“Because of” = the past items with the highest attention from the last position (last layer) times "
+st.caption(f"Recommended after the {len(shown)} items shown above. “Because of” = the past items with the highest attention from the last position (last layer) times "
            "their similarity to the recommended item; the percentage is that item's share of all such influence.")

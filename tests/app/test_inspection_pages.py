@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.app.test_pages import TRAIN, assert_clean, charts, submit, wait_for_training
-from ui.text import md_escape
+from ui.text import md_escape, md_unescape
 
 EMBEDDINGS = "app_pages/embeddings.py"
 GRAPH = "app_pages/graph.py"
@@ -139,7 +140,7 @@ def test_graph_page_highlights_lightgcn_layer_neighbours(app):
 
 
 def test_attention_page_draws_the_heatmap_and_next_items(app):
-    train_models(app, {"sasrec": "SASRec (self-attention)"}, epochs=1, max_len=12, hidden=16)
+    train_models(app, {"sasrec": "SASRec (self-attention)"}, epochs=1, max_len=12)
     app.switch_page("app_pages/attention.py").run()
     assert_clean(app)
     [title] = charts(app)
@@ -152,3 +153,31 @@ def test_attention_page_draws_the_heatmap_and_next_items(app):
     app.radio(key="att_source").set_value("type a sequence").run()
     assert_clean(app)
     assert len(app.dataframe[0].value) == 10
+
+
+def test_attention_reasons_cite_only_the_items_shown(app):
+    import html
+
+    train_models(app, {"sasrec": "SASRec (self-attention)"}, epochs=1, max_len=12)
+    app.switch_page("app_pages/attention.py").run()
+    # the model reads 12; the page shows (and feeds it) the latest 5
+    assert app.slider(key="att_window").max == 12 and app.slider(key="att_window").value == 12
+    app.slider(key="att_window").set_value(5).run()
+    assert_clean(app)
+    tiles = [html.unescape(md_unescape(m.value.split("**")[1])) for m in app.markdown
+             if m.value.startswith("**") and ":gray[" in m.value]
+    assert len(tiles) == 5
+    assert any("nothing outside them is cited" in c.value for c in app.caption)
+    cited = [part.rsplit(" (", 1)[0] for reasons in app.dataframe[0].value["because of"] if reasons != "—"
+             for part in reasons.split(", ")]
+    assert cited and set(cited) <= set(tiles), set(cited) - set(tiles)
+
+
+def test_attention_frame_leaves_the_causal_mask_blank():
+    from recsys.inspection.attention import attention_frame, is_causal
+
+    causal = np.tril(np.full((4, 4), 0.25))
+    frame = attention_frame(causal, np.array(["a", "b", "c", "d"]))
+    assert len(frame) == 10 and (frame["key_pos"] <= frame["query_pos"]).all()  # 4·5/2 cells, none above
+    full = np.full((3, 3), 1 / 3)
+    assert not is_causal(full) and len(attention_frame(full, np.array(["a", "b", "c"]))) == 9
