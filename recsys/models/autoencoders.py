@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recsys.models.base import FLOAT32, TRAINED_FLOAT_BYTES, param
+from recsys.models.base import FLOAT32, TRAINED_FLOAT_BYTES, param, with_defaults
 from recsys.models.registry import register
 from recsys.models.training import SCORE_BATCH_USERS, TorchModel, TorchParams, dense_rows, minibatches
 
@@ -128,21 +128,19 @@ class AutoRec(CosineDecay, TorchModel):
     needs_ratings = True
 
     @dataclass
-    class Params(TorchParams):
-        hidden: int = param(500, help="Size of the hidden layer (the item code).", low=1, high=4096, log=True)
+    class Params(with_defaults(TorchParams, epochs=60, batch_size=64, lr=0.001)):
+        embedding_size: int = param(500, help="Size of the hidden layer (the item code).", low=1, high=4096,
+                                    log=True)
+        legacy_names = {"hidden": "embedding_size"}
         reg: float = param(100.0, help="L2 penalty λ on the weights: λ/2 · ‖weights‖² against the sum of "
                                        "squared rating errors.", low=0.0, high=10000.0, log=True)
         presence_weight: float = param(1.0, help="Weight of the 'did this user rate it' loss; ranking uses "
                                                  "P(rated) × rating. 0 = the paper's AutoRec: ranks by "
                                                  "predicted rating alone.", low=0.0, high=100.0)
-        epochs: int = param(60, help="Passes over the items.", low=1, high=1000)
-        batch_size: int = param(64, help="Items per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(1e-3, help="Adam learning rate at the start; it decays to 0 along a half cosine.",
-                          low=1e-5, high=1.0, log=True)
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
-        h = params["hidden"]
+        h = params["embedding_size"]
         weights = n_users * h * 3 + h
         return _autoencoder_terms(weights, 2 * _row_store_bytes(n_items, n_users, n_interactions),
                                   params["batch_size"], 3 * n_users, SCORE_BATCH_USERS)
@@ -156,7 +154,7 @@ class AutoRec(CosineDecay, TorchModel):
         self._item_codes = None
 
     def _build(self, train):
-        return _AutoRecNet(train.n_users, self.params.hidden)
+        return _AutoRecNet(train.n_users, self.params.embedding_size)
 
     def _batches(self, train, rng):
         for items in minibatches(self.n_items_, self.params.batch_size, rng):
@@ -258,8 +256,10 @@ class CDAE(CosineDecay, TorchModel):
     description = "A denoising autoencoder of each person's history, plus a learned vector per person."
 
     @dataclass
-    class Params(TorchParams):
-        hidden: int = param(200, help="Size of the hidden layer (the user code).", low=1, high=4096, log=True)
+    class Params(with_defaults(TorchParams, epochs=30, batch_size=64, lr=0.003)):
+        embedding_size: int = param(200, help="Size of the hidden layer (the user code).", low=1, high=4096,
+                                    log=True)
+        legacy_names = {"hidden": "embedding_size"}
         corruption: float = param(0.5, help="Share of each history dropped at random in training (q).",
                                   low=0.0, high=0.95, step=0.05)
         activation: str = param("sigmoid", help="Hidden-layer function: sigmoid, as in the paper, or identity.",
@@ -267,14 +267,10 @@ class CDAE(CosineDecay, TorchModel):
         loss: str = param("bce", help="bce: each item consumed or not, on the full row (the paper); "
                                       "multinomial: the history as draws from a softmax over all items.",
                           choices=("bce", "multinomial"))
-        epochs: int = param(30, help="Passes over the users.", low=1, high=1000)
-        batch_size: int = param(64, help="Users per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(3e-3, help="Adam learning rate at the start; it decays to 0 along a half cosine.",
-                          low=1e-5, high=1.0, log=True)
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
-        h = params["hidden"]
+        h = params["embedding_size"]
         weights = 2 * n_items * h + n_users * h
         return _autoencoder_terms(weights, _row_store_bytes(n_users, n_items, n_interactions),
                                   params["batch_size"], n_items, SCORE_BATCH_USERS)
@@ -285,7 +281,7 @@ class CDAE(CosineDecay, TorchModel):
 
     def _build(self, train):
         p = self.params
-        net = _CDAENet(train.n_users, train.n_items, p.hidden, p.corruption, p.activation)
+        net = _CDAENet(train.n_users, train.n_items, p.embedding_size, p.corruption, p.activation)
         # start the output at each item's base rate, so training does not first spend its steps
         # pushing thousands of unconsumed items down from p = 0.5. Measured (validation NDCG@10):
         # ml-latest-small 0.102 -> 0.160; MovieLens-100K as good in half the epochs (0.229 at 30).
@@ -375,23 +371,21 @@ class MultVAE(CosineDecay, TorchModel):
     description = "A variational autoencoder of each person's history that outputs a distribution over items."
 
     @dataclass
-    class Params(TorchParams):
+    class Params(with_defaults(TorchParams, epochs=60, batch_size=64, lr=0.002)):
         hidden: int = param(600, help="Size of the encoder and decoder hidden layers.", low=1, high=4096, log=True)
-        latent: int = param(200, help="Size of the latent code.", low=1, high=2048, log=True)
+        embedding_size: int = param(200, help="Size of the latent code (each user's vector).", low=1, high=2048,
+                                    log=True)
+        legacy_names = {"latent": "embedding_size"}
         dropout: float = param(0.5, help="Share of the input history dropped in training.", low=0.0, high=0.95,
                                step=0.05)
         beta: float = param(0.5, help="Final weight of the KL term (annealed to from 0).", low=0.0, high=1.0,
                             step=0.05)
         anneal_steps: int = param(300, help="Gradient steps over which the KL weight grows from 0 to beta "
                                             "(0 = beta from the first step).", low=0, high=1_000_000)
-        epochs: int = param(60, help="Passes over the users.", low=1, high=1000)
-        batch_size: int = param(64, help="Users per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(2e-3, help="Adam learning rate at the start; it decays to 0 along a half cosine.",
-                          low=1e-5, high=1.0, log=True)
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
-        h, z = params["hidden"], params["latent"]
+        h, z = params["hidden"], params["embedding_size"]
         weights = 2 * n_items * h + 3 * h * z
         return _autoencoder_terms(weights, _row_store_bytes(n_users, n_items, n_interactions),
                                   params["batch_size"], n_items, SCORE_BATCH_USERS)
@@ -403,7 +397,7 @@ class MultVAE(CosineDecay, TorchModel):
 
     def _build(self, train):
         p = self.params
-        return _MultVAENet(train.n_items, p.hidden, p.latent, p.dropout)
+        return _MultVAENet(train.n_items, p.hidden, p.embedding_size, p.dropout)
 
     def _batches(self, train, rng):
         for users in minibatches(self.n_users_, self.params.batch_size, rng):

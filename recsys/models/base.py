@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -50,8 +50,69 @@ def describe_params(params_cls: type) -> list[dict]:
     return out
 
 
-def coerce_params(params_cls: type, overrides: dict[str, Any]) -> Any:
-    """Build a Params instance, checking names, types, ranges and choices with clear errors."""
+# Shared hyperparameter names: every model calls its embedding size ``embedding_size`` and its L2
+# penalty ``reg``. A Params class that renamed a field lists ``legacy_names = {old: new}`` in its
+# body (not a field: no annotation); the old names keep working as keyword arguments, in stored
+# runs and in notebooks, and ``id_params`` gives back the names run ids were first hashed with.
+
+
+def legacy_names(params_cls: type) -> dict[str, str]:
+    """Old name -> current name of every renamed hyperparameter of ``params_cls`` (inherited too)."""
+    names: dict[str, str] = {}
+    for klass in reversed(params_cls.__mro__):
+        names.update(vars(klass).get("legacy_names", {}))
+    return names
+
+
+def canonical_params(params_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with every legacy name replaced by the current one; an old and a new name of one
+    hyperparameter given with different values is an error, not a silent choice."""
+    renames = legacy_names(params_cls)
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        current = renames.get(name, name)
+        if current in out and out[current] != value:
+            raise DataError(f"Parameter {name!r} is the old name of {current!r}, and both were given "
+                            f"({value!r} and {out[current]!r}); pass only {current!r}.")
+        out[current] = value
+    return out
+
+
+def id_params(params_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` under the names a run id was hashed with before the shared names: a renamed field
+    goes back to its old name, so a run trained before the rename keeps its id."""
+    first = {current: old for old, current in legacy_names(params_cls).items()}
+    return {first.get(name, name): value for name, value in values.items()}
+
+
+def with_defaults(params_cls: type, **defaults) -> type:
+    """A subclass of the dataclass ``params_cls`` whose fields ``defaults`` names start at new values.
+
+    Help text, ranges and choices stay with the base field, so a model changes how many epochs it
+    trains by default without re-declaring (and re-wording) the field:
+
+        class Params(with_defaults(TorchParams, epochs=60, lr=0.01)): ...
+    """
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    unknown = sorted(set(defaults) - set(fields))
+    if unknown:
+        raise TypeError(f"{params_cls.__name__} has no field(s) {unknown} to re-default")
+    annotations, namespace = {}, {"__module__": params_cls.__module__, "__qualname__": params_cls.__qualname__}
+    for name, value in defaults.items():
+        base = fields[name]
+        if not isinstance(value, type(base.default)):
+            raise TypeError(f"the default of {name} must be of type {type(base.default).__name__}; got {value!r}")
+        annotations[name] = base.type
+        namespace[name] = dataclasses.field(default=value, metadata=base.metadata)
+    namespace["__annotations__"] = annotations
+    return dataclasses.dataclass(type(params_cls.__name__, (params_cls,), namespace))
+
+
+def coerce_params(params_cls: type, overrides: Mapping[str, Any]) -> Any:
+    """Build a Params instance, checking names, types, ranges and choices with clear errors.
+
+    Legacy names of renamed hyperparameters are accepted (see ``legacy_names``)."""
+    overrides = canonical_params(params_cls, overrides)
     known = {f.name: f for f in dataclasses.fields(params_cls)}
     unknown = sorted(set(overrides) - set(known))
     if unknown:
@@ -122,8 +183,8 @@ class Recommender:
     def memory_terms(cls, params: dict, n_users: int, n_items: int, n_interactions: int) -> dict[str, int]:
         """This model's part of :meth:`estimate_memory`, in bytes: ``fit`` (peak working set of the fit),
         ``kept`` (what the fitted model holds) and ``score`` (temporaries of scoring one evaluation
-        batch). The default: a trained user and item table when the Params have an embedding size
-        (``factors`` or ``hidden``); models with bigger working sets override it."""
+        batch). The default: a trained user and item table when the Params have an
+        ``embedding_size``; models with bigger working sets override it."""
         width = embedding_width(params)
         tables = embedding_bytes(n_users + n_items, width) if width else 0
         return {"fit": tables, "kept": (n_users + n_items) * width * FLOAT32}
@@ -188,6 +249,12 @@ class Recommender:
     @property
     def is_fitted(self) -> bool:
         return self.train_ is not None
+
+    @property
+    def stopped_early(self) -> bool:
+        """Did the last fit end before its last epoch (patience ran out, or a stop was requested)?
+        Always False for a model without epochs."""
+        return False
 
     @property
     def trained_on(self) -> Dataset:
@@ -308,11 +375,10 @@ def full_params(cls: type, params: dict | None) -> dict:
 
 
 def embedding_width(params: dict) -> int:
-    """The embedding size named by a model's parameters (``factors`` or ``hidden``), 0 when none."""
-    for name in ("factors", "hidden"):
-        value = params.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
+    """The embedding size named by a model's parameters (``embedding_size``), 0 when it has none."""
+    value = params.get("embedding_size")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
     return 0
 
 

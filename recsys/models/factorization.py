@@ -11,12 +11,27 @@ import torch
 from scipy.linalg import lapack
 from scipy.sparse.linalg import svds
 
-from recsys.evaluation.validation import validation_ndcg
-from recsys.models.base import EVAL_BATCH_USERS, FLOAT32, FLOAT64, StopTraining, embedding_bytes, param
-from recsys.models.latent import FactorizationModel, cosine_neighbours
+from recsys.models.base import (
+    EVAL_BATCH_USERS,
+    FLOAT32,
+    FLOAT64,
+    Recommender,
+    embedding_bytes,
+    param,
+    with_defaults,
+)
+from recsys.models.iterative import IterativeModel
+from recsys.models.latent import FactorizationModel
 from recsys.models.neighborhood import ItemSimilarityModel
 from recsys.models.registry import register
-from recsys.models.training import MIN_STEPS_PER_EPOCH, NegativeSampler, TorchModel, TorchParams, minibatches
+from recsys.models.training import (
+    MIN_STEPS_PER_EPOCH,
+    NegativeSampler,
+    PositivePairs,
+    TorchModel,
+    TorchParams,
+    minibatches,
+)
 
 
 @register
@@ -30,8 +45,9 @@ class EASE(ItemSimilarityModel):
 
     @dataclass
     class Params:
-        lam: float = param(500.0, help="L2 regularisation λ: larger = smoother, more popular items.",
+        reg: float = param(500.0, help="L2 penalty λ: larger = smoother, more popular items.",
                            low=1.0, high=100000.0, log=True)
+        legacy_names = {"lam": "reg"}
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
@@ -47,7 +63,7 @@ class EASE(ItemSimilarityModel):
     def _similarity(self, train, progress):
         x = train.positives
         gram = (x.T @ x).astype(np.float64).toarray()  # cast while sparse: no dense float32 copy on the way
-        gram[np.diag_indices_from(gram)] += self.params.lam
+        gram[np.diag_indices_from(gram)] += self.params.reg
         inverse = spd_inverse_inplace(gram)
         # B = -P / diag(P) column-wise, in place: at 10k items every n x n temporary is 0.8 GB
         inverse /= -np.diag(inverse).copy()[None, :]
@@ -107,9 +123,20 @@ class _DotProductMF(torch.nn.Module):
             return (i @ u.unsqueeze(-1)).squeeze(-1) + self.item_bias(items).squeeze(-1)
         return (u * i).sum(-1) + self.item_bias(items).squeeze(-1)
 
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        # users (B,) -> (B, I)
+        return self.user(users) @ self.item.weight.T + self.item_bias.weight.T
+
+    def squared_norms(self, users: torch.Tensor, *item_batches: torch.Tensor) -> torch.Tensor:
+        """Σ of the squared user vectors and item vectors a batch touched (the L2 term before scaling)."""
+        total = self.user(users).pow(2).sum()
+        for items in item_batches:
+            total = total + self.item(items).pow(2).sum()
+        return total
+
 
 @register
-class BPRMF(FactorizationModel, TorchModel):
+class BPRMF(PositivePairs, FactorizationModel, TorchModel):
     """Bayesian Personalised Ranking (Rendle et al. 2009) with matrix factorization.
 
     Each step takes (user, consumed item, sampled unconsumed item) triples and maximises
@@ -122,42 +149,31 @@ class BPRMF(FactorizationModel, TorchModel):
     description = "Matrix factorization trained to rank each consumed item above a random unconsumed one."
 
     @dataclass
-    class Params(TorchParams):
-        factors: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+    class Params(with_defaults(TorchParams, epochs=60, batch_size=8192, lr=0.01)):
+        embedding_size: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+        legacy_names = {"factors": "embedding_size"}
         reg: float = param(0.01, help="L2 penalty on the user and item vectors of each triple.",
                            low=0.0, high=1.0)
         negatives: str = param("uniform", help="How negatives are drawn: uniformly, or in proportion to "
                                                "popularity^0.75 (harder negatives, less popularity bias).",
                                choices=("uniform", "popularity"))
-        epochs: int = param(60, help="Passes over the training interactions.", low=1, high=1000)
-        batch_size: int = param(8192, help="Triples per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(0.01, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
 
-    def _prepare(self, train):
-        super()._prepare(train)
-        pos = train.positives.tocoo()
-        self.pairs_ = (pos.row.astype(np.int64), pos.col.astype(np.int64))
-        self.sampler_ = NegativeSampler(train, 0.75 if self.params.negatives == "popularity" else 0.0)
+    @property
+    def negative_popularity_power(self) -> float:
+        return 0.75 if self.params.negatives == "popularity" else 0.0
 
     def _build(self, train):
-        return _DotProductMF(train.n_users, train.n_items, self.params.factors, init_std=0.1)
-
-    def _batches(self, train, rng):
-        users, items = self.pairs_
-        for idx in minibatches(len(users), self.params.batch_size, rng):
-            u = users[idx]
-            yield u, items[idx], self.sampler_.sample(u, rng)[:, 0]
+        return _DotProductMF(train.n_users, train.n_items, self.params.embedding_size, init_std=0.1)
 
     def _loss(self, batch):
         users, pos, neg = batch
         m = self.module_
         diff = m(users, pos) - m(users, neg)
-        reg = (m.user(users).pow(2).sum() + m.item(pos).pow(2).sum() + m.item(neg).pow(2).sum()) / len(users)
-        return -torch.nn.functional.logsigmoid(diff).mean() + self.params.reg * reg
+        return -torch.nn.functional.logsigmoid(diff).mean() + self.params.reg * (m.squared_norms(users, pos, neg)
+                                                                                 / len(users))
 
     def _score_batch(self, users):
-        m = self.module_
-        return m.user(users) @ m.item.weight.T + m.item_bias.weight.T
+        return self.module_.score_all(users)
 
     def _finish(self, train):
         m = self.module_
@@ -184,14 +200,15 @@ class PureSVD(FactorizationModel):
 
     @dataclass
     class Params:
-        factors: int = param(20, help="Number of singular vectors kept (latent directions).", low=1, high=2000,
-                             log=True)
+        embedding_size: int = param(20, help="Number of singular vectors kept (latent directions).", low=1,
+                                    high=2000, log=True)
+        legacy_names = {"factors": "embedding_size"}
         seed: int = param(42, help="Seed of the iterative SVD solver's start vector.", low=0)
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
         # a float64 copy of X and the Lanczos vectors of svds (ncv = max(2k + 1, 20) on each side)
-        k = max(1, min(params["factors"], min(n_users, n_items) // 4))
+        k = max(1, min(params["embedding_size"], min(n_users, n_items) // 4))
         lanczos = min(min(n_users, n_items), max(2 * k + 1, 20))
         return {"fit": 12 * n_interactions + (n_users + n_items) * lanczos * FLOAT64 * 3,
                 "kept": (n_users + n_items) * k * FLOAT32}
@@ -211,7 +228,7 @@ class PureSVD(FactorizationModel):
     def _effective_factors(self, shape) -> int:
         """At most a quarter of the smaller side: with rank close to the matrix's own, the
         projection reproduces each history and has no room left to suggest anything new."""
-        return int(max(1, min(self.params.factors, min(shape) // 4)))
+        return int(max(1, min(self.params.embedding_size, min(shape) // 4)))
 
     def score_history(self, items) -> np.ndarray:
         row = self._history_row(items)
@@ -222,7 +239,7 @@ class PureSVD(FactorizationModel):
 
 
 @register
-class IALS(FactorizationModel):
+class IALS(FactorizationModel, IterativeModel):
     """Implicit ALS (Hu, Koren & Volinsky 2008): weighted least squares on the full matrix.
 
     Every (user, item) cell has preference p = 1 if consumed else 0 and confidence
@@ -231,17 +248,21 @@ class IALS(FactorizationModel):
     steps for all users then all items. Both solvers are vectorised over users: conjugate
     gradient (a few warm-started steps per half-iteration, as in Takács et al. 2011) or
     batched Cholesky. Each half-step lowers the loss, so the loss never goes up.
+
+    Each sweep is one epoch of the loop every iterative model shares (``IterativeModel``):
+    progress with loss and validation NDCG, stop requests that keep the model, and with a
+    validation split the best sweep is kept.
     """
 
     key = "ials"
     label = "iALS"
     family = "factorization"
-    iterative = True
     description = "Implicit-feedback matrix factorization: every unseen item is a weak negative, solved by ALS."
 
     @dataclass
     class Params:
-        factors: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+        embedding_size: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+        legacy_names = {"factors": "embedding_size"}
         reg: float = param(50.0, help="L2 penalty on user and item vectors.", low=0.0, high=10000.0)
         alpha: float = param(5.0, help="Extra confidence of a consumed cell (c = 1 + alpha).", low=0.0,
                              high=10000.0)
@@ -257,7 +278,7 @@ class IALS(FactorizationModel):
         # them (24 d bytes a cell: sample data, 105 MB estimated for the loss, 161 MB fit peak
         # measured before this was counted); CG gathers the fixed side's vectors per half-step and
         # keeps ~8 (rows x d) arrays; Cholesky solves 128 rows at a time against a padded gather.
-        d = params["factors"]
+        d = params["embedding_size"]
         size = FLOAT64 if params["solver"] == "cholesky" else FLOAT32
         cells = n_interactions * d
         solver = 3 * cells * size + (n_users + n_items) * d * size * 8
@@ -271,26 +292,31 @@ class IALS(FactorizationModel):
         rng = np.random.default_rng(p.seed)
         # float32 halves the memory traffic of the CG gathers; the loss is summed in float64
         dtype = np.float64 if p.solver == "cholesky" else np.float32
-        x = train.positives.tocsr().astype(dtype)
-        xt = x.T.tocsr()
-        scale = 0.1 / np.sqrt(p.factors)
-        users = (rng.standard_normal((x.shape[0], p.factors)) * scale).astype(dtype)
-        items = (rng.standard_normal((x.shape[1], p.factors)) * scale).astype(dtype)
+        self._x = train.positives.tocsr().astype(dtype)
+        self._xt = self._x.T.tocsr()
+        scale = 0.1 / np.sqrt(p.embedding_size)
+        self._users = (rng.standard_normal((self._x.shape[0], p.embedding_size)) * scale).astype(dtype)
+        self._items = (rng.standard_normal((self._x.shape[1], p.embedding_size)) * scale).astype(dtype)
         self.loss_history_ = []
-        for iteration in range(1, p.iterations + 1):
-            users = self._solve(x, items, users)
-            items = self._solve(xt, users, items)
-            metrics = {"loss": self._loss(x, users, items)}
-            self.loss_history_.append(metrics["loss"])
-            self.user_factors_, self.item_factors_ = users.astype(np.float32), items.astype(np.float32)
-            if valid is not None:
-                metrics["val_ndcg@10"] = validation_ndcg(self._score, train, valid)
-            try:
-                progress(iteration, p.iterations, metrics)
-            except StopTraining:
-                progress(p.iterations, p.iterations, {})
-                break
-        self.iterations_run_ = iteration
+        try:
+            self._train_epochs(train, valid, progress, epochs=p.iterations)
+        finally:
+            del self._x, self._xt, self._users, self._items  # working copies, not part of the model
+
+    def _run_epoch(self, train, epoch):
+        """One ALS sweep: every user's vector, then every item's, each an exact (or CG) least-squares step."""
+        self._users = self._solve(self._x, self._items, self._users)
+        self._items = self._solve(self._xt, self._users, self._items)
+        loss = self._loss(self._x, self._users, self._items)
+        self.loss_history_.append(loss)
+        self.user_factors_, self.item_factors_ = self._users.astype(np.float32), self._items.astype(np.float32)
+        return {"loss": loss}
+
+    def _snapshot(self):
+        return self.user_factors_.copy(), self.item_factors_.copy()
+
+    def _restore(self, state):
+        self.user_factors_, self.item_factors_ = state
 
     def _solve(self, x, fixed: np.ndarray, current: np.ndarray) -> np.ndarray:
         """New factors for every row of ``x`` given the other side's ``fixed`` factors."""
@@ -411,34 +437,10 @@ class _BiasedMF(torch.nn.Module):
             torch.nn.init.normal_(table.weight, std=init_std)
         for table in (self.user_bias, self.item_bias):
             torch.nn.init.zeros_(table.weight)
-        # Created last, so the rating tables above draw the same random numbers with or without them.
-        self.presence = None
-        if presence_factors:
-            self.presence = torch.nn.ModuleDict({
-                "user": torch.nn.Embedding(n_users, presence_factors),     # (U, d_p)
-                "item": torch.nn.Embedding(n_items, presence_factors),     # (I, d_p)
-                "item_bias": torch.nn.Embedding(n_items, 1),               # (I, 1)
-            })
-            for name in ("user", "item"):
-                torch.nn.init.normal_(self.presence[name].weight, std=init_std)
-            torch.nn.init.zeros_(self.presence["item_bias"].weight)
-
-    def presence_logit(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        # users (B,), items (B,) -> (B,) log-odds that the user consumed the item at all
-        pr = self.presence
-        return (pr["user"](users) * pr["item"](items)).sum(-1) + pr["item_bias"](items).squeeze(-1)
-
-    def all_presence(self, users: torch.Tensor) -> torch.Tensor:
-        # users (B,) -> (B, I) probabilities of consumption
-        pr = self.presence
-        return torch.sigmoid(pr["user"](users) @ pr["item"].weight.T + pr["item_bias"].weight.T)
-
-    def presence_penalty(self, reg: float, users: torch.Tensor, *item_batches: torch.Tensor) -> torch.Tensor:
-        pr = self.presence
-        total = pr["user"](users).pow(2).sum()
-        for items in item_batches:
-            total = total + pr["item"](items).pow(2).sum()
-        return reg * total / len(users)
+        # The presence head (log-odds that a user consumed an item at all) is a BPR-style dot-product
+        # MF of its own, created last, so the rating tables above draw the same random numbers with
+        # or without it.
+        self.presence = _DotProductMF(n_users, n_items, presence_factors, init_std) if presence_factors else None
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # users, items (B,) -> (B,)
@@ -461,7 +463,7 @@ class _BiasedMF(torch.nn.Module):
 
 
 @register
-class MFSGD(TorchModel):
+class MFSGD(FactorizationModel, TorchModel):
     """Biased matrix factorization learned by stochastic gradient steps on observed cells.
 
     One model, three losses, for the "which loss?" lesson: ``mse`` regresses observed
@@ -476,7 +478,11 @@ class MFSGD(TorchModel):
     consume it", trained on the same batches with sampled unconsumed items — and ranks by
     P(consumed) × predicted rating. The heads share no parameters and the presence
     negatives come from their own random stream, so ``predict`` (and its RMSE) is
-    identical with the head on or off; ``presence_factors = 0`` gives the plain model.
+    identical with the head on or off; ``presence_embedding_size = 0`` gives the plain model.
+
+    Without the presence head the score is one inner product, μ + b_u + b_i + p_u · q_i, and
+    the factorization base scores it (its candidates too); with the head, P(consumed) × rating
+    is not, so scoring goes through the network and retrieval uses the plain vectors as a proxy.
     """
 
     key = "mf_sgd"
@@ -485,9 +491,10 @@ class MFSGD(TorchModel):
     description = "Funk-style matrix factorization with user/item biases; choose the loss: MSE, BCE or BPR."
 
     @dataclass
-    class Params(TorchParams):
-        factors: int = param(256, help="Embedding size d (strong L2 keeps a large d from overfitting).",
-                             low=1, high=2048, log=True)
+    class Params(with_defaults(TorchParams, epochs=50, batch_size=512, lr=0.008)):
+        embedding_size: int = param(256, help="Embedding size d (strong L2 keeps a large d from overfitting).",
+                                    low=1, high=2048, log=True)
+        legacy_names = {"factors": "embedding_size", "presence_factors": "presence_embedding_size"}
         loss: str = param("mse", help="mse: predict ratings; bce: consumed vs sampled unconsumed; "
                                       "bpr: rank consumed above unconsumed.", choices=("mse", "bce", "bpr"))
         reg: float = param(0.075, help="L2 penalty on the user and item vectors each example touches.",
@@ -495,10 +502,6 @@ class MFSGD(TorchModel):
         bias_reg: float = param(0.02, help="L2 penalty on the user and item biases each example touches.",
                                 low=0.0, high=10.0)
         negatives: int = param(4, help="Sampled unconsumed items per consumed one (loss = bce).", low=1, high=100)
-        epochs: int = param(50, help="Passes over the observed cells.", low=1, high=1000)
-        batch_size: int = param(512, help="Observed cells per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(0.008, help="SGD step size per example (as in one-example-at-a-time SGD).",
-                          low=1e-5, high=1.0, log=True)
         lr_decay: float = param(0.975, help="Step size multiplier after every epoch (1 = constant).",
                                 low=0.5, high=1.0)
         init_std: float = param(0.01, help="Standard deviation of the random initial vectors (small: SGD "
@@ -507,9 +510,10 @@ class MFSGD(TorchModel):
         average_last: int = param(20, help="Average the weights of the last n epochs (stochastic weight "
                                           "averaging: smooths SGD noise); 0 = keep the last epoch's.",
                                   low=0, high=1000)
-        presence_factors: int = param(64, help="loss = mse: size of the 'did they consume it' head that the "
-                                                "top-N list multiplies with the predicted rating (0 = rank by "
-                                                "predicted rating alone).", low=0, high=2048)
+        presence_embedding_size: int = param(64, help="loss = mse: embedding size of the 'did they consume it' "
+                                                       "head that the top-N list multiplies with the predicted "
+                                                       "rating (0 = rank by predicted rating alone).",
+                                             low=0, high=2048)
         presence_lr: float = param(0.2, help="loss = mse: SGD step size per example of the presence head "
                                               "(a logistic loss takes larger steps than a squared error).",
                                    low=1e-5, high=1.0, log=True)
@@ -517,7 +521,7 @@ class MFSGD(TorchModel):
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
         # the rating tables, the presence head's tables and the per-epoch shuffled cell arrays
-        width = params["factors"] + (params["presence_factors"] if params["loss"] == "mse" else 0)
+        width = params["embedding_size"] + (params["presence_embedding_size"] if params["loss"] == "mse" else 0)
         return {"fit": embedding_bytes(n_users + n_items, width) + n_interactions * (1 + params["negatives"]) * 24,
                 "kept": (n_users + n_items) * width * FLOAT32}
 
@@ -544,13 +548,13 @@ class MFSGD(TorchModel):
             self.sampler_ = NegativeSampler(train)
 
     def _build(self, train):
-        return _BiasedMF(train.n_users, train.n_items, self.params.factors, self.global_mean_,
+        return _BiasedMF(train.n_users, train.n_items, self.params.embedding_size, self.global_mean_,
                          init_std=self.params.init_std,
-                         presence_factors=self.params.presence_factors if self._with_presence else 0)
+                         presence_factors=self.params.presence_embedding_size if self._with_presence else 0)
 
     @property
     def _with_presence(self) -> bool:
-        return self.params.loss == "mse" and self.params.presence_factors > 0
+        return self.params.loss == "mse" and self.params.presence_embedding_size > 0
 
     def _optimizer(self):
         """Plain SGD, as the model's name says. The loss is a batch mean, so the step is scaled by
@@ -617,17 +621,41 @@ class MFSGD(TorchModel):
     def _presence_loss(self, users, items, negatives):
         """Logistic loss of consumed cells against ``negatives`` (B, n) sampled unconsumed ones."""
         m = self.module_
-        pos_logit = m.presence_logit(users, items)                                 # (B,)
-        neg_logit = m.presence_logit(users.unsqueeze(1).expand_as(negatives).reshape(-1), negatives.reshape(-1))
+        pos_logit = m.presence(users, items)                                       # (B,)
+        neg_logit = m.presence(users.unsqueeze(1).expand_as(negatives).reshape(-1), negatives.reshape(-1))
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         return (bce(pos_logit, torch.ones_like(pos_logit))
                 + negatives.shape[1] * bce(neg_logit, torch.zeros_like(neg_logit))
-                + m.presence_penalty(self.params.reg, users, items))
+                + self.params.reg * m.presence.squared_norms(users, items) / len(users))
+
+    def _score(self, users):
+        return self._score_numpy(users) if self._with_presence else super()._score(users)
+
+    def score_candidates(self, users, candidates):
+        if self._with_presence:
+            return Recommender.score_candidates(self, users, candidates)
+        return super().score_candidates(users, candidates)
+
+    def inner_product_embeddings(self):
+        if self._with_presence:
+            return self.user_embeddings(), self.item_embeddings()
+        return super().inner_product_embeddings()
+
+    @property
+    def item_bias_(self) -> np.ndarray:
+        """b_i, read from the network (so a model stored before it was kept apart still has it)."""
+        return self.module_.item_bias.weight.detach().cpu().numpy().ravel()
+
+    @property
+    def user_bias_(self) -> np.ndarray:
+        """μ + b_u: the part of the score that is the same for all of a user's items."""
+        m = self.module_
+        return (m.global_mean + m.user_bias.weight[:, 0]).detach().cpu().numpy()
 
     def _score_batch(self, users):
         if self._with_presence:
             rating = self.module_.all_items(users).clamp(*self.rating_range_)
-            return self.module_.all_presence(users) * rating
+            return torch.sigmoid(self.module_.presence.score_all(users)) * rating
         return self.module_.all_items(users)
 
     def _finish(self, train):
@@ -643,7 +671,7 @@ class MFSGD(TorchModel):
     def ranks_by_predicted_rating(self) -> bool:
         """With loss='mse' and no presence head the top-N list is a by-product of rating prediction:
         the model never learned what people consume, only how they rate what they did."""
-        return self.params.loss == "mse" and self.params.presence_factors == 0
+        return self.params.loss == "mse" and self.params.presence_embedding_size == 0
 
     @property
     def predicts_ratings(self) -> bool:
@@ -663,12 +691,3 @@ class MFSGD(TorchModel):
             i = torch.as_tensor(np.asarray(items, dtype=np.int64), device=self.device_)
             out = self.module_(u, i).cpu().numpy()
         return np.clip(out, *self.rating_range_).astype(np.float32)
-
-    def user_embeddings(self) -> np.ndarray:
-        return self.user_factors_
-
-    def item_embeddings(self) -> np.ndarray:
-        return self.item_factors_
-
-    def similar_items(self, item: int, k: int = 10):
-        return cosine_neighbours(self.item_factors_, int(item), k)

@@ -15,10 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys.models.base import FLOAT32, embedding_bytes, param
+from recsys.models.base import FLOAT32, embedding_bytes, param, with_defaults
 from recsys.models.latent import FactorizationModel
 from recsys.models.registry import register
-from recsys.models.training import NegativeSampler, TorchModel, TorchParams, csr_to_torch, minibatches
+from recsys.models.training import PositivePairs, TorchModel, TorchParams, csr_to_torch
 
 
 def normalised_adjacency(positives: sp.csr_matrix) -> sp.csr_matrix:
@@ -69,7 +69,7 @@ class _LightGCN(torch.nn.Module):
 
 
 @register
-class LightGCN(FactorizationModel, TorchModel):
+class LightGCN(PositivePairs, FactorizationModel, TorchModel):
     """LightGCN: BPR-trained embeddings smoothed over the user–item graph."""
 
     key = "lightgcn"
@@ -78,41 +78,30 @@ class LightGCN(FactorizationModel, TorchModel):
     description = "Graph convolution without the extras: embeddings averaged over 1–3 hops of the user–item graph."
 
     @dataclass
-    class Params(TorchParams):
-        factors: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+    class Params(with_defaults(TorchParams, epochs=120, batch_size=4096, lr=0.005)):
+        embedding_size: int = param(64, help="Embedding size d.", low=1, high=1024, log=True)
+        legacy_names = {"factors": "embedding_size"}
         layers: int = param(3, help="Propagation layers K (hops over the graph); 0 = plain BPR-MF.",
                             low=0, high=6)
         reg: float = param(1e-3, help="L2 penalty on the ego (layer-0) embeddings of each triple.",
                            low=0.0, high=1.0)
-        epochs: int = param(120, help="Passes over the training interactions.", low=1, high=2000)
-        batch_size: int = param(4096, help="Triples per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(5e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
         # the trained ego table, every layer's propagated (U + I) x d output kept for backward (and
         # its gradient), and the symmetric normalised adjacency in both directions
-        rows, d = n_users + n_items, params["factors"]
+        rows, d = n_users + n_items, params["embedding_size"]
         propagation = (params["layers"] + 1) * rows * d * FLOAT32 * 3
         return {"fit": embedding_bytes(rows, d) + propagation + n_interactions * 4 * 12,
                 "kept": rows * d * FLOAT32 * 2 + n_interactions * 4 * 12}
 
     def _prepare(self, train):
         super()._prepare(train)
-        pos = train.positives.tocoo()
-        self.pairs_ = (pos.row.astype(np.int64), pos.col.astype(np.int64))
-        self.sampler_ = NegativeSampler(train)
         self.adjacency_ = normalised_adjacency(train.positives)
 
     def _build(self, train):
         adjacency = csr_to_torch(self.adjacency_, self.device_)
-        return _LightGCN(train.n_users, train.n_items, self.params.factors, self.params.layers, adjacency)
-
-    def _batches(self, train, rng):
-        users, items = self.pairs_
-        for idx in minibatches(len(users), self.params.batch_size, rng):
-            u = users[idx]
-            yield u, items[idx], self.sampler_.sample(u, rng)[:, 0]
+        return _LightGCN(train.n_users, train.n_items, self.params.embedding_size, self.params.layers, adjacency)
 
     def _loss(self, batch):
         users, pos, neg = batch
@@ -171,7 +160,7 @@ class LightGCN(FactorizationModel, TorchModel):
         n_users = self.train_.n_users
         item_degree = np.asarray(self.train_.positives.sum(axis=0)).ravel()[items] + 1.0   # +1: the new edge
         weights = (1.0 / np.sqrt(len(items) * item_degree)).astype(np.float32)
-        user_layers = [np.zeros(self.params.factors, dtype=np.float32)]
+        user_layers = [np.zeros(self.params.embedding_size, dtype=np.float32)]
         for layer in range(self.params.layers):
             user_layers.append(weights @ self.layer_embeddings_[layer][n_users + items])
         user = np.mean(user_layers, axis=0)

@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recsys.models.base import EVAL_BATCH_USERS, FLOAT32, StopTraining, embedding_bytes, param
+from recsys.models.base import EVAL_BATCH_USERS, FLOAT32, StopTraining, embedding_bytes, param, with_defaults
 from recsys.models.latent import cosine_neighbours
 from recsys.models.registry import register
-from recsys.models.training import NegativeSampler, TorchModel, TorchParams, minibatches
+from recsys.models.training import PositivePairs, TorchModel, TorchParams, minibatches
 
 # Scoring every item through the MLP tower materialises (users, items, first layer) floats;
 # users are taken in chunks so that tensor stays under this many elements (64 MB of float32).
@@ -141,16 +141,10 @@ class NCF(nn.Module):
 
 
 # ====================================================================== models
-class _NCFModel(TorchModel):
+class _NCFModel(PositivePairs, TorchModel):
     """What the three NCF models share: pointwise batches, BCE loss, all-item scoring."""
 
     family = "neural"
-
-    def _prepare(self, train):
-        super()._prepare(train)
-        pos = train.positives.tocoo()
-        self.pairs_ = (pos.row.astype(np.int64), pos.col.astype(np.int64))
-        self.sampler_ = NegativeSampler(train)
 
     def _batches(self, train, rng):
         # every positive once, plus ``negatives`` fresh unconsumed items per positive
@@ -197,22 +191,14 @@ class _NCFModel(TorchModel):
         return cosine_neighbours(self.item_embeddings(), int(item), k)
 
 
-def _reg_param(default: float):
-    return param(default, help="L2 penalty on the embeddings of the user and item of each training pair.",
-                 low=0.0, high=1.0)
+@dataclass
+class NCFParams(with_defaults(TorchParams, epochs=12, batch_size=4096, lr=1e-2)):
+    """What the three NCF models are trained with; each adds the shape of its network."""
 
-
-def _negatives_param(default: int = 8):
-    return param(default, help="Unconsumed items sampled per consumed one, afresh each epoch (the "
-                               "classifier's negatives).", low=1, high=100)
-
-
-def _batch_size_param(default: int = 4096):
-    return param(default, help="(user, item) pairs per gradient step.", low=1, high=65536, log=True)
-
-
-def _lr_param(default: float = 1e-2, what: str = "Adam learning rate."):
-    return param(default, help=what, low=1e-5, high=1.0, log=True)
+    reg: float = param(0.01, help="L2 penalty on the embeddings of the user and item of each training pair.",
+                       low=0.0, high=1.0)
+    negatives: int = param(8, help="Unconsumed items sampled per consumed one, afresh each epoch (the "
+                                   "classifier's negatives).", low=1, high=100)
 
 
 def _ncf_terms(params: dict, n_users: int, n_items: int, n_interactions: int, gmf: int, mlp: int,
@@ -244,20 +230,17 @@ class NCFGMF(_NCFModel):
     description = "Matrix factorization as a neural classifier: a weighted dot product of user and item vectors."
 
     @dataclass
-    class Params(TorchParams):
-        factors: int = param(32, help="Embedding size d (the predictive factors).", low=1, high=1024, log=True)
-        reg: float = _reg_param(0.01)
-        negatives: int = _negatives_param()
-        epochs: int = param(12, help="Passes over the training interactions.", low=1, high=1000)
-        batch_size: int = _batch_size_param()
-        lr: float = _lr_param()
+    class Params(NCFParams):
+        embedding_size: int = param(32, help="Embedding size d (the predictive factors).", low=1, high=1024,
+                                    log=True)
+        legacy_names = {"factors": "embedding_size"}
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
-        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=params["factors"], mlp=0)
+        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=params["embedding_size"], mlp=0)
 
     def _build(self, train):
-        return NCF(gmf=GMF(train.n_users, train.n_items, self.params.factors))
+        return NCF(gmf=GMF(train.n_users, train.n_items, self.params.embedding_size))
 
 
 @register
@@ -273,25 +256,22 @@ class NCFMLP(_NCFModel):
     description = "User and item vectors side by side through a small neural network."
 
     @dataclass
-    class Params(TorchParams):
-        factors: int = param(16, help="Width of the last hidden layer (the predictive factors).",
-                             low=1, high=1024, log=True)
+    class Params(NCFParams):
+        # not an embedding size: the embeddings are 2^(layers - 1) times wider than this last layer
+        mlp_factors: int = param(16, help="Width of the last hidden layer (the predictive factors).",
+                                 low=1, high=1024, log=True)
+        legacy_names = {"factors": "mlp_factors"}
         layers: int = param(3, help="Hidden layers; each is half as wide as the one before, and the "
                                     "embeddings are as wide as the first.", low=1, high=6)
         dropout: float = param(0.0, help="Dropout after each hidden layer.", low=0.0, high=0.9)
-        reg: float = _reg_param(0.01)
-        negatives: int = _negatives_param()
-        epochs: int = param(12, help="Passes over the training interactions.", low=1, high=1000)
-        batch_size: int = _batch_size_param()
-        lr: float = _lr_param()
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
-        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=0, mlp=params["factors"])
+        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=0, mlp=params["mlp_factors"])
 
     def _build(self, train):
         p = self.params
-        return NCF(mlp=MLP(train.n_users, train.n_items, p.factors, p.layers, p.dropout))
+        return NCF(mlp=MLP(train.n_users, train.n_items, p.mlp_factors, p.layers, p.dropout))
 
 
 @register
@@ -313,31 +293,26 @@ class NeuMF(_NCFModel):
     description = "GMF and MLP side by side: a dot product and a neural network, fused in one output."
 
     @dataclass
-    class Params(TorchParams):
-        factors: int = param(32, help="Embedding size of the GMF branch.", low=1, high=1024, log=True)
+    class Params(with_defaults(NCFParams, epochs=10)):
+        embedding_size: int = param(32, help="Embedding size of the GMF branch.", low=1, high=1024, log=True)
+        legacy_names = {"factors": "embedding_size"}
         mlp_factors: int = param(16, help="Width of the MLP branch's last hidden layer.", low=1, high=1024,
                                  log=True)
         layers: int = param(3, help="Hidden layers of the MLP branch, each half as wide as the one before.",
                             low=1, high=6)
         dropout: float = param(0.0, help="Dropout after each hidden layer of the MLP branch.", low=0.0, high=0.9)
-        reg: float = _reg_param(0.01)
-        negatives: int = _negatives_param()
-        epochs: int = param(10, help="Passes over the training interactions of each network trained from "
-                                     "scratch: the GMF and the MLP when pretraining, else NeuMF itself.",
-                            low=1, high=1000)
-        batch_size: int = _batch_size_param()
-        lr: float = _lr_param(what="Adam learning rate of each network trained from scratch.")
-        pretrain: bool = param(True, help="First train a GMF and an MLP on their own (same seed and epochs), "
-                                          "start NeuMF from their weights, then fine-tune it.")
+        pretrain: bool = param(True, help="First train a GMF and an MLP on their own (same seed, epochs and "
+                                          "learning rate), start NeuMF from their weights, then fine-tune it.")
         finetune_epochs: int = param(2, help="With pretraining: passes of fine-tuning the fused network.",
                                      low=1, high=1000)
-        finetune_lr: float = _lr_param(1e-3, what="With pretraining: Adam learning rate of the fine-tuning.")
+        finetune_lr: float = param(1e-3, help="With pretraining: Adam learning rate of the fine-tuning.",
+                                   low=1e-5, high=1.0, log=True)
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
         # with pretraining the GMF and MLP networks are trained, then kept inside the fused one; its
         # scoring peaked at 0.56 GB above the fitted model on ml-latest-small (twice NCF-MLP's tower)
-        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=params["factors"],
+        return _ncf_terms(params, n_users, n_items, n_interactions, gmf=params["embedding_size"],
                           mlp=params["mlp_factors"], networks=2 if params["pretrain"] else 1, towers=2)
 
     def _fit(self, train, *, valid, progress):
@@ -349,9 +324,9 @@ class NeuMF(_NCFModel):
         stages = _Stages(progress, [p.epochs, p.epochs, p.finetune_epochs])
         shared = dict(reg=p.reg, negatives=p.negatives, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
                       weight_decay=p.weight_decay, patience=p.patience, seed=p.seed, device=p.device)
-        self.pretrained_gmf_ = NCFGMF(factors=p.factors, **shared).fit(
+        self.pretrained_gmf_ = NCFGMF(embedding_size=p.embedding_size, **shared).fit(
             train, valid=valid, progress=stages.next("gmf_"))
-        self.pretrained_mlp_ = NCFMLP(factors=p.mlp_factors, layers=p.layers, dropout=p.dropout, **shared).fit(
+        self.pretrained_mlp_ = NCFMLP(mlp_factors=p.mlp_factors, layers=p.layers, dropout=p.dropout, **shared).fit(
             train, valid=valid, progress=stages.next("mlp_"))
         # the shared loop takes its epoch count from the params: fine-tuning has its own
         self.params = dataclasses.replace(p, epochs=p.finetune_epochs)
@@ -364,7 +339,7 @@ class NeuMF(_NCFModel):
         p = self.params
         if self.pretrained_gmf_ is not None:
             return fuse_pretrained(self.pretrained_gmf_.module_, self.pretrained_mlp_.module_, PRETRAIN_ALPHA)
-        return NCF(gmf=GMF(train.n_users, train.n_items, p.factors),
+        return NCF(gmf=GMF(train.n_users, train.n_items, p.embedding_size),
                    mlp=MLP(train.n_users, train.n_items, p.mlp_factors, p.layers, p.dropout))
 
     def _optimizer(self, lr: float | None = None):

@@ -30,7 +30,7 @@ from torch import nn
 
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
-from recsys.models.base import FLOAT32, Recommender, embedding_bytes, param
+from recsys.models.base import FLOAT32, Recommender, embedding_bytes, param, with_defaults
 from recsys.models.registry import register
 from recsys.models.training import NegativeSampler, TorchModel, TorchParams, minibatches
 
@@ -388,7 +388,7 @@ def _sequence_terms(params: dict, n_users: int, n_items: int, n_interactions: in
     loss = positions * n_items * FLOAT32 * 5 if params["loss"] == "ce" else \
         positions * params.get("negatives", 1) * FLOAT32 * 6
     return {"fit": embedding_bytes(weights, 1) + activations + loss, "kept": windows + weights * FLOAT32,
-            "score": SCORE_CHUNK_USERS * length * params["hidden"] * FLOAT32 * 16 + 3 * 1024 * n_items * FLOAT32}
+            "score": SCORE_CHUNK_USERS * length * params["embedding_size"] * FLOAT32 * 16 + 3 * 1024 * n_items * FLOAT32}
 
 
 @register
@@ -406,11 +406,12 @@ class SASRec(SequenceModel):
     description = "A small transformer over the person's item sequence that predicts the next item."
 
     @dataclass
-    class Params(TorchParams):
-        hidden: int = param(64, help="Width d of the item and position embeddings and of every block.",
-                            low=4, high=1024, log=True)
+    class Params(with_defaults(TorchParams, epochs=30, batch_size=128, lr=0.003)):
+        embedding_size: int = param(64, help="Width d of the item and position embeddings and of every block.",
+                                    low=4, high=1024, log=True)
+        legacy_names = {"hidden": "embedding_size"}
         layers: int = param(2, help="Self-attention blocks stacked.", low=1, high=8)
-        heads: int = param(1, help="Attention heads per block (must divide hidden).", low=1, high=16)
+        heads: int = param(1, help="Attention heads per block (must divide embedding_size).", low=1, high=16)
         dropout: float = param(0.3, help="Dropout on embeddings, attention weights and block outputs.",
                                low=0.0, high=0.9)
         max_len: int = param(50, help="Most recent items read per person; longer histories are cut into "
@@ -418,13 +419,10 @@ class SASRec(SequenceModel):
         loss: str = param("ce", help="Cross-entropy over all items (softmax), or binary cross-entropy "
                                      "with one sampled negative per position (the original paper).",
                           choices=("ce", "bce"))
-        epochs: int = param(30, help="Passes over the training sequences.", low=1, high=1000)
-        batch_size: int = param(128, help="Sequence windows per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(3e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
-        d, length, layers, batch = params["hidden"], params["max_len"], params["layers"], params["batch_size"]
+        d, length, layers, batch = params["embedding_size"], params["max_len"], params["layers"], params["batch_size"]
         weights = (n_items + 1 + length) * d + layers * (6 * d * d + 8 * d)
         # per block: ~12 (batch, L, d) activations kept for backward, 3 (batch, heads, L, L) attention maps
         activations = layers * batch * length * (12 * d + 3 * params["heads"] * length) * FLOAT32
@@ -432,9 +430,9 @@ class SASRec(SequenceModel):
 
     def _build(self, train):
         p = self.params
-        if p.hidden % p.heads:
-            raise DataError(f"heads ({p.heads}) must divide hidden ({p.hidden}).")
-        return SASRecNet(train.n_items, p.max_len, p.hidden, p.layers, p.heads, p.dropout)
+        if p.embedding_size % p.heads:
+            raise DataError(f"heads ({p.heads}) must divide embedding_size ({p.embedding_size}).")
+        return SASRecNet(train.n_items, p.max_len, p.embedding_size, p.layers, p.heads, p.dropout)
 
     def _loss(self, batch):
         inputs, targets, *negatives = batch
@@ -504,9 +502,10 @@ class GRU4Rec(SequenceModel):
     pad_side = "right"
 
     @dataclass
-    class Params(TorchParams):
-        hidden: int = param(128, help="Width d of the item embeddings and of the GRU state.", low=4, high=1024,
-                            log=True)
+    class Params(with_defaults(TorchParams, epochs=12, batch_size=64, lr=0.005)):
+        embedding_size: int = param(128, help="Width d of the item embeddings and of the GRU state.", low=4,
+                                    high=1024, log=True)
+        legacy_names = {"hidden": "embedding_size"}
         layers: int = param(1, help="Stacked GRU layers.", low=1, high=4)
         dropout: float = param(0.3, help="Dropout on the embeddings and the GRU output.", low=0.0, high=0.9)
         max_len: int = param(50, help="Most recent items read per person; longer histories are cut into "
@@ -519,13 +518,10 @@ class GRU4Rec(SequenceModel):
                                log=True)
         bpr_max_reg: float = param(1.0, help="BPR-max: penalty on the (softmax-weighted) squared negative scores.",
                                    low=0.0, high=100.0)
-        epochs: int = param(12, help="Passes over the training sequences.", low=1, high=1000)
-        batch_size: int = param(64, help="Sequence windows per gradient step.", low=1, high=65536, log=True)
-        lr: float = param(5e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
-        d, length, layers, batch = params["hidden"], params["max_len"], params["layers"], params["batch_size"]
+        d, length, layers, batch = params["embedding_size"], params["max_len"], params["layers"], params["batch_size"]
         weights = (n_items + 1) * d + layers * 6 * d * (d + 1) + (n_items * (d + 1) if params["output"] == "linear"
                                                                    else 0)
         activations = layers * batch * length * 10 * d * FLOAT32
@@ -533,7 +529,7 @@ class GRU4Rec(SequenceModel):
 
     def _build(self, train):
         p = self.params
-        return GRU4RecNet(train.n_items, p.hidden, p.layers, p.dropout, p.output)
+        return GRU4RecNet(train.n_items, p.embedding_size, p.layers, p.dropout, p.output)
 
     def _loss(self, batch):
         inputs, targets, *negatives = batch

@@ -1,16 +1,14 @@
 """The one torch training loop every neural, graph and sequential model shares.
 
 A subclass builds its ``nn.Module`` and says what one mini-batch is and what its loss is;
-this class owns the rest: seeding, device, the epoch loop, the optimiser, validation
-NDCG after each epoch, early stopping (restoring the best epoch), progress reports with
-loss and metric, cancelling (``FitCancelled``) and stopping early on request
-(``StopTraining``), and batched no-grad scoring.
+this class owns the rest: seeding, device, the optimiser, one epoch of mini-batches and
+batched no-grad scoring. The epoch loop itself (validation NDCG, early stopping that keeps
+the best epoch, progress, cancel and stop requests) is ``IterativeModel``'s, shared with iALS.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,18 +18,22 @@ import torch
 
 from recsys.data.dataset import Dataset
 from recsys.evaluation.validation import validation_ndcg
-from recsys.models.base import Recommender, StopTraining, param
+from recsys.models.base import param
+from recsys.models.iterative import IterativeModel
 
 SCORE_BATCH_USERS = 1024
 
 
 @dataclass
 class TorchParams:
-    """Hyperparameters every torch model has; subclasses extend and re-default them."""
+    """Hyperparameters every torch model has; a model adds its own fields and changes these defaults
+    with ``with_defaults(TorchParams, epochs=..., lr=...)`` (help and ranges stay here)."""
 
-    epochs: int = param(20, help="Passes over the training data.", low=1, high=1000)
+    epochs: int = param(20, help="Passes over the training data (interactions, users, items or sequences: "
+                                 "whatever one training example of the model is).", low=1, high=1000)
     batch_size: int = param(1024, help="Training examples per gradient step.", low=1, high=65536, log=True)
-    lr: float = param(1e-3, help="Adam learning rate.", low=1e-5, high=1.0, log=True)
+    lr: float = param(1e-3, help="Learning rate of the optimiser (Adam, unless the model's description "
+                                 "names another or a schedule).", low=1e-5, high=1.0, log=True)
     weight_decay: float = param(0.0, help="L2 penalty on all weights (Adam weight decay).", low=0.0, high=1.0)
     patience: int = param(3, help="With a validation split: stop after this many epochs without a better "
                                   "validation NDCG@10 and keep the best epoch (0 = train every epoch).",
@@ -67,7 +69,7 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator, shuffle: bool
         yield order[start:start + batch_size]
 
 
-class TorchModel(Recommender):
+class TorchModel(IterativeModel):
     """Base of every torch model. Subclasses implement:
 
     - ``_build(train) -> nn.Module``: the network (put data-derived buffers on it too);
@@ -82,7 +84,6 @@ class TorchModel(Recommender):
     """
 
     Params = TorchParams
-    iterative = True
     # torch's working space in a training (autograd, the allocator's cache, oneDNN/MKL buffers). The
     # first torch training of a process pays another 100-250 MB once (libraries, thread pools), which
     # a warm server has already paid; estimates are per training on a warm server
@@ -92,43 +93,26 @@ class TorchModel(Recommender):
     def _fit(self, train: Dataset, *, valid: Dataset | None, progress) -> None:
         p = self.params
         torch.manual_seed(p.seed)
-        rng = np.random.default_rng(p.seed)
         self.device_ = resolve_device(p.device)
         self._prepare(train)
         self.module_ = self._build(train).to(self.device_)
-        optimizer = self.optimizer_ = self._optimizer()
-        best_metric, best_state, best_epoch, waited = -math.inf, None, 0, 0
-        self.epochs_run_, self.stopped_early_ = 0, False
-        for epoch in range(1, p.epochs + 1):
-            loss = self._train_epoch(train, optimizer, rng, epoch)
-            metrics = {"loss": loss}
-            if valid is not None:
-                metrics["val_ndcg@10"] = self._validate(train, valid)
-            self.epochs_run_ = epoch
-            stop_requested = False
-            try:
-                progress(epoch, p.epochs, metrics)
-            except StopTraining:
-                stop_requested = True
-            if valid is not None:
-                if metrics["val_ndcg@10"] > best_metric:
-                    best_metric, best_epoch, waited = metrics["val_ndcg@10"], epoch, 0
-                    best_state = copy.deepcopy(self.module_.state_dict())
-                else:
-                    waited += 1
-                if p.patience and waited >= p.patience:
-                    self.stopped_early_ = True
-                    break
-            if stop_requested:
-                self.stopped_early_ = True
-                break
-        if best_state is not None:
-            self.module_.load_state_dict(best_state)
-        self.best_epoch_ = best_epoch or self.epochs_run_
-        if self.epochs_run_ < p.epochs:
-            progress(p.epochs, p.epochs, {})  # the fit is complete even when it stopped early
+        self.optimizer_ = self._optimizer()
+        self._rng = np.random.default_rng(p.seed)  # one stream through every epoch; not part of the model
+        try:
+            self._train_epochs(train, valid, progress, epochs=p.epochs, patience=p.patience)
+        finally:
+            del self._rng
         self.module_.eval()
         self._finish(train)
+
+    def _run_epoch(self, train: Dataset, epoch: int) -> dict:
+        return {"loss": self._train_epoch(train, self.optimizer_, self._rng, epoch)}
+
+    def _snapshot(self) -> dict:
+        return copy.deepcopy(self.module_.state_dict())
+
+    def _restore(self, state: dict) -> None:
+        self.module_.load_state_dict(state)
 
     def _train_epoch(self, train: Dataset, optimizer, rng: np.random.Generator, epoch: int) -> float:
         self.module_.train()
@@ -195,6 +179,27 @@ class TorchModel(Recommender):
 
     def _finish(self, train: Dataset) -> None:
         """Called once after training, with the best weights loaded and eval mode on."""
+
+
+class PositivePairs:
+    """Mixin for a TorchModel trained on the (user, consumed item) pairs of the training set, with
+    unconsumed items sampled against them. Its default epoch is BPR's: each pair once, in shuffled
+    mini-batches of (user, consumed item, one sampled unconsumed item) triples."""
+
+    # negatives drawn in proportion to popularity^power (0 = uniformly)
+    negative_popularity_power: float = 0.0
+
+    def _prepare(self, train: Dataset) -> None:
+        super()._prepare(train)
+        pos = train.positives.tocoo()
+        self.pairs_ = (pos.row.astype(np.int64), pos.col.astype(np.int64))
+        self.sampler_ = NegativeSampler(train, self.negative_popularity_power)
+
+    def _batches(self, train: Dataset, rng: np.random.Generator):
+        users, items = self.pairs_
+        for idx in minibatches(len(users), self.params.batch_size, rng):
+            u = users[idx]
+            yield u, items[idx], self.sampler_.sample(u, rng)[:, 0]
 
 
 def csr_to_torch(matrix, device) -> torch.Tensor:

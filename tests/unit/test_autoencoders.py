@@ -11,8 +11,8 @@ from recsys.data import Dataset
 from recsys.models import autoencoders, create
 
 # tiny data gets 8 steps per epoch, so a larger learning rate than on MovieLens
-SMALL = {"hidden": 16, "epochs": 30, "lr": 1e-2}
-SMALL_VAE = {"hidden": 16, "latent": 8, "epochs": 30, "lr": 1e-2}
+SMALL = {"embedding_size": 16, "epochs": 30, "lr": 1e-2}
+SMALL_VAE = {"hidden": 16, "embedding_size": 8, "epochs": 30, "lr": 1e-2}
 
 
 def _taste_groups(seed: int = 0, n_users: int = 48, n_items: int = 30, groups: int = 3) -> Dataset:
@@ -45,7 +45,7 @@ def cdae(data):
 
 @pytest.fixture(scope="module")
 def autorec(data):
-    return create("autorec", hidden=16, epochs=40, lr=1e-2, reg=1.0).fit(data)
+    return create("autorec", embedding_size=16, epochs=40, lr=1e-2, reg=1.0).fit(data)
 
 
 def _sigmoid(x):
@@ -174,7 +174,7 @@ def test_mult_vae_vectorised_scores_match_a_per_user_reference(vae, data):
     w_dec, b_dec = _weights(net.decoder)
     history = data.positives.toarray()
     scores = vae.score(np.arange(data.n_users))
-    latent = SMALL_VAE["latent"]
+    latent = SMALL_VAE["embedding_size"]
     for user in range(data.n_users):
         x = history[user] / np.linalg.norm(history[user])
         mu = (w_post @ np.tanh(w_enc @ x + b_enc) + b_post)[:latent]   # the mean, no sampling

@@ -94,7 +94,7 @@ def test_score_candidates_equals_score_at_the_candidates(key, fitted, blocks):
 
 def test_retrieval_pairs_reproduce_factorization_scores(blocks):
     train, _ = blocks
-    model = create("ials", factors=8, iterations=3).fit(train)
+    model = create("ials", embedding_size=8, iterations=3).fit(train)
     users, items = retrieval.embedding_pair(model)
     np.testing.assert_allclose(users[:4] @ items.T, model.score(np.arange(4)), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="no user and item embeddings"):

@@ -16,10 +16,10 @@ def test_ease_solves_its_constrained_ridge_problem():
     dense[:, 0] = 1
     u, i = np.nonzero(dense)
     ds = Dataset.from_frame(pd.DataFrame({"user": u, "item": i}), rating=None)
-    lam = 3.0
-    b = np.asarray(create("ease", lam=lam).fit(ds).weights_, dtype=np.float64)
+    reg = 3.0
+    b = np.asarray(create("ease", reg=reg).fit(ds).weights_, dtype=np.float64)
     gram = dense.T @ dense
-    residual = (gram + lam * np.eye(12)) @ b - gram
+    residual = (gram + reg * np.eye(12)) @ b - gram
     off_diagonal = residual - np.diag(np.diag(residual))
     np.testing.assert_allclose(off_diagonal, 0.0, atol=1e-4)
     np.testing.assert_allclose(np.diag(b), 0.0)

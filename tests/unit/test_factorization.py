@@ -38,7 +38,7 @@ def log():
 
 # ---------------------------------------------------------------------------- PureSVD
 def test_pure_svd_equals_the_dense_svd_projection(log):
-    model = create("pure_svd", factors=5).fit(log)
+    model = create("pure_svd", embedding_size=5).fit(log)
     x = log.positives.toarray().astype(np.float64)
     _, _, vt = np.linalg.svd(x, full_matrices=False)
     v = vt[:5].T
@@ -47,21 +47,21 @@ def test_pure_svd_equals_the_dense_svd_projection(log):
 
 
 def test_pure_svd_fold_in_is_exact(log):
-    model = create("pure_svd", factors=5).fit(log)
+    model = create("pure_svd", embedding_size=5).fit(log)
     for user in (0, 7, 33):
         np.testing.assert_allclose(model.score_history(log.positives[user].indices), model.score([user])[0],
                                    atol=1e-5)
 
 
 def test_pure_svd_keeps_the_rank_low_on_tiny_data(log):
-    model = create("pure_svd", factors=500).fit(log)
+    model = create("pure_svd", embedding_size=500).fit(log)
     assert model.factors_ == min(log.n_users, log.n_items) // 4
 
 
 # ---------------------------------------------------------------------------- iALS
 @pytest.mark.parametrize("solver", ["cg", "cholesky"])
 def test_ials_loss_never_increases(log, solver):
-    model = create("ials", factors=8, reg=1.0, alpha=4.0, iterations=12, solver=solver).fit(log)
+    model = create("ials", embedding_size=8, reg=1.0, alpha=4.0, iterations=12, solver=solver).fit(log)
     losses = np.array(model.loss_history_)
     assert len(losses) == 12
     assert np.all(np.diff(losses) <= 1e-6 * losses[:-1]), losses
@@ -69,7 +69,7 @@ def test_ials_loss_never_increases(log, solver):
 
 
 def test_ials_loss_matches_the_brute_force_sum(log):
-    model = create("ials", factors=4, iterations=2).fit(log)
+    model = create("ials", embedding_size=4, iterations=2).fit(log)
     x = log.positives.toarray()
     scores = model.user_factors_.astype(np.float64) @ model.item_factors_.T.astype(np.float64)
     confidence = 1 + model.params.alpha * x
@@ -95,7 +95,7 @@ def test_batched_cholesky_and_many_cg_steps_solve_each_row_exactly(log):
 
 
 def test_ials_fold_in_matches_training_users(log):
-    model = create("ials", factors=8, iterations=30, solver="cholesky").fit(log)
+    model = create("ials", embedding_size=8, iterations=30, solver="cholesky").fit(log)
     for user in range(0, log.n_users, 9):
         folded = model.score_history(log.positives[user].indices)
         assert np.corrcoef(folded, model.score([user])[0])[0, 1] > 0.99
@@ -131,9 +131,32 @@ def test_stop_training_keeps_the_model_after_that_epoch(log):
             raise StopTraining
 
     model = create("bpr_mf", epochs=50).fit(log, progress=stop_after_three)
-    assert model.epochs_run_ == 3 and model.stopped_early_
+    assert model.epochs_run_ == 3 and model.stopped_early
     assert len([h for h in model.history_ if "loss" in h]) == 3
     assert model.recommend([0], k=5)[0].shape == (1, 5)
+
+
+def test_ials_runs_through_the_shared_epoch_loop(log):
+    """iALS sweeps are epochs of the same loop as the torch models: a stop request keeps the model."""
+    def stop_after_two(step, total, metrics):
+        if step == 2 and metrics:
+            raise StopTraining
+
+    model = create("ials", embedding_size=4, iterations=10).fit(log, progress=stop_after_two)
+    assert model.epochs_run_ == 2 and model.stopped_early and len(model.loss_history_) == 2
+    assert [h["step"] for h in model.history_] == [1, 2]
+    full = create("ials", embedding_size=4, iterations=2).fit(log)
+    np.testing.assert_array_equal(model.score([0, 1]), full.score([0, 1]))
+    assert not full.stopped_early and not create("ease").fit(log).stopped_early
+
+
+def test_ials_keeps_its_best_validation_sweep():
+    ds = low_rank_log(n_users=120, n_items=60, density=0.3, explicit=False)
+    train, valid = random_holdout(ds, 0.2, seed=0)
+    model = create("ials", embedding_size=16, reg=0.01, iterations=12).fit(train, valid=valid)
+    vals = [h["val_ndcg@10"] for h in model.history_ if "val_ndcg@10" in h]
+    assert len(vals) == 12 and model.best_epoch_ == int(np.argmax(vals)) + 1
+    assert validation_ndcg(model._score, train, valid) == pytest.approx(max(vals), abs=1e-9)
 
 
 def test_stop_on_a_model_without_epochs_cancels(log):
@@ -171,40 +194,46 @@ def test_validation_ndcg_equals_the_evaluator(log):
 # ---------------------------------------------------------------------------- biased MF
 def test_mf_sgd_learns_a_low_rank_rating_matrix(log):
     train, test = random_holdout(log, 0.2, seed=0)
-    model = create("mf_sgd", factors=8, epochs=200, init_std=0.1, average_last=0).fit(train)
+    model = create("mf_sgd", embedding_size=8, epochs=200, init_std=0.1, average_last=0).fit(train)
     rmse = np.sqrt(np.mean((model.predict(test.user, test.item) - test.rating) ** 2))
     baseline = np.sqrt(np.mean((train.rating.mean() - test.rating) ** 2))
     assert rmse < 0.8 * baseline, (rmse, baseline)
 
 
 def test_mf_sgd_without_presence_head_scores_are_its_predictions(log):
-    model = create("mf_sgd", factors=4, epochs=3, presence_factors=0).fit(log)
+    model = create("mf_sgd", embedding_size=4, epochs=3, presence_embedding_size=0).fit(log)
     users = np.array([0, 3, 9])
     scores = model.score(users)
     items = np.arange(log.n_items)
     for row, user in enumerate(users):
         raw = model.module_(*(torch.as_tensor(a) for a in (np.full(log.n_items, user), items)))
         np.testing.assert_allclose(scores[row], raw.detach().numpy(), rtol=1e-5, atol=1e-5)
+    # one inner product (μ + b_u and b_i as two more dimensions): the factorization base scores it
+    user_vectors, item_vectors = model.inner_product_embeddings()
+    np.testing.assert_allclose(user_vectors[users] @ item_vectors.T, scores, rtol=1e-5, atol=1e-5)
+    candidates = np.array([[1, 4, -1], [0, 2, 3], [5, 5, 6]])
+    np.testing.assert_allclose(model.score_candidates(users, candidates)[:, :2],
+                               np.take_along_axis(scores, candidates[:, :2], axis=1), rtol=1e-6)
 
 
 def test_mf_sgd_presence_head_leaves_rating_predictions_untouched(log):
     """The presence head has its own parameters and its own negative-sampling stream, so
     the rating half (and its RMSE) is bit-identical with the head on or off."""
-    with_head = create("mf_sgd", factors=4, epochs=4).fit(log)
-    plain = create("mf_sgd", factors=4, epochs=4, presence_factors=0).fit(log)
+    with_head = create("mf_sgd", embedding_size=4, epochs=4).fit(log)
+    plain = create("mf_sgd", embedding_size=4, epochs=4, presence_embedding_size=0).fit(log)
     users, items = np.repeat(np.arange(log.n_users), 3), np.tile(np.arange(3), log.n_users)
     np.testing.assert_array_equal(with_head.predict(users, items), plain.predict(users, items))
     assert with_head.ranks_by_predicted_rating is False and plain.ranks_by_predicted_rating is True
 
 
 def test_mf_sgd_ranks_by_presence_times_clipped_rating(log):
-    model = create("mf_sgd", factors=4, epochs=3).fit(log)
+    model = create("mf_sgd", embedding_size=4, epochs=3).fit(log)
     users = np.array([0, 5])
     items = np.arange(log.n_items)
     m = model.module_
     for row, user in zip(model.score(users), users):
         u, i = torch.full((log.n_items,), int(user)), torch.as_tensor(items)
-        presence = torch.sigmoid(m.presence_logit(u, i)).detach().numpy()
+        presence = torch.sigmoid(m.presence(u, i)).detach().numpy()
         rating = np.clip(m(u, i).detach().numpy(), *model.rating_range_)
         np.testing.assert_allclose(row, presence * rating, rtol=1e-5, atol=1e-6)
         assert (row >= 0).all() and (row <= model.rating_range_[1]).all()
@@ -224,7 +253,7 @@ def test_mf_sgd_losses_for_implicit_data_and_their_limits():
 def test_embeddings_and_similar_items_come_from_the_factors(log):
     model = create("bpr_mf", epochs=2).fit(log)
     items = model.item_embeddings()
-    assert items.shape == (log.n_items, model.params.factors)
+    assert items.shape == (log.n_items, model.params.embedding_size)
     neighbours, sims = model.similar_items(5, k=4)
     unit = items / np.linalg.norm(items, axis=1, keepdims=True)
     brute = unit @ unit[5]

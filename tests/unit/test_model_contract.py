@@ -11,7 +11,8 @@ import pytest
 from recsys.data import Dataset
 from recsys.data.errors import DataError
 from recsys.models import create, describe_params, registry
-from recsys.models.base import FitCancelled
+from recsys.models.base import FitCancelled, coerce_params, id_params, legacy_names, with_defaults
+from recsys.models.training import TorchParams
 
 N_GROUPS, USERS_PER_GROUP, ITEMS_PER_GROUP, HELD_PER_USER = 3, 8, 8, 2
 NON_PERSONALISED = {"random", "pop"}
@@ -136,3 +137,60 @@ def test_the_classification_loss_of_the_rating_model_recovers_the_pattern(blocks
     items, _ = model.recommend(users, k=HELD_PER_USER)
     truth = test.positives.toarray().astype(bool)
     assert truth[users[:, None], items].mean() >= 0.9
+
+
+# ---------------------------------------------------------------------- shared names and defaults
+def test_every_legacy_name_points_at_a_field_and_builds_the_same_params(key):
+    cls = registry[key]
+    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+    for old, current in legacy_names(cls.Params).items():
+        assert current in fields and old not in fields, f"{key}: {old} -> {current}"
+        value = fields[current].default
+        assert create(key, **{old: value}).params == create(key).params
+        # a run id hashed on the old names: id_params gives them back, and coercing those undoes it
+        assert old in id_params(cls.Params, create(key).get_params())
+
+
+def test_embedding_size_and_reg_are_the_shared_names():
+    assert create("ease", lam=123.0).params.reg == 123.0     # the name DESIGN.md and notebooks use
+    assert create("ials", factors=12).params.embedding_size == 12
+    assert create("sasrec", hidden=16).params.embedding_size == 16
+    assert create("mult_vae", latent=40).params.embedding_size == 40
+    assert create("ncf_mlp", factors=4).params.mlp_factors == 4
+    assert create("mf_sgd", presence_factors=0).params.presence_embedding_size == 0
+    for key in ("ials", "bpr_mf", "pure_svd", "mf_sgd", "lightgcn", "ncf_gmf", "neumf", "autorec", "cdae",
+                "mult_vae", "sasrec", "gru4rec"):
+        assert "embedding_size" in {f.name for f in dataclasses.fields(registry[key].Params)}, key
+    for key in ("ease", "ials", "bpr_mf", "mf_sgd", "lightgcn", "ncf_gmf", "autorec"):
+        assert "reg" in {f.name for f in dataclasses.fields(registry[key].Params)}, key
+
+
+def test_an_old_and_a_new_name_with_different_values_are_refused():
+    with pytest.raises(DataError, match="old name of 'embedding_size'"):
+        create("ials", factors=8, embedding_size=16)
+    assert create("ials", factors=8, embedding_size=8).params.embedding_size == 8   # the same value is fine
+
+
+def test_id_params_restores_the_names_run_ids_were_hashed_with():
+    params = create("ease", reg=250.0).get_params()
+    assert id_params(registry["ease"].Params, params) == {"lam": 250.0}
+    # iALS's full parameters exactly as stored runs hashed them before the shared names
+    assert id_params(registry["ials"].Params, create("ials").get_params()) == {
+        "factors": 64, "reg": 50.0, "alpha": 5.0, "iterations": 15, "solver": "cg", "cg_steps": 3, "seed": 42}
+    assert coerce_params(registry["ease"].Params, id_params(registry["ease"].Params, params)).reg == 250.0
+
+
+def test_with_defaults_changes_defaults_and_keeps_help_and_ranges():
+    params_cls = with_defaults(TorchParams, epochs=7, lr=0.5)
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    base = {f.name: f for f in dataclasses.fields(TorchParams)}
+    assert params_cls().epochs == 7 and params_cls().lr == 0.5 and params_cls().batch_size == 1024
+    assert [f.name for f in dataclasses.fields(params_cls)] == list(base)      # order unchanged
+    assert fields["epochs"].metadata == base["epochs"].metadata
+    assert TorchParams().epochs == 20                                           # the base is untouched
+    with pytest.raises(DataError, match="at most"):
+        coerce_params(params_cls, {"epochs": 10**6})
+    with pytest.raises(TypeError, match="no field"):
+        with_defaults(TorchParams, epoch=3)
+    with pytest.raises(TypeError, match="default of epochs"):
+        with_defaults(TorchParams, epochs="many")

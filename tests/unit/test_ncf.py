@@ -12,9 +12,9 @@ from recsys.models import create, ncf
 from recsys.models.base import StopTraining
 
 SMALL = {
-    "ncf_gmf": {"factors": 8, "epochs": 10, "lr": 1e-2},
-    "ncf_mlp": {"factors": 8, "layers": 2, "dropout": 0.3, "epochs": 10, "lr": 1e-2},
-    "neumf": {"factors": 8, "mlp_factors": 8, "layers": 2, "dropout": 0.3, "epochs": 10, "lr": 1e-2},
+    "ncf_gmf": {"embedding_size": 8, "epochs": 10, "lr": 1e-2},
+    "ncf_mlp": {"mlp_factors": 8, "layers": 2, "dropout": 0.3, "epochs": 10, "lr": 1e-2},
+    "neumf": {"embedding_size": 8, "mlp_factors": 8, "layers": 2, "dropout": 0.3, "epochs": 10, "lr": 1e-2},
 }
 GROUPS = 3
 
@@ -52,7 +52,7 @@ def _logits(net: torch.nn.Module, users: np.ndarray, n_items: int) -> np.ndarray
 
 
 def test_each_epoch_has_every_positive_once_and_fresh_unconsumed_negatives(data):
-    model = create("ncf_gmf", factors=4, negatives=3, epochs=1).fit(data)
+    model = create("ncf_gmf", embedding_size=4, negatives=3, epochs=1).fit(data)
     rng = np.random.default_rng(0)
     users, items, labels = (np.concatenate(part) for part in zip(*model._batches(data, rng)))
     consumed = data.positives.toarray().astype(bool)
@@ -101,9 +101,9 @@ def test_neumf_is_initialised_from_its_own_pretrained_gmf_and_mlp(data):
     gmf, mlp = model.pretrained_gmf_, model.pretrained_mlp_
     # the branches were trained as the standalone models are, with the same seed and epochs
     users, shared = np.arange(data.n_users), dict(epochs=10, lr=1e-2, reg=model.params.reg)
-    alone = create("ncf_gmf", factors=8, **shared).fit(data)
+    alone = create("ncf_gmf", embedding_size=8, **shared).fit(data)
     np.testing.assert_array_equal(gmf.score(users), alone.score(users))
-    alone = create("ncf_mlp", factors=8, layers=2, dropout=0.3, **shared).fit(data)
+    alone = create("ncf_mlp", mlp_factors=8, layers=2, dropout=0.3, **shared).fit(data)
     np.testing.assert_array_equal(mlp.score(users), alone.score(users))
     # one epoch of Adam at lr 1e-5 moves no weight by more than 8 steps * 1e-5: still the fused ones
     net = model.module_

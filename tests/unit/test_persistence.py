@@ -59,7 +59,7 @@ class _Composite(Recommender):
     key, label, family = "test_composite", "Composite", "hybrid"
 
     def _fit(self, train, *, valid, progress):
-        self.components_ = [create("pop").fit(train), create("ease", lam=10.0).fit(train)]
+        self.components_ = [create("pop").fit(train), create("ease", reg=10.0).fit(train)]
         self.by_name_ = {"knn": create("item_knn").fit(train)}
         self.weights_ = (np.float32(0.3), 0.7)
         self.table_ = sp.coo_matrix(np.eye(3, dtype=np.float32))
@@ -79,7 +79,7 @@ def test_recommender_valued_attributes_are_saved_recursively(blocks, tmp_path, m
     users = np.arange(train.n_users)
     np.testing.assert_array_equal(loaded.score(users), model.score(users))
     assert [type(m).key for m in loaded.components_] == ["pop", "ease"]
-    assert loaded.components_[1].get_params()["lam"] == 10.0
+    assert loaded.components_[1].get_params()["reg"] == 10.0
     assert isinstance(loaded.weights_, tuple) and loaded.weights_[0].dtype == np.float32
     assert loaded.table_.format == "coo" and (loaded.table_.toarray() == np.eye(3)).all()
     assert loaded.names_.tolist() == ["a", "b"]
@@ -135,6 +135,21 @@ def test_unknown_model_key_is_refused(blocks, tmp_path):
     (folder / STATE_FILE).write_text(json.dumps(header))
     with pytest.raises(ArtifactError, match="'no_such_model' model"):
         load_model(folder, train)
+
+
+def test_a_model_stored_under_the_old_parameter_names_still_loads(blocks, tmp_path):
+    """Artifacts written before the shared names (``factors``, ``lam``) open with the same values."""
+    train, _ = blocks
+    folder = tmp_path / "m"
+    model = create("ials", embedding_size=6, iterations=2).fit(train)
+    save_model(model, folder)
+    header = json.loads((folder / STATE_FILE).read_text())
+    stored = header["model"]["params"]
+    stored["factors"] = stored.pop("embedding_size")
+    (folder / STATE_FILE).write_text(json.dumps(header))
+    loaded = load_model(folder, train)
+    assert loaded.params == model.params and loaded.params.embedding_size == 6
+    np.testing.assert_array_equal(loaded.score([0, 1]), model.score([0, 1]))
 
 
 def test_unfitted_model_is_not_saved(tmp_path):

@@ -17,8 +17,8 @@ NOISE = np.arange(3, N_ITEMS)
 # small and quick, but enough to learn the synthetic pattern below
 SMALL = {
     "markov": {},
-    "sasrec": {"hidden": 32, "layers": 1, "heads": 2, "dropout": 0.1, "max_len": 16, "epochs": 15, "lr": 1e-2},
-    "gru4rec": {"hidden": 32, "dropout": 0.1, "max_len": 16, "epochs": 15, "lr": 1e-2},
+    "sasrec": {"embedding_size": 32, "layers": 1, "heads": 2, "dropout": 0.1, "max_len": 16, "epochs": 15, "lr": 1e-2},
+    "gru4rec": {"embedding_size": 32, "dropout": 0.1, "max_len": 16, "epochs": 15, "lr": 1e-2},
 }
 
 
@@ -193,7 +193,7 @@ def test_influences_are_each_recommendations_share_of_attention_times_similarity
 def test_item_embeddings_have_one_row_per_item(fitted):
     for key in ("sasrec", "gru4rec"):
         vectors = fitted[key].item_embeddings()
-        assert vectors.shape == (N_ITEMS, SMALL[key]["hidden"])
+        assert vectors.shape == (N_ITEMS, SMALL[key]["embedding_size"])
 
 
 # ---------------------------------------------------------------------------- data layout
