@@ -14,6 +14,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
 from recsys.evaluation import beyond, metrics
 from recsys.evaluation.stats import bootstrap_cis, paired_test
+from recsys.models.capabilities import has
 from recsys.serving.ranking import top_k
 
 
@@ -128,7 +129,8 @@ def evaluate(
     per_user, list_level = _all_metrics(ranked, train, ks, _default_features(train, features), head_fraction)
     rmse = mae = None
     n_rated = 0
-    if _predicts_ratings(model, test):
+    # implicit "ratings" are all 1.0: an error against them measures nothing
+    if test.feedback == "explicit" and has(model, "predicts_ratings"):
         rmse, mae, n_rated, per_user_errors = _rating_errors(model, train, test, eval_users, users, batch_size)
         per_user.update(per_user_errors)
     means = {name: float(np.mean(values)) for name, values in per_user.items()}
@@ -166,7 +168,7 @@ def _check_ks(k) -> list[int]:
 
 
 def _check_compatible(model, train: Dataset, test: Dataset) -> None:
-    if getattr(model, "train_", None) is None:
+    if not model.is_fitted:
         raise RuntimeError("The model is not fitted yet: call fit(train) before evaluating.")
     if test.n_items != train.n_items or test.n_users != train.n_users:
         raise DataError(
@@ -339,13 +341,6 @@ def _all_metrics(ranked: dict, train: Dataset, ks: list[int], features, head_fra
 
 
 # ---------------------------------------------------------------------- rating errors
-def _predicts_ratings(model, test: Dataset) -> bool:
-    # implicit "ratings" are all 1.0: an error against them measures nothing; a model may have a
-    # predict method yet not predict ratings in its current configuration (mf_sgd with loss='bce')
-    return (callable(getattr(model, "predict", None)) and getattr(model, "predicts_ratings", True)
-            and test.feedback == "explicit")
-
-
 def _rating_errors(model, train, test, eval_users, users, batch_size):
     """RMSE/MAE over every test rating of users with a training history.
 
