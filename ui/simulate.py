@@ -33,12 +33,18 @@ REMEMBERED = "simulate_knobs"    # {preset key: {"knobs": {...}, "seed": int}} a
 
 
 # ---------------------------------------------------------------------- knob widgets
+# words of knob names that read wrong when merely lower-cased
+KNOB_WORDS = {"mmr": "MMR", "ctr": "CTR", "ucb": "UCB", "ipw": "IPW", "ab": "A/B", "ndcg": "NDCG", "lambda": "λ",
+              "epsilon": "ε", "alpha": "α"}
+
+
 def knob_label(name: str) -> str:
-    """``n_items`` → "Number of items", ``row_decay`` → "Row decay"."""
+    """``n_items`` → "Number of items", ``mmr_lambda`` → "MMR λ", ``row_decay`` → "Row decay"."""
     words = name.split("_")
     if words[0] == "n" and len(words) > 1:
         words = ["number", "of", *words[1:]]
-    return " ".join(words).capitalize()
+    label = " ".join(KNOB_WORDS.get(word, word) for word in words)
+    return label if words[0] in KNOB_WORDS else label[:1].upper() + label[1:]  # ε stays ε, not Ε
 
 
 def knob_widget(field: dict, value, key: str):

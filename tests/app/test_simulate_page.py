@@ -10,7 +10,7 @@ import pytest
 from recsys.simulation import presets
 from tests.app.test_inspection_pages import train_models
 from tests.app.test_pages import assert_clean, charts
-from ui.simulate import HEADLINE, figure_rows, summary_value
+from ui.simulate import HEADLINE, figure_rows, knob_label, summary_value
 from ui.text import md_unescape
 
 SIMULATE = "app_pages/simulate.py"
@@ -171,3 +171,8 @@ def test_figure_rows_reads_both_shapes_and_ignores_the_rest():
     assert figure_rows(3, {"A/B": 12.0, "Thompson": 4}) == [
         {"round": 3, "series": "A/B", HEADLINE: 12.0}, {"round": 3, "series": "Thompson", HEADLINE: 4.0}]
     assert figure_rows(1, {}) == [] and figure_rows(1, None) == []
+
+
+def test_knob_labels_read_as_words():
+    assert [knob_label(n) for n in ("n_items", "mmr_lambda", "epsilon", "row_decay", "rate_1")] == [
+        "Number of items", "MMR λ", "ε", "Row decay", "Rate 1"]
