@@ -30,15 +30,16 @@ from recsys.simulation.loop import (
     LOOP_MODELS,
     LoopSettings,
     RoundState,
-    _best,
     break_ties,
     content_similarity,
     epsilon_greedy,
     fit_scores,
     model_label,
     offline_ndcg,
+    one_blas_thread,
     seed_log,
     standardise_scores,
+    top_unseen,
 )
 from recsys.simulation.presets import Preset
 from recsys.simulation.result import RoundProgress, SimulationResult
@@ -73,6 +74,12 @@ class OfflineOnlineKnobs:
 def run_offline_online(world: World, knobs: OfflineOnlineKnobs, *, seed: int = 0,
                        progress: RoundProgress | None = None) -> pd.DataFrame:
     """One row per (round, candidate model, named by its label) with its offline and online figures."""
+    with one_blas_thread():
+        return _run_offline_online(world, knobs, seed=seed, progress=progress)
+
+
+def _run_offline_online(world: World, knobs: OfflineOnlineKnobs, *, seed: int,
+                        progress: RoundProgress | None) -> pd.DataFrame:
     candidates = _candidates(knobs)
     settings = LoopSettings(rounds=knobs.rounds, k=knobs.k, model=knobs.logging_model,
                             epsilon=knobs.logging_epsilon, examination=knobs.examination)
@@ -91,7 +98,7 @@ def run_offline_online(world: World, knobs: OfflineOnlineKnobs, *, seed: int = 0
         uniforms = flight_rng.random((world.n_users, world.n_items))
         for name in candidates:
             scores = break_ties(standardise_scores(fit_scores(name, log.train), log.clicks.sum(axis=0)), tie_rng)
-            shown = _best(scores, log.clicks, settings.k)
+            shown = top_unseen(scores, log.clicks, settings.k)
             clicked = _clicks(world, shown, uniforms, examine)
             latest[model_label(name)] = {
                 "offline_ndcg": offline_ndcg(scores, log.train, log.validation, settings.k),

@@ -163,7 +163,7 @@ def test_true_utility_is_the_world_relevance_of_what_was_shown(world):
     truth = world.truth
 
     def oracle(state, k, settings, rng):
-        return loop._best(truth, state.excluded, k)
+        return loop.top_unseen(truth, state.excluded, k)
 
     rounds = run_loop(world, ["greedy", "oracle"], LoopSettings(rounds=2, k=5), seed=1, custom={"oracle": oracle})
     first = rounds[rounds["round"] == 1].set_index("series")
