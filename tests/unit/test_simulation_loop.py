@@ -260,3 +260,21 @@ def test_offline_online_is_deterministic_and_validated():
     assert first.takeaway == again.takeaway
     with pytest.raises(DataError, match="different"):
         offline_online.PRESETS[0](seed=0, candidate_a="pop", candidate_b="pop", rounds=2)
+
+
+def test_loop_runs_on_a_world_built_from_a_model():
+    """A trained model taken as the truth: no latent item descriptions, so MMR falls back to the
+    model's own view of which items are alike."""
+    from recsys.data.synthetic import make_dataset
+    from recsys.models import create
+
+    dataset = make_dataset(120, 80, seed=2)
+    world = World.from_model(create("item_knn").fit(dataset), dataset)
+    assert loop.content_similarity(world) is None
+    rounds = run_loop(world, ["greedy", "mmr"], LoopSettings(rounds=3, k=5), seed=0)
+    assert rounds["series"].unique().tolist() == ["Greedy", "MMR diversity"]
+    assert rounds["true_utility"].between(0, 1).all()
+    assert rounds["offline_ndcg"].notna().all()
+    # MMR's lists differ from greedy's from the first round on
+    first = rounds[rounds["round"] == 1].set_index("series")
+    assert first.loc["MMR diversity", "homogenisation"] != first.loc["Greedy", "homogenisation"]
