@@ -52,8 +52,7 @@ if what == "items":
     picked = st.selectbox("Find an item (most popular first)", order, key="emb_item",
                           format_func=lambda i: f"{titles[i]}  ·  {train.item_popularity[i]} interactions")
     neighbours = emb.neighbours_table(train, vectors, int(picked), k=10)
-    near_codes = [int(np.flatnonzero(titles == t)[0]) for t in neighbours["title"]]
-    highlight = table.iloc[[int(picked), *near_codes]]
+    highlight = table.iloc[[int(picked), *neighbours["item"].tolist()]]  # by item code: titles can repeat
     st.altair_chart(charts.embedding_map(
         table, "genre" if colour == "genre" else "log_popularity",
         "First genre" if colour == "genre" else "log10(interactions + 1)",
@@ -62,21 +61,34 @@ if what == "items":
         categorical=colour == "genre"), width="stretch")
     left, right = st.columns(2)
     left.subheader("Nearest in the embedding space")
-    left.dataframe(neighbours, hide_index=True, column_config={
+    left.dataframe(neighbours.drop(columns="item"), hide_index=True, column_config={
         "similarity": st.column_config.NumberColumn("cosine", format="%.3f")})
-    right.subheader("Most similar by the model's own scores")
+    own_items = None
     if has(model, "similar_items"):
-        items, scores = model.similar_items(int(picked), 10)
-        right.dataframe({"title": titles[items], "score": scores}, hide_index=True,
+        own_items, own_scores = model.similar_items(int(picked), 10)
+    repeats = own_items is not None and emb.same_items(own_items, neighbours["item"])
+    if own_items is not None and not repeats:
+        right.subheader("Most similar by the model's own scores")
+        right.dataframe({"title": titles[own_items], "score": own_scores}, hide_index=True,
                         column_config={"score": st.column_config.NumberColumn(format="%.3f")})
         right.caption("What the model itself would put next to this title (its `similar_items`).")
     elif has(model, "fold_in"):
+        right.subheader("Recommended after this title alone")
         scores = model.score_history([int(picked)])
         scores[int(picked)] = -np.inf
         top = np.argsort(-scores, kind="stable")[:10]
-        right.dataframe({"title": titles[top], "score": scores[top]}, hide_index=True)
-        right.caption("What the model recommends to someone who consumed only this title.")
+        right.dataframe({"title": titles[top], "score": scores[top]}, hide_index=True,
+                        column_config={"score": st.column_config.NumberColumn(format="%.3f")})
+        right.caption(("For this model its own item-to-item view is the cosine of these same vectors, so it "
+                       "would repeat the table on the left. Shown instead: w" if repeats else "W")
+                      + "hat the model recommends to someone who consumed only this title (folded in), which also "
+                        "weighs popularity and every other item's vector.")
+    elif repeats:
+        right.subheader("Most similar by the model's own scores")
+        right.info("This model's own item-to-item view is the cosine of these same vectors: the same list as on "
+                   "the left.")
     else:
+        right.subheader("Most similar by the model's own scores")
         right.info("This model has no item-to-item view of its own.")
 else:
     colour = controls[3].selectbox("Colour by", ["activity", "NDCG@10"], key="emb_colour_users")

@@ -144,10 +144,18 @@ def user_table(ds: Dataset, coords: np.ndarray, metric: np.ndarray | None = None
 
 
 def neighbours_table(ds: Dataset, vectors: np.ndarray, item: int, k: int = 10) -> pd.DataFrame:
-    """The k items nearest to ``item`` by cosine similarity of their embeddings."""
+    """The k items nearest to ``item`` by cosine similarity of their embeddings, with their item codes
+    (``item``): two items may share a title, so a page finds them again by code, never by title."""
     items, sims = cosine_neighbours(np.asarray(vectors, dtype=np.float32), int(item), k)
-    return pd.DataFrame({"title": ds.item_titles(items), "similarity": sims,
+    return pd.DataFrame({"item": items.astype(np.int64), "title": ds.item_titles(items), "similarity": sims,
                          "genres": [", ".join(ds.item_genres()[i]) for i in items]})
+
+
+def same_items(first, second) -> bool:
+    """Whether two neighbour lists name the same items in the same order (a model whose own item-to-item view
+    is the cosine of its embeddings repeats the embedding neighbours exactly)."""
+    first, second = np.asarray(first), np.asarray(second)
+    return first.shape == second.shape and bool(np.array_equal(first, second))
 
 
 def dimension_extremes(ds: Dataset, vectors: np.ndarray, dim: int, k: int = 8,

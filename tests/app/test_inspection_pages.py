@@ -48,7 +48,12 @@ def test_embeddings_page_draws_the_map_neighbours_and_dimensions(app, what):
     if what == "items":
         near, own, low, high = tables
         assert len(near) == 10 and near["similarity"].is_monotonic_decreasing
-        assert len(own) == 10
+        assert len(own) == 10 and "item" not in near.columns
+        # PureSVD's own item-to-item view is the cosine of the same vectors: instead of repeating the left table,
+        # the right one shows what it recommends after this title alone, and says why
+        assert own["title"].tolist() != near["title"].tolist()
+        assert "Recommended after this title alone" in [h.value for h in app.subheader]
+        assert any("would repeat the table on the left" in c.value for c in app.caption)
     else:
         low, high = tables
     assert len(low) == 8 and len(high) == 8
@@ -57,6 +62,23 @@ def test_embeddings_page_draws_the_map_neighbours_and_dimensions(app, what):
     app.selectbox(key="emb_method").set_value("tsne").run(timeout=120)
     assert_clean(app)
     assert charts(app) == [titles[0].replace("(PCA)", "(t-SNE)")]
+
+
+def test_neighbours_are_found_again_by_item_code_when_titles_repeat():
+    import pandas as pd
+
+    from recsys.data import Dataset
+    from recsys.inspection.embeddings import neighbours_table, same_items
+
+    frame = pd.DataFrame({"user": [0, 0, 1, 1, 2], "item": ["a", "b", "c", "b", "c"], "rating": 1.0})
+    items = pd.DataFrame({"item": ["a", "b", "c"], "title": ["Hamlet", "Hamlet", "Heat"]})
+    ds = Dataset.from_frame(frame, items=items, item_key="item")
+    vectors = np.array([[1.0, 0.0], [0.1, 1.0], [0.9, 0.2]], dtype=np.float32)
+    table = neighbours_table(ds, vectors, int(ds.item_codes(["a"])[0]), k=2)
+    # the nearest to the first "Hamlet" is "Heat", then the other "Hamlet": by code, not the first title match
+    assert table["title"].tolist() == ["Heat", "Hamlet"]
+    assert table["item"].tolist() == ds.item_codes(["c", "b"]).tolist()
+    assert same_items(table["item"], ds.item_codes(["c", "b"])) and not same_items(table["item"], [2])
 
 
 def graph_drawn(app) -> tuple[list[dict], list[dict]]:
