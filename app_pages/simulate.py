@@ -72,7 +72,7 @@ with output:
                                "again when it has finished.", icon=":material/hourglass_top:")
                 else:
                     with shown_errors(f"Running {preset.label}"):
-                        live = sim.LiveView(preset.label)
+                        live = sim.LiveView(preset.label, budget_s=sim.run_budget())
                         try:
                             result = simulate(live)
                         finally:

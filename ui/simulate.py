@@ -15,6 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from recsys.data.errors import DataError
 from recsys.simulation.result import SimulationResult
 from ui.charts import FIT_WIDTH
 from ui.text import md_escape
@@ -23,6 +24,9 @@ CHART_HEIGHT = 240
 # live charts are redrawn at most this often: a preset can finish 50 rounds in a second, and
 # sending every one to the browser would take longer than the simulation itself
 LIVE_REDRAW_S = 0.25
+# hosted mode: a run still going after this long stops at the end of its round (default runs take 0.2-1.5
+# CPU seconds; the largest knobs of some presets take minutes)
+HOSTED_BUDGET_S = 60.0
 # results a visitor keeps (preset, knobs, seed → frames); a few dozen kB each
 KEPT_RESULTS = 12
 CHOSEN = "simulate_chosen"       # the preset last picked
@@ -217,16 +221,26 @@ def _numbers(values: dict) -> dict:
 
 
 class LiveView:
-    """The progress callback: a progress bar and the charts so far, redrawn as rounds come in."""
+    """The progress callback: a progress bar and the charts so far, redrawn as rounds come in.
 
-    def __init__(self, label: str):
+    With ``budget_s`` (hosted mode) a run still going after that many seconds is stopped at the end of
+    a round with a message, so one visitor's largest knobs cannot hold a shared server's core.
+    """
+
+    def __init__(self, label: str, budget_s: float | None = None):
         self.label = label
+        self.budget_s = budget_s
+        self.started = time.monotonic()
         self.bar = st.progress(0.0, text=f"{label}: starting…")
         self.charts = st.empty()
         self.rows: list[dict] = []
         self.drawn_at = 0.0
 
     def __call__(self, done: int, total: int, figures: dict) -> None:
+        if self.budget_s is not None and done < total and time.monotonic() - self.started > self.budget_s:
+            raise DataError(f"This simulation was still running after {self.budget_s:.0f} s, the limit on this "
+                            f"shared server, at round {done} of {total}. Lower the rounds or the sizes and run "
+                            "again (on your own machine there is no limit).")
         self.rows.extend(figure_rows(done, figures))
         self.bar.progress(min(1.0, done / max(total, 1)), text=f"{self.label}: round {done} of {total}")
         now = time.monotonic()
@@ -321,7 +335,6 @@ def arm_rates(trained: dict[str, dict], choice: dict, seed: int) -> list[float]:
     current split's people (``recsys.simulation``: World.from_model, bandits.arm_rates_in_world)."""
     import numpy as np
 
-    from recsys.data.errors import DataError
     from recsys.simulation.bandits import arm_rates_in_world
     from recsys.simulation.world import World
     from ui import data, runs
@@ -341,3 +354,10 @@ def arm_rates(trained: dict[str, dict], choice: dict, seed: int) -> list[float]:
     rates = arm_rates_in_world([models[name] for name in choice["arms"]], world, k=ARM_SLOTS,
                                examination_kind=choice["examination"], users=users)
     return [float(rate) for rate in rates]
+
+
+def run_budget() -> float | None:
+    """Seconds a simulation may run on this server: HOSTED_BUDGET_S when hosted, no limit on a laptop."""
+    from recsys.hosting import config
+
+    return HOSTED_BUDGET_S if config().hosted else None

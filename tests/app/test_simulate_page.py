@@ -10,6 +10,7 @@ import pytest
 from recsys.simulation import presets
 from tests.app.test_inspection_pages import train_models
 from tests.app.test_pages import assert_clean, charts
+from ui import simulate as ui_simulate
 from ui.simulate import HEADLINE, figure_rows, knob_label, summary_value
 from ui.text import md_unescape
 
@@ -176,3 +177,18 @@ def test_figure_rows_reads_both_shapes_and_ignores_the_rest():
 def test_knob_labels_read_as_words():
     assert [knob_label(n) for n in ("n_items", "mmr_lambda", "epsilon", "row_decay", "rate_1")] == [
         "Number of items", "MMR λ", "ε", "Row decay", "Rate 1"]
+
+
+def test_a_hosted_run_past_its_budget_stops_with_a_message(app, monkeypatch):
+    monkeypatch.setenv("RECSYS_HOSTED", "1")
+    monkeypatch.setattr(ui_simulate, "HOSTED_BUDGET_S", 0.0)  # every round is past it
+    run_bandits(open_page(app))
+    assert not app.exception
+    assert len(app.error) == 1
+    assert "still running after 0 s, the limit on this shared server, at round 1 of 6" in md_unescape(app.error[0].value)
+    assert takeaways(app) == [] and charts(app) == []
+    # on a laptop the same run has no limit
+    monkeypatch.delenv("RECSYS_HOSTED")
+    next(b for b in app.button if b.label == "Run").click().run()
+    assert_clean(app)
+    assert len(takeaways(app)) == 1
