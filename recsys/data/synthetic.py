@@ -203,6 +203,9 @@ class SyntheticWorld:
     series_part: np.ndarray  # (n_items,) 1-based part number, 1 for stand-alone titles
     release_time: np.ndarray  # (n_items,) epoch seconds
     knobs: Knobs
+    # (n_interactions,) in ``interactions`` order: the star rating before noise and rounding, so
+    # the best any model can do (the "magic barrier") is known exactly
+    rating_signal: np.ndarray | None = None
 
     def affinity(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Latent affinity of (user, item) position pairs: what drives choice and rating."""
@@ -485,14 +488,17 @@ def _timeline(rng: np.random.Generator, cat: _Catalogue, users: _Users, u: np.nd
 
 # ---------------------------------------------------------------------------- ratings
 def _ratings(rng: np.random.Generator, cat: _Catalogue, n_users: int, u: np.ndarray, i: np.ndarray,
-             affinity_z: np.ndarray, knobs: Knobs) -> np.ndarray:
-    """1-5 stars: affinity + generous/harsh user + acclaimed/panned title + noise, rounded."""
+             affinity_z: np.ndarray, knobs: Knobs) -> tuple[np.ndarray, np.ndarray]:
+    """1-5 stars: affinity + generous/harsh user + acclaimed/panned title + noise, rounded.
+
+    Also returns the noiseless signal behind each rating (what the stars would be without noise).
+    """
     user_bias = rng.normal(0, 0.4, n_users)
     item_bias = rng.normal(0, 0.3, len(cat.titles)) + 0.1 * _standardise(cat.log_popularity)
-    raw = (2.25 + user_bias[u] + item_bias[i] + knobs.rating_weight * affinity_z[u, i]
-           + knobs.rating_noise * rng.normal(size=len(u)))
+    signal = 2.25 + user_bias[u] + item_bias[i] + knobs.rating_weight * affinity_z[u, i]
+    raw = signal + knobs.rating_noise * rng.normal(size=len(u))
     step = 0.5 if knobs.half_stars else 1.0
-    return np.clip(np.round(raw / step) * step, 1.0, 5.0)
+    return np.clip(np.round(raw / step) * step, 1.0, 5.0), signal
 
 
 # ---------------------------------------------------------------------------- public API
@@ -520,7 +526,7 @@ def simulate(n_users: int = DEFAULT_USERS, n_items: int = DEFAULT_ITEMS, seed: i
     chosen = _choose(rng_choice, cat, users, affinity_z, config)
     u, i = np.nonzero(chosen)
     u, i, timestamp = _timeline(rng_time, cat, users, u, i, config)
-    rating = _ratings(rng_rating, cat, n_users, u, i, affinity_z, config)
+    rating, signal = _ratings(rng_rating, cat, n_users, u, i, affinity_z, config)
 
     order = np.lexsort((i, timestamp, u))
     interactions = pd.DataFrame({
@@ -538,7 +544,7 @@ def simulate(n_users: int = DEFAULT_USERS, n_items: int = DEFAULT_ITEMS, seed: i
     return SyntheticWorld(
         interactions=interactions, items=items, user_factors=users.factors, item_factors=cat.factors,
         genre_centroids=cat.centroids, series_id=cat.series_id, series_part=cat.series_part,
-        release_time=cat.release_time, knobs=config,
+        release_time=cat.release_time, knobs=config, rating_signal=signal[order],
     )
 
 

@@ -1,0 +1,152 @@
+"""The shape of a lesson and the list of lessons in the course's order."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+
+import pandas as pd
+
+from recsys.data.dataset import Dataset
+from recsys.data.errors import DataError
+from recsys.data.split import make_split
+from recsys.experiment import RunSpec, fit_and_evaluate, run
+from recsys.models.base import coerce_params, describe_params
+from recsys.store import SHARED, ExperimentStore
+
+# chapter modules in the course's order; each declares LESSONS: list[Lesson]
+MODULES = (
+    "recsys.lessons.neighborhood",
+    "recsys.lessons.evaluation",
+    "recsys.lessons.ratings",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What "Set up the app for this lesson" does: the data, the split and the runs it needs.
+
+    ``runs`` are (model key, params) pairs trained or reused from the experiment store, so a
+    prepared workshop opens every lesson without training; ``page`` is the page to open next.
+    """
+
+    dataset: str = "sample"
+    split: dict = dataclasses.field(default_factory=lambda: {"method": "random", "test_fraction": 0.2, "seed": 42})
+    runs: tuple[tuple[str, dict], ...] = ()
+    page: str | None = None
+
+
+@dataclasses.dataclass
+class Context:
+    """What a lesson computes on: the app's current dataset (None for worked examples) and the store.
+
+    Lessons train through :meth:`train`, the experiment's one run path: with a store, a run
+    trained once (by the workshop's preparation, or by the first learner) is reused by every
+    later visit; ``fits`` lists the runs this context actually trained.
+    """
+
+    dataset: Dataset | None = None
+    store: ExperimentStore | None = None
+    owner: str = SHARED
+    fits: list[str] = dataclasses.field(default_factory=list)
+
+    def train(self, data: Dataset, split: Mapping, model: str, params: Mapping | None = None):
+        """(fitted model, evaluation report) of ``model`` on ``data`` under ``split``, reused when stored."""
+        spec = RunSpec.make(data, split, model, params, owner=self.owner)
+        if self.store is not None:
+            result = run(spec, data, store=self.store)
+            if not result.reused:
+                self.fits.append(spec.run_id)
+            if result.model is not None:
+                return result.model, result.report
+        trained = fit_and_evaluate(spec, make_split(data, spec.split))
+        self.fits.append(spec.run_id)
+        return trained.model, trained.report
+
+
+@dataclasses.dataclass(frozen=True)
+class LessonResult:
+    """What one run of a lesson produced and which answer those numbers make right.
+
+    ``correct`` indexes the lesson's ``choices``; ``explanation`` says why, quoting
+    ``figures``. ``tables`` hold the worked terms a learner can read line by line.
+    """
+
+    figures: dict[str, float]
+    correct: int
+    explanation: str
+    tables: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+
+    def feedback(self, choice: int) -> str:
+        verdict = "Right." if choice == self.correct else "Not quite."
+        return f"{verdict} {self.explanation}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Lesson:
+    """One question of the course, the experiment that answers it, and how to set the app up.
+
+    ``Knobs`` is a dataclass declared with ``recsys.models.base.param`` (the page builds its
+    widgets the way the Train page builds a model's); ``compute(knobs, context)`` runs the
+    experiment on the context's data (lessons that need none ignore it).
+    """
+
+    key: str
+    chapter: str
+    title: str
+    framing: str
+    question: str
+    choices: tuple[str, ...]
+    Knobs: type
+    compute: Callable[[object, Context], LessonResult]
+    setup: Setup = Setup()
+
+    def knobs(self, **overrides) -> object:
+        return coerce_params(self.Knobs, overrides)
+
+    def describe(self) -> list[dict]:
+        return describe_params(self.Knobs)
+
+    def run(self, context: Context | None = None, **overrides) -> LessonResult:
+        result = self.compute(self.knobs(**overrides), context or Context())
+        if not 0 <= result.correct < len(self.choices):
+            raise RuntimeError(f"lesson {self.key!r} marked choice {result.correct} of {len(self.choices)}")
+        return result
+
+
+def lessons() -> dict[str, Lesson]:
+    """Every lesson by key, in the course's order."""
+    found: dict[str, Lesson] = {}
+    for name in MODULES:
+        for lesson in importlib.import_module(name).LESSONS:
+            if lesson.key in found:
+                raise RuntimeError(f"lesson key {lesson.key!r} is declared twice")
+            found[lesson.key] = lesson
+    return found
+
+
+def get(key: str) -> Lesson:
+    available = lessons()
+    if key not in available:
+        raise DataError(f"Unknown lesson {key!r}; choose one of {sorted(available)}.")
+    return available[key]
+
+
+def parse_numbers(text: str, what: str, *, low: float | None = None, high: float | None = None,
+                  min_len: int = 2, max_len: int = 50) -> list[float]:
+    """"5, 5, 4, 4" -> [5.0, 5.0, 4.0, 4.0], with a message that says which entry is wrong."""
+    parts = [p for p in str(text).replace(";", ",").replace(" ", ",").split(",") if p]
+    if not min_len <= len(parts) <= max_len:
+        raise DataError(f"{what} needs between {min_len} and {max_len} numbers separated by commas; "
+                        f"got {len(parts)}.")
+    values = []
+    for position, part in enumerate(parts, start=1):
+        try:
+            value = float(part)
+        except ValueError:
+            raise DataError(f"{what}: entry {position} ({part[:20]!r}) is not a number.") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise DataError(f"{what}: entry {position} is {value:g}; use values from {low:g} to {high:g}.")
+        values.append(value)
+    return values
