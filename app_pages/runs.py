@@ -56,11 +56,16 @@ def manage(by_id: dict) -> None:
     if rename_col.button("Rename", key="runs_rename", icon=":material/edit:"):
         with shown_errors("Renaming the run"):
             store.rename(run_id, new_name, actor=actor)
+            old_name = by_id[run_id]["name"]
+            ss["runs_message"] = (f"Renamed {md_escape(old_name)} to {md_escape(new_name.strip())}."
+                                  if new_name.strip() != old_name else f"{md_escape(old_name)} keeps its name.")
             st.rerun()
     if delete_col.button("Delete…", key="runs_delete", icon=":material/delete:"):
         ss["runs_confirm"] = run_id
     if ss.get("runs_confirm") == run_id:
-        st.warning(f"Delete {md_escape(by_id[run_id]['name'])} and its stored model? This cannot be undone.")
+        # only a run whose model is stored has one to lose (an imported run may hold numbers alone)
+        what = " and its stored model" if by_id[run_id].get("model stored") else ""
+        st.warning(f"Delete {md_escape(by_id[run_id]['name'])}{what}? This cannot be undone.")
         yes_col, no_col, _ = st.columns([1, 1, 3])
         if yes_col.button("Yes, delete", key="runs_delete_yes", type="primary"):
             with shown_errors("Deleting the run"):
@@ -78,8 +83,15 @@ def export(by_id: dict) -> None:
     if not done:
         st.caption("No finished runs to export yet.")
         return
-    chosen = st.multiselect("Runs to export", done, default=done, key="runs_export_pick",
-                            format_func=lambda r: by_id[r]["name"])
+    # The choice is kept by run id and handed back to the widget each run: a rename changes the names the
+    # widget shows, and Streamlit then treats it as a new widget and forgets the choice.
+    ss = st.session_state
+    known = ss.get("_runs_export_known", [])
+    current = ss.get("runs_export_pick", ss.get("_runs_export_chosen", done))  # the person's latest choice
+    kept = [r for r in current if r in done]
+    ss["runs_export_pick"] = kept + [r for r in done if r not in known and r not in kept]
+    chosen = st.multiselect("Runs to export", done, key="runs_export_pick", format_func=lambda r: by_id[r]["name"])
+    ss["_runs_export_chosen"], ss["_runs_export_known"] = list(chosen), list(done)
     with_models = st.checkbox("Include the trained models (bigger file)", key="runs_export_models")
     if chosen:
         st.download_button("Download experiment bundle (.zip)", key="runs_export",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from recsys.data import load
-from recsys.store import ExperimentStore, train_or_reuse
+from recsys.store import SHARED, ExperimentStore, train_or_reuse
 from ui.identity import token_owner
 from ui.text import md_unescape
 
@@ -100,10 +100,16 @@ def test_rename_and_delete_with_confirmation(app, sample):
     open_runs(app)
     app.selectbox(key="runs_pick").set_value(knn.run_id).run()
     app.text_input(key=f"runs_name_{knn.run_id}").set_value("kNN, k=200").run()
+    app.multiselect(key="runs_export_pick").set_value([knn.run_id]).run()
     button(app, "Rename").click().run()
     assert_clean(app)
+    assert [md_unescape(s.value) for s in app.success] == ["Renamed Item-item kNN to kNN, k=200."]
     assert list(app.dataframe[0].value["name"]) == ["Most popular", "kNN, k=200"]
     assert store.get(knn.run_id).name == "kNN, k=200"
+    # the renamed run stays in the export selection, and a run left out stays out
+    assert app.multiselect(key="runs_export_pick").value == [knn.run_id]
+    app.run()
+    assert app.multiselect(key="runs_export_pick").value == [knn.run_id] and not app.success
 
     app.selectbox(key="runs_pick").set_value(pop.run_id).run()
     button(app, "Delete…").click().run()
@@ -117,6 +123,20 @@ def test_rename_and_delete_with_confirmation(app, sample):
     assert [s.value for s in app.success] == ["Deleted Most popular."]
     assert list(app.dataframe[0].value["name"]) == ["kNN, k=200"]
     assert store.get(pop.run_id) is None and not (store.artifacts / pop.run_id).exists()
+
+
+def test_deleting_a_run_without_a_stored_model_does_not_mention_one(app, sample):
+    store = home_store()
+    pop = train_or_reuse(store, sample, SAMPLE, SPLIT, "pop", load=False).record
+    # an imported run may carry its numbers alone: exported without its model, deleted, imported again
+    bundle = store.export_bundle([pop.run_id], include_models=False)
+    store.delete(pop.run_id)
+    store.import_bundle(bundle, SHARED)
+    assert not store.get(pop.run_id).has_model
+    open_runs(app)
+    app.selectbox(key="runs_pick").set_value(pop.run_id).run()
+    button(app, "Delete…").click().run()
+    assert [w.value for w in app.warning] == ["Delete Most popular? This cannot be undone."]
 
 
 def test_import_a_bundle_and_refuse_a_bad_one(app, sample, tmp_path):
