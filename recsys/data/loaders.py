@@ -719,7 +719,7 @@ def _ml100k_items(source, near: str) -> pd.DataFrame | None:
             f"(id, title, release date, video date, URL and {len(genres)} genre flags). Use the original file."
         )
     flags = raw.iloc[:, 5:].fillna(0).to_numpy(dtype=bool)
-    titles = raw[1].fillna("").str.strip()
+    titles = readable_titles(raw[1].fillna("").str.strip())
     _check_cells(titles, "title", where)
     # the year in the title is the film's; the release date is a fallback for titles without one
     year = _year_from_title(titles).fillna(_year_from_text(raw[2]))
@@ -883,6 +883,23 @@ def _load_bundled_layout(source, member: str, *, feedback=None, positive_thresho
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
 
 
+# MovieLens files articles at the end ("English Patient, The (1996)"): moved back to the front on load. Only a
+# comma plus one of these articles, right before the year or alternative-title brackets or the end, qualifies,
+# so titles such as "Paris, Texas (1984)" or "Sex, Lies, and Videotape" stay as they are.
+_SUFFIX_ARTICLE = re.compile(r"^(?P<body>.+?), (?P<article>The|An|A|La|Le|Les|L'|Il|Das|Die|Der|El|Los|Las)"
+                             r"(?P<rest>(?:\s*\([^()]*\))*)\s*$")
+
+
+def readable_titles(titles: pd.Series) -> pd.Series:
+    """"English Patient, The (1996)" -> "The English Patient (1996)"; "Année dernière, L' (1961)" ->
+    "L'Année dernière (1961)"; every other title unchanged."""
+    parts = titles.astype(str).str.extract(_SUFFIX_ARTICLE)
+    moved = parts["body"].notna()
+    joiner = np.where(parts["article"].eq("L'"), "", " ")
+    fixed = parts["article"] + pd.Series(joiner, index=titles.index) + parts["body"] + parts["rest"].fillna("")
+    return titles.where(~moved, fixed)
+
+
 def _year_from_title(titles: pd.Series) -> pd.Series:
     """'Toy Story (1995)' -> 1995.0, and series '(2006–2007)' -> 2006.0; NaN without a year."""
     return pd.to_numeric(titles.astype(str).str.strip().str.extract(_YEAR_IN_TITLE, expand=False), errors="coerce")
@@ -912,7 +929,7 @@ def _check_cells(values: pd.Series, role: str, source: str) -> None:
 
 
 def _movie_metadata(ids: pd.Series, titles: pd.Series, genres: pd.Series, source: str = "movies") -> pd.DataFrame:
-    titles = titles.fillna("").astype(str).str.strip()
+    titles = readable_titles(titles.fillna("").astype(str).str.strip())
     _check_cells(titles, "title", source)
     _check_cells(genres.fillna(""), "genres", source)
     return pd.DataFrame({
