@@ -21,7 +21,7 @@ ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
 BACKEND = ("recsys.evaluation", "recsys.models", "recsys.serving", "recsys.store")
 
 # characters of a dataset's name the sidebar's select box shows at 1440 px before cutting it short
-DATASET_NAME_FITS = 26
+DATASET_NAME_FITS = 30
 
 st.set_page_config(page_title="Recommender Explorer", page_icon=str(ICON), layout="wide")
 state.init()

@@ -50,7 +50,7 @@ def estimate_for(cls, params: dict):
         return None  # the refusal is shown when the training is asked for
     try:
         with st.spinner(f"Timing {cls.label} on a sample of this data…"):
-            return estimate.estimate_fit(cls, params, split.train, n_eval_users=test_users)
+            return estimate.estimate_fit(cls, params, split.train, valid=split.valid, n_eval_users=test_users)
     except Exception:  # an estimate is a nicety: the training itself reports what is wrong
         log.exception("probing %s failed", cls.key)
         return None
@@ -77,7 +77,7 @@ def long_fit_offer(cls, key: str, params: dict, guess) -> None:
     quick = None
     try:
         with st.spinner(f"Working out a quicker setting of {cls.label} for this data…"):
-            quick = estimate.quick_setting(cls, params, split.train, n_eval_users=test_users)
+            quick = estimate.quick_setting(cls, params, split.train, valid=split.valid, n_eval_users=test_users)
     except Exception:  # no quick setting is no reason to hide the warning
         log.exception("no quick setting for %s", cls.key)
     text = f"{cls.label} as set would take {guess.describe()} on this data: over a minute."

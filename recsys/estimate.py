@@ -7,9 +7,10 @@ on a random share of the users (at most ``PROBE_INTERACTIONS`` interactions, eve
 every user code kept, so embedding tables and item-item matrices have their full size) and
 times the pieces that grow with the data separately from those that do not:
 
-* iterative models run two epochs; the second one's time, scaled up to the whole training
-  data, is the time per epoch, and what remains (building the model, finishing it) counts
-  once;
+* iterative models run two epochs (each validated on the same users' validation part when
+  the split has one, as the training will be); the second one's time, scaled up to the whole
+  training data, is the time per epoch, and what remains (building the model, finishing it)
+  counts once;
 * one-shot models are fitted on the share and on half of it; the line through the two times
   separates the fixed part (e.g. EASE's item-item inverse) from the part that grows with
   the interactions.
@@ -136,29 +137,36 @@ def full_params(cls, params: dict) -> dict:
     return dataclasses.asdict(cls(**dict(params)).params)
 
 
-def probe_sample(train: Dataset, max_interactions: int, seed: int) -> tuple[Dataset, float]:
+def probe_sample(train: Dataset, max_interactions: int, seed: int,
+                 valid: Dataset | None = None) -> tuple[Dataset, float, Dataset | None]:
     """A random share of the users with all their interactions (about ``max_interactions`` in all),
-    and the share of interactions it holds. Only the drawn users are kept (many models run over
-    every user code each epoch); every item is kept, so item tables have their full size."""
+    the share of interactions it holds and the same users' part of ``valid`` (None without one).
+    Only the drawn users are kept (many models run over every user code each epoch); every item is
+    kept, so item tables have their full size."""
     if train.n_interactions <= max_interactions:
-        return train, 1.0
+        return train, 1.0, valid
     rng = np.random.default_rng(seed)
     keep_user = rng.random(train.n_users) < max_interactions / train.n_interactions
     keep_user[train.user[0]] = True  # a handful of very heavy users: at least one is drawn
-    mask = keep_user[train.user]
-    new_code = np.cumsum(keep_user) - 1  # old user code -> code among the drawn users
-    sample = dataclasses.replace(
-        train, user=new_code[train.user[mask]], item=train.item[mask], rating=train.rating[mask],
-        timestamp=None if train.timestamp is None else train.timestamp[mask],
-        user_ids=train.user_ids[keep_user],
-        users=None if train.users is None else train.users.iloc[np.flatnonzero(keep_user)].reset_index(drop=True),
-        name=f"{train.name} probe", _cache={})
-    return sample, float(mask.sum()) / train.n_interactions
+    sample = _users_of(train, keep_user)
+    share = sample.n_interactions / train.n_interactions
+    return sample, share, None if valid is None else _users_of(valid, keep_user)
+
+
+def _users_of(ds: Dataset, keep_user: np.ndarray) -> Dataset:
+    """The interactions of the kept users, their codes renumbered among them (items unchanged)."""
+    mask = keep_user[ds.user]
+    new_code = np.cumsum(keep_user) - 1  # old user code -> code among the kept users
+    return dataclasses.replace(
+        ds, user=new_code[ds.user[mask]], item=ds.item[mask], rating=ds.rating[mask],
+        timestamp=None if ds.timestamp is None else ds.timestamp[mask], user_ids=ds.user_ids[keep_user],
+        users=None if ds.users is None else ds.users.iloc[np.flatnonzero(keep_user)].reset_index(drop=True),
+        name=f"{ds.name} probe", _cache={})
 
 
 def _timed_fit(cls, params: dict, data: Dataset, clock: Callable[[], float],
-               max_seconds: float) -> tuple[object, float, list[float]]:
-    """Fit ``cls`` on ``data``; returns the model (None when stopped after its first epoch), the
+               max_seconds: float, valid: Dataset | None = None) -> tuple[object, float, list[float]]:
+    """Fit ``cls`` on ``data`` (validating on ``valid`` after each epoch, as the training will); returns the model (None when stopped after its first epoch), the
     seconds it took and the clock reading at each progress report (relative to the start)."""
     model = cls(**params)
     start = clock()
@@ -172,23 +180,25 @@ def _timed_fit(cls, params: dict, data: Dataset, clock: Callable[[], float],
             raise FitCancelled  # one epoch that long is measurement enough
 
     try:
-        model.fit(data, progress=progress)
+        model.fit(data, valid=valid, progress=progress)
     except FitCancelled:
         model = None
     return model, clock() - start, reports
 
 
-def probe(cls, params: dict, train: Dataset, *, n_eval_users: int = 0, seed: int = 0,
-          max_interactions: int = PROBE_INTERACTIONS, max_seconds: float = PROBE_MAX_SECONDS,
+def probe(cls, params: dict, train: Dataset, *, valid: Dataset | None = None, n_eval_users: int = 0,
+          seed: int = 0, max_interactions: int = PROBE_INTERACTIONS, max_seconds: float = PROBE_MAX_SECONDS,
           clock: Callable[[], float] = time.perf_counter) -> FitEstimate:
-    """Time ``cls`` with ``params`` on a share of ``train`` and scale to the whole (see the module doc)."""
+    """Time ``cls`` with ``params`` on a share of ``train`` and scale to the whole (see the module doc).
+    With ``valid``, each probed epoch validates too (the same users' part), as the training will."""
     full = full_params(cls, params)
-    sample, share = probe_sample(train, max_interactions, seed)
+    sample, share, sample_valid = probe_sample(train, max_interactions, seed, valid=valid)
     epochs_name = epochs_param(cls)
     started = clock()
     _warm_up(cls, full, sample, epochs_name, seed)
     if epochs_name is not None:
-        model, total, reports = _timed_fit(cls, {**full, epochs_name: 2}, sample, clock, max_seconds)
+        model, total, reports = _timed_fit(cls, {**full, epochs_name: 2}, sample, clock, max_seconds,
+                                           valid=sample_valid)
         if len(reports) >= 2:
             epoch = reports[1] - reports[0]
             fixed = max(0.0, total - 2 * epoch)
@@ -198,7 +208,7 @@ def probe(cls, params: dict, train: Dataset, *, n_eval_users: int = 0, seed: int
     else:
         # the half share first: a first fit pays one-off warm-ups (allocations, BLAS threads), and
         # charged to the smaller fit they can only flatten the growth, never inflate it
-        half, _ = probe_sample(sample, max(1, sample.n_interactions // 2), seed + 1)
+        half, _, _ = probe_sample(sample, max(1, sample.n_interactions // 2), seed + 1)
         half_share = half.n_interactions / train.n_interactions
         if share < 1.0 and half_share < share:
             _, total_half, _ = _timed_fit(cls, full, half, clock, max_seconds)
@@ -218,7 +228,7 @@ def _warm_up(cls, full: dict, sample: Dataset, epochs_name: str | None, seed: in
     """One untimed fit on a sliver of the sample: a process's first fit of a kind pays one-off costs
     (torch's lazy initialisation, thread pools, allocator growth; 4 s of BPR-MF's first epoch on the
     sample) that would otherwise be read as the cost of an epoch."""
-    sliver, _ = probe_sample(sample, WARM_UP_INTERACTIONS, seed + 2)
+    sliver, _, _ = probe_sample(sample, WARM_UP_INTERACTIONS, seed + 2)
     settings = {**full, epochs_name: 1} if epochs_name else full
     try:
         cls(**settings).fit(sliver)
@@ -242,25 +252,25 @@ _cache: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 
 
-def _cache_key(cls, full: dict, train: Dataset, n_eval_users: int) -> tuple:
+def _cache_key(cls, full: dict, train: Dataset, valid: Dataset | None, n_eval_users: int) -> tuple:
     epochs_name = epochs_param(cls)
-    # the number of epochs only multiplies; patience matters only with a validation part
+    # the number of epochs only multiplies; patience only ends a fit sooner (the estimate is the longest)
     settings = tuple(sorted((k, repr(v)) for k, v in full.items() if k not in (epochs_name, "patience")))
-    return train.fingerprint, cls.key, settings, int(n_eval_users)
+    return train.fingerprint, valid.fingerprint if valid is not None else None, cls.key, settings, int(n_eval_users)
 
 
-def estimate_fit(cls, params: dict, train: Dataset, *, n_eval_users: int = 0, seed: int = 0,
-                 prober: Callable[..., FitEstimate] = probe) -> FitEstimate:
-    """The estimate of fitting ``cls`` with ``params`` on ``train`` (and scoring ``n_eval_users``),
-    probed once per data, model and setting; a different number of epochs reuses the probe."""
+def estimate_fit(cls, params: dict, train: Dataset, *, valid: Dataset | None = None, n_eval_users: int = 0,
+                 seed: int = 0, prober: Callable[..., FitEstimate] = probe) -> FitEstimate:
+    """The estimate of fitting ``cls`` with ``params`` on ``train`` (validating on ``valid``, scoring
+    ``n_eval_users``), probed once per data, model and setting; another number of epochs reuses it."""
     full = full_params(cls, params)
-    key = _cache_key(cls, full, train, n_eval_users)
+    key = _cache_key(cls, full, train, valid, n_eval_users)
     with _lock:
         found = _cache.get(key)
         if found is not None:
             _cache.move_to_end(key)
     if found is None:
-        found = prober(cls, full, train, n_eval_users=n_eval_users, seed=seed)
+        found = prober(cls, full, train, valid=valid, n_eval_users=n_eval_users, seed=seed)
         with _lock:
             _cache[key] = found
             while len(_cache) > CACHE_SIZE:
@@ -269,7 +279,7 @@ def estimate_fit(cls, params: dict, train: Dataset, *, n_eval_users: int = 0, se
     return found.with_epochs(full[epochs_name]) if epochs_name else found
 
 
-def quick_setting(cls, params: dict, train: Dataset, *, n_eval_users: int = 0,
+def quick_setting(cls, params: dict, train: Dataset, *, valid: Dataset | None = None, n_eval_users: int = 0,
                   target: float = QUICK_TARGET_SECONDS,
                   estimator: Callable[..., FitEstimate] = estimate_fit) -> tuple[dict, FitEstimate] | None:
     """A setting of ``cls`` that should fit ``train`` in about ``target`` seconds: fewer epochs, and
@@ -280,7 +290,7 @@ def quick_setting(cls, params: dict, train: Dataset, *, n_eval_users: int = 0,
         return None
     settings = full_params(cls, params)
     size_name = size_param(cls)
-    estimate = estimator(cls, settings, train, n_eval_users=n_eval_users)
+    estimate = estimator(cls, settings, train, valid=valid, n_eval_users=n_eval_users)
     while True:
         affordable = (target - estimate.fixed - estimate.scoring) / max(estimate.per_epoch or 0.0, 1e-9)
         epochs = int(min(settings[epochs_name], max(1, math.floor(affordable))))
@@ -288,7 +298,7 @@ def quick_setting(cls, params: dict, train: Dataset, *, n_eval_users: int = 0,
         if epochs >= MIN_QUICK_EPOCHS or size is None or size <= SMALLEST_EMBEDDING:
             break
         settings[size_name] = max(SMALLEST_EMBEDDING, size // 2)
-        estimate = estimator(cls, settings, train, n_eval_users=n_eval_users)
+        estimate = estimator(cls, settings, train, valid=valid, n_eval_users=n_eval_users)
     settings[epochs_name] = epochs
     return settings, estimate.with_epochs(epochs)
 

@@ -184,6 +184,70 @@ def test_train_page_trains_two_models(app, sample):
     assert len(app.session_state["runs"]) == 2
 
 
+def test_results_of_two_splits_are_labelled_with_dataset_and_split(app, sample):
+    app.run()
+    app.switch_page(TRAIN).run()
+    train(app, "pop")
+    sidebar_widget(app, "selectbox", "Split").set_value("leave_last").run()
+    assert_clean(app)
+    caption = app.caption[0].value
+    assert "leave last 1 out" in caption and "leave_last" not in caption  # words, not the raw key
+    submit(app, "Train Most popular")
+    deadline = time.monotonic() + 60
+    while len([m for m in app.success if SUCCESS.match(m.value)]) < 2:
+        assert time.monotonic() < deadline and not app.error and not app.exception, "the second training"
+        time.sleep(0.2)
+        app.run()
+    # every result sits under the dataset and split it belongs to
+    shown = [(el.type, md_unescape(el.value)) for el in app.main if el.type in ("caption", "success")
+             and (el.type == "success" or el.value.startswith("On "))]
+    on = "On **Sample catalogue (synthetic) · "
+    assert [(kind, text if kind == "caption" else SUCCESS.match(text)["label"]) for kind, text in shown] == [
+        ("caption", on + "random 80/20 holdout**"), ("success", "Most popular"),
+        ("caption", on + "leave last 1 out**"), ("success", "Most popular")]
+    table = app.dataframe[0].value
+    assert list(table["split"]) == ["random 80/20 holdout", "leave last 1 out"]
+    assert list(table["dataset"]) == [sample.name, sample.name] == ["Sample catalogue (synthetic)"] * 2
+    # the Data page's caption uses the same words
+    app.switch_page("app_pages/data.py").run()
+    assert any(c.value.startswith("Current split (leave last 1 out):") for c in app.caption)
+    assert not [c.value for c in app.caption if "leave_last" in c.value]
+
+
+def test_the_model_choice_matches_by_substring_and_survives_a_page_switch(app):
+    app.run()
+    app.switch_page(TRAIN).run()
+    chooser = app.multiselect(key="train_models")
+    # fuzzy matching took "knn" for Markov chain too; "select all matches" then added every one of them
+    modes = chooser.proto.DESCRIPTOR.fields_by_name["filter_mode"].enum_type
+    assert modes.values_by_number[chooser.proto.filter_mode].name == "FILTER_MODE_CONTAINS"
+    assert not chooser.proto.select_all
+    chooser.set_value(["ease", "markov"]).run()
+    app.switch_page("app_pages/data.py").run()
+    app.switch_page(TRAIN).run()
+    assert_clean(app)
+    assert app.multiselect(key="train_models").value == ["ease", "markov"]
+
+
+def test_the_data_page_says_what_use_the_sample_did(app):
+    app.run()
+    app.button(key="use_sample").click().run()
+    assert_clean(app)
+    assert "The bundled sample is already the current dataset; nothing changed." in [i.value for i in app.info]
+    other = "The sample under a name too long for the sidebar's box"
+    app.session_state["sources"] = {**app.session_state["sources"], other: {"kind": "sample", "label": other}}
+    app.session_state["_select_dataset"] = other
+    app.run()
+    assert sidebar_widget(app, "selectbox", "Dataset").value == other
+    # a name longer than the sidebar's box is written out in full beneath it
+    assert [md_unescape(c.value) for c in app.sidebar.caption] == [other]
+    app.button(key="use_sample").click().run()
+    assert sidebar_widget(app, "selectbox", "Dataset").value == "Sample catalogue (synthetic)"
+    assert [s.value for s in app.success] == ["Switched to the bundled sample: it is the current dataset for every "
+                                              "page."]
+    assert not app.sidebar.caption  # the sample's name fits
+
+
 # ---------------------------------------------------------------------------- Compare
 def test_live_training_shows_curves_and_stop_keeps_the_model(app):
     app.run()

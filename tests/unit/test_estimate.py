@@ -48,6 +48,8 @@ class EpochModel(Recommender):
         CLOCK.now += SETUP
         for epoch in range(1, self.params.epochs + 1):
             CLOCK.now += PER_INTERACTION * train.n_interactions * self.params.factors / 64
+            if valid is not None:  # validating costs as much per interaction as training, here
+                CLOCK.now += PER_INTERACTION * valid.n_interactions
             progress(epoch, self.params.epochs, {"loss": 1.0 / epoch})
         self.n_items_ = train.n_items
 
@@ -97,14 +99,15 @@ def probe(cls, params, train, **kw):
 
 
 def test_the_probe_sample_keeps_every_item_and_only_the_drawn_users(train):
-    sample, share = estimate.probe_sample(train, 2_000, seed=1)
+    sample, share, no_valid = estimate.probe_sample(train, 2_000, seed=1)
+    assert no_valid is None
     assert sample.n_items == train.n_items and (sample.item_ids == train.item_ids).all()
     drawn = sample.n_users
     assert 0 < drawn < train.n_users and sample.n_interactions == 20 * drawn  # whole users
     assert share == pytest.approx(sample.n_interactions / train.n_interactions)
     assert 0.15 < share < 0.35
     assert set(sample.user_ids) <= set(train.user_ids)
-    assert estimate.probe_sample(train, 10_000, seed=1) == (train, 1.0)  # small data: all of it
+    assert estimate.probe_sample(train, 10_000, seed=1) == (train, 1.0, None)  # small data: all of it
 
 
 def test_an_iterative_model_is_timed_per_epoch_and_scaled_to_the_whole_data(train):
@@ -117,6 +120,15 @@ def test_an_iterative_model_is_timed_per_epoch_and_scaled_to_the_whole_data(trai
     assert guess.seconds == pytest.approx(SETUP + 50 * 8.0 + 4.0)
     assert guess.long and guess.describe() == "about 6 min 40 s (8.0 s per epoch × 50 epochs)"
     assert guess.with_epochs(5).seconds == pytest.approx(SETUP + 5 * 8.0 + 4.0)
+
+
+def test_validating_each_epoch_is_part_of_the_epoch(train):
+    valid = train.subset(np.tile(np.arange(20) < 5, 400), "valid")  # five of each user's interactions
+    guess = probe(EpochModel, {}, train, valid=valid, max_interactions=2_000)
+    assert guess.per_epoch == pytest.approx(PER_INTERACTION * (8_000 + 2_000))
+    sample, share, sample_valid = estimate.probe_sample(train, 2_000, seed=0, valid=valid)
+    assert sample_valid.n_users == sample.n_users and sample_valid.n_interactions == 5 * sample.n_users
+    assert (sample_valid.user_ids == sample.user_ids).all()
 
 
 def test_a_slow_first_epoch_ends_the_probe_there(train):
