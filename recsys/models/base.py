@@ -85,6 +85,14 @@ def id_params(params_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     return {first.get(name, name): value for name, value in values.items()}
 
 
+def _read_legacy_name(params, name: str):
+    """``params.factors`` on a Params whose field is now ``embedding_size``: old code keeps reading."""
+    current = legacy_names(type(params)).get(name)
+    if current is None:
+        raise AttributeError(f"{type(params).__qualname__} has no parameter {name!r}")
+    return getattr(params, current)
+
+
 def with_defaults(params_cls: type, **defaults) -> type:
     """A subclass of the dataclass ``params_cls`` whose fields ``defaults`` names start at new values.
 
@@ -188,6 +196,12 @@ class Recommender:
         width = embedding_width(params)
         tables = embedding_bytes(n_users + n_items, width) if width else 0
         return {"fit": tables, "kept": (n_users + n_items) * width * FLOAT32}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # a Params that renamed fields answers to the old names too (read-only)
+        if legacy_names(cls.Params) and not hasattr(cls.Params, "__getattr__"):
+            cls.Params.__getattr__ = _read_legacy_name
 
     def __init__(self, params=None, **overrides):
         if params is not None and overrides:

@@ -158,6 +158,9 @@ def test_embedding_size_and_reg_are_the_shared_names():
     assert create("mult_vae", latent=40).params.embedding_size == 40
     assert create("ncf_mlp", factors=4).params.mlp_factors == 4
     assert create("mf_sgd", presence_factors=0).params.presence_embedding_size == 0
+    assert create("ials", embedding_size=12).params.factors == 12               # old code reading the field
+    with pytest.raises(AttributeError, match="no parameter 'nope'"):
+        create("ials").params.nope  # noqa: B018
     for key in ("ials", "bpr_mf", "pure_svd", "mf_sgd", "lightgcn", "ncf_gmf", "neumf", "autorec", "cdae",
                 "mult_vae", "sasrec", "gru4rec"):
         assert "embedding_size" in {f.name for f in dataclasses.fields(registry[key].Params)}, key
