@@ -47,6 +47,9 @@ with controls, st.form(f"simulate_form.{key}"):
     seed = int(st.number_input("Seed", 0, 2**31 - 1, value=int(last.get("seed", 0)), key=f"simulate_seed.{key}",
                                help="The same knobs and seed give the same rounds."))
     arms = sim.arm_widgets(trained, last.get("arms")) if len(trained) >= 2 else None
+    if key == sim.ARMS_PRESET and len(trained) < 2:
+        st.caption("Train two or more models on the Train page to make them the arms, in a world whose truth is "
+                   "a third model's scores.")
     run_clicked = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
 
 

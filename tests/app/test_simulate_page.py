@@ -74,6 +74,8 @@ def test_run_shows_the_computed_takeaway_charts_and_the_round_table(app):
     run_bandits(open_page(app))
     assert_clean(app)
     result = presets.get("bandit_vs_ab")(seed=0, **SMALL)
+    # no trained runs yet: the arms are the knobs' click rates, and the page says how to use runs instead
+    assert any("Train two or more models" in c.value for c in app.caption)
 
     # the sentence is this run's: it quotes the summary's figures
     assert takeaways(app) == [result.takeaway]
