@@ -11,7 +11,7 @@ import streamlit as st
 
 from recsys.data.errors import DataError
 from recsys.evaluation.compare import run_label, selection
-from ui import data, runs, share, state
+from ui import data, runs, share
 from ui.compare import export, metrics, overview, sampled, sweep, tradeoffs, users
 from ui.compare.context import Comparison
 
@@ -23,9 +23,12 @@ for message in share.apply_link():
     st.warning(message)  # ui.share escapes what the link itself carries
 
 visible = runs.visible_runs()
-others = [r for r in state.runs() if runs.result(r) is not None and r not in visible]
-if others:
-    st.caption(f"{len(others)} run(s) on another dataset or split are hidden: "
+# every finished run this visitor may see in the store, not only this session's: the note counts them all
+shown_ids = {spec["run_id"] for spec in visible}
+hidden = [record for record in runs.store().list(owner=runs.owner_token(), status="done")
+          if record.run_id not in shown_ids]
+if hidden:
+    st.caption(f"{len(hidden)} run(s) on another dataset or split are hidden: "
                "models are only comparable on the same test set.")
 if not visible:
     st.info("No trained models on this dataset and split yet. Train some on the Train page.")

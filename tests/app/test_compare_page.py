@@ -161,22 +161,44 @@ def test_sweep_trains_three_points_and_plots_them(compared):
     app = compared
     show(app, "sweep")
     app.selectbox(key="compare_sweep_model").set_value("pure_svd").run()
-    app.selectbox(key="compare_sweep_param_pure_svd").set_value("factors").run()
-    app.number_input(key="compare_sweep_low_pure_svd_factors").set_value(4)
-    app.number_input(key="compare_sweep_high_pure_svd_factors").set_value(64)
+    app.selectbox(key="compare_sweep_param_pure_svd").set_value("embedding_size").run()
+    app.number_input(key="compare_sweep_low_pure_svd_embedding_size").set_value(4)
+    app.number_input(key="compare_sweep_high_pure_svd_embedding_size").set_value(64)
     app.slider(key="compare_sweep_points").set_value(3)
     click(app, "Run sweep")
     assert_clean(app)
     result = app.session_state["compare_sweep_result"]
     frame = result["frame"]
-    assert list(frame["value"]) == [4, 16, 64]  # log-spaced (factors is a log parameter)
+    assert list(frame["value"]) == [4, 16, 64]  # log-spaced (embedding_size is a log parameter)
     assert frame["valid"].between(0, 1).all() and frame["test"].between(0, 1).all()
     assert frame["loss"].isna().all()  # PureSVD is closed-form: no training loss
     titles = chart_titles(app)
-    assert "NDCG@10 as factors changes" in titles
+    assert "NDCG@10 as embedding_size changes" in titles
     assert any("reports no training loss" in i.value for i in app.info)
     shown = app.dataframe[-1].value
-    assert len(shown) == 3 and list(shown["factors"]) == [4, 16, 64]
+    assert len(shown) == 3 and list(shown["embedding_size"]) == [4, 16, 64]
+    assert "final loss" not in shown.columns  # a column of "None" would say nothing
+
+
+def test_the_hidden_note_counts_every_stored_run_on_other_splits(app):
+    """Runs stored earlier (another session, before a restart) on another split count too, not only this
+    session's."""
+    import os
+    from pathlib import Path
+
+    from recsys.data import load
+    from recsys.store import ExperimentStore, train_or_reuse
+
+    store = ExperimentStore(Path(os.environ["RECSYS_HOME"]) / "store")
+    source = {"kind": "sample", "label": "Sample catalogue (synthetic)"}
+    split = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "positives": "all", "threshold": 4.0}
+    for model in ("pop", "item_knn"):
+        train_or_reuse(store, load("sample"), source, split, model, load=False)
+    app.run()
+    sidebar_widget(app, "slider", "Test share").set_value(0.3).run()
+    app.switch_page(COMPARE).run()
+    assert_clean(app)
+    assert any(c.value.startswith("2 run(s) on another dataset or split are hidden") for c in app.caption)
 
 
 def test_a_shared_link_opens_the_same_runs_in_a_fresh_session(compared):

@@ -92,4 +92,7 @@ def _show(comparison: Comparison, result: dict) -> None:
         comparison.show(charts.sweep_loss(frame, param, result["log"]), right)
     else:
         right.info(f"{label} reports no training loss (it is fitted in closed form), so only the metric is shown.")
-    st.dataframe(compare.sweep_table(frame, param, result["metric"]), hide_index=True, width="stretch")
+    shown = compare.sweep_table(frame, param, result["metric"])
+    if frame["loss"].isna().all():  # a model fitted in closed form has no loss: a column of "None" says nothing
+        shown = shown.drop(columns="final loss")
+    st.dataframe(shown, hide_index=True, width="stretch")
