@@ -104,7 +104,7 @@ def test_data_page_shows_the_sample(app, sample):
     # the caption describing the default split matches the backend's split of the same data
     split = make_split(sample, "random", test_fraction=0.2, seed=42, n=1)
     captions = [c.value for c in app.caption]
-    expected = (f"Current split (random): {split.train.n_interactions:,} train / "
+    expected = (f"Current split (random 80/20 holdout): {split.train.n_interactions:,} train / "
                 f"{split.test.n_interactions:,} test interactions")
     assert any(c.startswith(expected) for c in captions), captions
 
