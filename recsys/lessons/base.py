@@ -18,6 +18,7 @@ from recsys.store import SHARED, ExperimentStore
 # chapter modules in the course's order; each declares LESSONS: list[Lesson]
 MODULES = (
     "recsys.lessons.neighborhood",
+    "recsys.lessons.sparsity",
     "recsys.lessons.evaluation",
     "recsys.lessons.ratings",
 )
