@@ -39,8 +39,9 @@ preset = available[key]
 st.markdown(preset.blurb)
 
 last = sim.remembered(key)
-# the bandit's arms can be trained runs of the current dataset and split, when there are two or more
-trained = runs.trained_here() if key == sim.ARMS_PRESET else {}
+# the bandit's arms, or a simulation's world, can be trained runs of the current dataset and split
+in_world = sim.takes_world(preset)
+trained = runs.trained_here() if key == sim.ARMS_PRESET or in_world else {}
 controls, output = st.columns([1, 2.6], gap="large")
 with controls, st.form(f"simulate_form.{key}"):
     knobs = sim.knob_widgets(preset.describe(), f"simulate_knob.{key}", last.get("knobs"), columns=1)
@@ -50,10 +51,13 @@ with controls, st.form(f"simulate_form.{key}"):
     if key == sim.ARMS_PRESET and len(trained) < 2:
         st.caption("Train two or more models on the Train page to make them the arms, in a world whose truth is "
                    "a third model's scores.")
+    world_run = sim.world_widgets(trained, last.get("world")) if in_world and trained else None
     run_clicked = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
 
 
 def simulate(live: sim.LiveView):
+    if world_run is not None:
+        return sim.run_in_world(preset, knobs, seed, live, trained, world_run)
     if arms is None:
         return preset(seed=seed, progress=live, **knobs)
     rates = sim.arm_rates(trained, arms, seed)
@@ -62,10 +66,11 @@ def simulate(live: sim.LiveView):
 
 with output:
     if run_clicked:
-        sim.remember(key, knobs, seed, arms)
-        # trained arms are named by their run ids: a run renamed or retrained is another experiment
-        wanted = sim.result_key(key, knobs, seed, arms and {**arms, "ids": [trained[n]["run_id"] for n in
-                                                                             (*arms["arms"], arms["truth"])]})
+        sim.remember(key, knobs, seed, arms, world_run)
+        # runs in play are named by their ids too: a name can be given to another run
+        used = [*arms["arms"], arms["truth"]] if arms else [world_run] if world_run else []
+        wanted = sim.result_key(key, knobs, seed, used and {"arms": arms, "world": world_run,
+                                                             "ids": [trained[n]["run_id"] for n in used]})
         if sim.stored(wanted) is not None:
             sim.keep(key, wanted, sim.stored(wanted))  # already run this session: the same rounds again
         else:

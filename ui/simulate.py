@@ -115,8 +115,9 @@ def remembered(preset: str) -> dict:
     return st.session_state.setdefault(REMEMBERED, {}).get(preset, {})
 
 
-def remember(preset: str, knobs: dict, seed: int, arms: dict | None = None) -> None:
-    st.session_state.setdefault(REMEMBERED, {})[preset] = {"knobs": dict(knobs), "seed": int(seed), "arms": arms}
+def remember(preset: str, knobs: dict, seed: int, arms: dict | None = None, world: str | None = None) -> None:
+    st.session_state.setdefault(REMEMBERED, {})[preset] = {"knobs": dict(knobs), "seed": int(seed), "arms": arms,
+                                                           "world": world}
 
 
 def stored(key: str) -> SimulationResult | None:
@@ -333,27 +334,75 @@ def arm_widgets(trained: dict[str, dict], remembered_choice: dict | None) -> dic
 def arm_rates(trained: dict[str, dict], choice: dict, seed: int) -> list[float]:
     """The chosen runs' click rates in a world built from the truth run's scores on a seeded sample of the
     current split's people (``recsys.simulation``: World.from_model, bandits.arm_rates_in_world)."""
-    import numpy as np
-
     from recsys.simulation.bandits import arm_rates_in_world
-    from recsys.simulation.world import World
-    from ui import data, runs
 
     if len(choice["arms"]) < 2:
         raise DataError("Pick at least two trained runs as the arms, or clear 'Use trained runs'.")
-    split = data.current_split()
-    models = {}
-    for name in {*choice["arms"], choice["truth"]}:
-        entry = runs.result(trained[name])
-        if entry is None or entry.get("model") is None:
-            raise DataError(f"The run {name!r} is no longer stored with its model; pick another run.")
-        models[name] = entry["model"]
-    rng = np.random.default_rng(seed)
-    users = np.sort(rng.choice(split.train.n_users, size=min(ARM_USERS, split.train.n_users), replace=False))
-    world = World.from_model(models[choice["truth"]], split.train, users=users)
+    models = stored_models(trained, [*choice["arms"], choice["truth"]])
+    world, users = world_from_run(models[choice["truth"]], seed)
     rates = arm_rates_in_world([models[name] for name in choice["arms"]], world, k=ARM_SLOTS,
                                examination_kind=choice["examination"], users=users)
     return [float(rate) for rate in rates]
+
+
+def stored_models(trained: dict[str, dict], names: list[str]) -> dict:
+    """{run name: fitted model} from the experiment store (loaded once per run, shared read-only)."""
+    from ui import runs
+
+    models = {}
+    for name in dict.fromkeys(names):
+        entry = runs.result(trained[name]) if name in trained else None
+        if entry is None or entry.get("model") is None:
+            raise DataError(f"The run {name!r} is no longer stored with its model; pick another run.")
+        models[name] = entry["model"]
+    return models
+
+
+def world_from_run(model, seed: int, **calibration):
+    """(World whose truth is ``model``'s scores for a seeded sample of at most ARM_USERS people of the current
+    split, those people's dataset codes)."""
+    import numpy as np
+
+    from recsys.simulation.world import World
+    from ui import data
+
+    train = data.current_split().train
+    rng = np.random.default_rng(seed)
+    users = np.sort(rng.choice(train.n_users, size=min(ARM_USERS, train.n_users), replace=False))
+    return World.from_model(model, train, users=users, **calibration), users
+
+
+# ---------------------------------------------------------------------- a trained run as the world
+def takes_world(preset) -> bool:
+    """Whether the preset's simulation accepts ``world=`` (a World in place of its synthetic one)."""
+    import inspect
+
+    parameter = inspect.signature(preset.run).parameters.get("world")
+    return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is None
+
+
+def world_widgets(trained: dict[str, dict], remembered_name: str | None) -> str | None:
+    """Inside the form: optionally take the world's truth from a trained run. Returns its name or None."""
+    names = list(trained)
+    with st.expander("World from a trained run", expanded=remembered_name is not None):
+        use = st.checkbox("Take the world's tastes from a trained run of this dataset", key="simulate_world_use",
+                          value=remembered_name is not None,
+                          help="People and titles are the dataset's (up to 1,000 people, sampled with the seed); "
+                               "what they really like is the run's scores. The knobs that size the synthetic "
+                               "world are then not used.")
+        index = names.index(remembered_name) if remembered_name in names else 0
+        name = st.selectbox("The world's truth", names, index=index, key="simulate_world_run")
+    return name if use else None
+
+
+def run_in_world(preset, knobs: dict, seed: int, progress, trained: dict[str, dict], name: str):
+    """``preset`` with its knobs, played in a world built from the trained run ``name``."""
+    model = stored_models(trained, [name])[name]
+    settings = preset.knobs(**knobs)
+    # the preset's own click calibration, where it has one, applies to the run's world too
+    calibration = {k: getattr(settings, k) for k in ("base_rate",) if hasattr(settings, k)}
+    world, _ = world_from_run(model, seed, **calibration)
+    return preset.run(settings, seed=seed, progress=progress, world=world)
 
 
 def run_budget() -> float | None:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.data import load
 from recsys.simulation import presets
 from tests.app.test_inspection_pages import train_models
 from tests.app.test_pages import assert_clean, charts
@@ -194,3 +195,24 @@ def test_a_hosted_run_past_its_budget_stops_with_a_message(app, monkeypatch):
     next(b for b in app.button if b.label == "Run").click().run()
     assert_clean(app)
     assert len(takeaways(app)) == 1
+
+
+def test_a_trained_run_can_be_the_world(app):
+    train_models(app, {"pure_svd": "PureSVD"})
+    app.switch_page(SIMULATE).run()
+    app.radio(key="simulate_preset").set_value("position_bias").run()
+    assert_clean(app)
+    assert app.selectbox(key="simulate_world_run").options == ["PureSVD"]
+    app.checkbox(key="simulate_world_use").check()
+    knob(app, "position_bias", "rounds").set_value(3)
+    knob(app, "position_bias", "page_views_per_round").set_value(2000)
+    next(b for b in app.button if b.label == "Run").click().run()
+    assert_clean(app)
+
+    # the world is the dataset's catalogue under PureSVD's tastes, not the 30-item synthetic one
+    items = table_with(app, "true relevance")
+    sample = load("sample")
+    assert len(items) == sample.n_items
+    assert set(items["item"]) == {str(t) for t in sample.item_titles()}
+    assert len(takeaways(app)) == 1
+    assert app.checkbox(key="simulate_world_use").value is True
