@@ -21,6 +21,7 @@ MODULES = (
     "recsys.lessons.sparsity",
     "recsys.lessons.evaluation",
     "recsys.lessons.ratings",
+    "recsys.lessons.online",
 )
 
 
