@@ -327,13 +327,18 @@ def merged_rows(json_path: Path, rows: list[BenchRow], seed: int) -> list[BenchR
 STORE_HEADING = "## Experiment store"
 # written by the hosted load test (python -m tests.e2e.test_load), kept when bench rewrites the file
 LOAD_HEADING = "## A room at once"
+# written by `python -m recsys simulate --bench` and `python -m recsys bench --peers`, kept likewise
+SIMULATIONS_HEADING = "## Simulations"
+PEERS_HEADING = "## Beside the field's libraries"
+SERVING_HEADING = "## Two-stage serving"
+KEPT_HEADINGS = (STORE_HEADING, SERVING_HEADING, LOAD_HEADING, SIMULATIONS_HEADING, PEERS_HEADING)
 
 
 def kept_sections(markdown: str) -> str:
-    """The store, serving and load sections of an existing benchmarks.md, each from its heading to the next."""
+    """The sections other commands write (``KEPT_HEADINGS``) of an existing benchmarks.md, each whole."""
     lines = markdown.splitlines(keepends=True)
     kept = []
-    for heading in (STORE_HEADING, SERVING_HEADING, LOAD_HEADING):
+    for heading in KEPT_HEADINGS:
         span = _section_span(lines, heading)
         if span is not None:
             kept.append("".join(lines[span[0]:span[1]]).rstrip("\n") + "\n")
@@ -351,7 +356,6 @@ def _section_span(lines: list[str], heading: str) -> tuple[int, int] | None:
 
 # ---------------------------------------------------------------------------- two-stage serving
 
-SERVING_HEADING = "## Two-stage serving"
 
 
 def serving_figures(path: Path, seed: int = 42, retrievers: tuple[str, ...] = ("ials", "pure_svd"),

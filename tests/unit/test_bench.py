@@ -98,3 +98,15 @@ def test_protocols_name_the_splits_the_tables_describe():
     assert bench.protocol_config("random", 7).to_dict() == {"method": "random", "test_fraction": 0.2, "n": 1,
                                                             "seed": 7, "positives": "all", "threshold": 4.0}
     assert bench.protocol_config("leave_last", 7).method == "leave_last"
+
+
+def test_a_bench_rewrite_keeps_every_section_other_commands_write():
+    from recsys.__main__ import SIMULATIONS_HEADING
+
+    assert SIMULATIONS_HEADING in bench.KEPT_HEADINGS
+    others = "".join(f"{heading} — x\n\nfigure {n}\n\n" for n, heading in enumerate(bench.KEPT_HEADINGS))
+    markdown = "# Benchmarks\n\n## Models\n\nrows that bench rewrites\n\n" + others
+    kept = bench.kept_sections(markdown)
+    assert "rows that bench rewrites" not in kept
+    for n, heading in enumerate(bench.KEPT_HEADINGS):
+        assert f"{heading} — x\n\nfigure {n}\n" in kept
