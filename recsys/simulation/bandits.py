@@ -369,7 +369,8 @@ def simulate(experiment: Experiment, policies: Sequence[str] = POLICIES, *, seed
                 "decided_correct": float((decided & is_best[np.maximum(state.decided_arm, 0)]).mean()),
             }
             rows.append(row)
-            latest[POLICY_LABELS[policy]] = row["cumulative_regret"]
+            # the round's row as the page's live charts read it: the same metrics as the final ones
+            latest[POLICY_LABELS[policy]] = {k: v for k, v in row.items() if k not in ("round", "series")}
         if progress is not None:
             progress(round_number, experiment.rounds, latest)
     return pd.DataFrame(rows), states

@@ -210,10 +210,10 @@ def run_position_bias(knobs: PositionBiasKnobs, *, seed: int = 0, progress: Roun
         latest = {}
         for name, propensity in (("naive", None), ("ipw", examine), ("ipw_estimated", estimated)):
             tau = kendall_tau(item_ctr(log, propensity), truth)
-            rows.append({"round": round_number, "series": ESTIMATOR_LABELS[name], "page_views": log.page_views,
-                         "kendall_tau": tau,
-                         "propensity_error": error if name == "ipw_estimated" else (0.0 if name == "ipw" else np.nan)})
-            latest[ESTIMATOR_LABELS[name]] = tau
+            figures = {"page_views": log.page_views, "kendall_tau": tau,
+                       "propensity_error": error if name == "ipw_estimated" else (0.0 if name == "ipw" else np.nan)}
+            rows.append({"round": round_number, "series": ESTIMATOR_LABELS[name], **figures})
+            latest[ESTIMATOR_LABELS[name]] = figures  # the round's row: the live charts are the final ones
         if progress is not None:
             progress(round_number, knobs.rounds, latest)
     frame = pd.DataFrame(rows)

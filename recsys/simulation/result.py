@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 # (round done, rounds in all, latest figures): the page redraws its charts as rounds come in. The
-# figures are best the round's rows, {series: {metric: value}} with the names of ``rounds``, so the
-# live charts are the final ones; a flat {series: value} is drawn as one "headline figure" chart.
+# figures are the round's rows, {series: {metric: value}} with the names of ``rounds``, so the live
+# charts are the final ones (every preset reports so; a flat {series: value} from other code would be
+# drawn as one "headline figure" chart).
 RoundProgress = Callable[[int, int, dict], None]
 
 
