@@ -1,4 +1,4 @@
-"""Command line: python -m recsys evaluate | bench | runs | simulate."""
+"""Command line: python -m recsys evaluate | bench | runs | simulate | workshop."""
 
 from __future__ import annotations
 
@@ -222,6 +222,26 @@ def _knob_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+def cmd_workshop(args) -> int:
+    """Check a workshop preset, or train every run it needs into the store (``prepare``), so that a room
+    opening any lesson trains nothing."""
+    from recsys import workshop
+    from recsys.store import ExperimentStore
+
+    preset = workshop.load(args.preset)
+    print(f"{preset.name}: dataset {preset.dataset if preset.dataset == 'sample' else Path(preset.dataset).name}, "
+          f"{len(preset.models)} model(s), {len(preset.lessons)} lesson(s), pages {', '.join(preset.pages)}, "
+          f"uploads {'on' if preset.uploads else 'off'}")
+    if args.action == "check":
+        return 0
+    store = ExperimentStore(args.store)
+    done = workshop.prepare(preset, store, report=lambda text: print(f"  {text}", flush=True))
+    print(f"trained {len(done.trained)} run(s), {done.reused} already stored, into {store.root}")
+    for key, message in done.failed.items():
+        print(f"error: lesson {key} failed: {message}", file=sys.stderr)
+    return 1 if done.failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m recsys", description="Recommender Explorer command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -270,6 +290,13 @@ def parser() -> argparse.ArgumentParser:
                     help="time every preset's default run and write the Simulations section of OUT/benchmarks.md")
     si.add_argument("--out", default="docs", help="where benchmarks.md is (with --bench)")
     si.set_defaults(func=cmd_simulate)
+    wo = sub.add_parser("workshop", help="check a workshop preset, or train every run its lessons and models need")
+    wo.add_argument("action", choices=["prepare", "check"],
+                    help="prepare: train what is missing into the store; check: read the preset and say what it holds")
+    wo.add_argument("preset", help="the preset file, e.g. workshop.toml")
+    wo.add_argument("--store", default=None,
+                    help="the store folder the runs go to (default: $RECSYS_HOME/store, the dashboard's)")
+    wo.set_defaults(func=cmd_workshop)
     return p
 
 
