@@ -19,6 +19,7 @@ from recsys.store import SHARED, ExperimentStore
 MODULES = (
     "recsys.lessons.neighborhood",
     "recsys.lessons.sparsity",
+    "recsys.lessons.factorization",
     "recsys.lessons.evaluation",
     "recsys.lessons.ratings",
     "recsys.lessons.online",

@@ -10,6 +10,7 @@ from recsys.data import Dataset
 from recsys.data.errors import DataError
 from recsys.data.sparsify import k_core, latest, sparsify
 from recsys.lessons import Context, lessons
+from recsys.lessons import factorization as fz
 from recsys.lessons import sparsity as spl
 
 
@@ -104,3 +105,89 @@ def test_the_test_questions_stay_the_same_at_every_density():
 def test_share_list_without_thinning_is_refused():
     with pytest.raises(DataError, match="below 1"):
         lessons()["sparsity_knn"].run(keep="1, 1")
+
+
+# ------------------------------------------------------------------ embedding size
+def test_the_size_sweep_shows_test_ndcg_falling_past_the_best_size_while_train_keeps_rising():
+    result = lessons()["embedding_size"].run(Context())
+    table = result.tables["Train and test NDCG by embedding size"]
+    assert table["train NDCG"].is_monotonic_increasing
+    best = int(table["test NDCG"].idxmax())
+    assert 0 < best < len(table) - 1  # an interior peak: too small and too large both lose
+    assert table["test NDCG"].iloc[-1] < 0.7 * table["test NDCG"].iloc[best]
+    assert table["test NDCG"].iloc[0] < 0.8 * table["test NDCG"].iloc[best]
+    assert fz.SIZE_CHOICES[result.correct].startswith("Test NDCG falls")
+    assert f"{result.figures['best_test']:.3f}" in result.explanation
+
+
+def test_train_ndcg_ranks_training_items_back_without_excluding_them():
+    ds = spl.generated_world(300, 200, 7)
+
+    class Memoriser:  # scores exactly the training matrix: a perfect fit
+        def score(self, users):
+            return ds.positives[users].toarray()
+
+    assert fz.train_ndcg(Memoriser(), ds, 10) == pytest.approx(1.0)
+
+
+def test_a_sweep_needs_three_sizes():
+    with pytest.raises(DataError, match="three"):
+        lessons()["embedding_size"].run(sizes="4, 4, 8")
+
+
+# ------------------------------------------------------------------ one BPR step
+def test_bpr_step_matches_the_gradient_of_the_loss():
+    rng = np.random.default_rng(0)
+    p, qi, qj = (rng.normal(size=(1, 4)) for _ in range(3))
+    lr, reg = 0.05, 0.0
+
+    def loss(p_, i_, j_):
+        return float(np.logaddexp(0, -(p_ @ (i_ - j_).T))[0, 0])
+
+    new_p, new_i, new_j, _ = fz.bpr_step(p, qi, qj, lr, reg)
+    eps = 1e-6
+    for vector, moved, which in ((p, new_p, 0), (qi, new_i, 1), (qj, new_j, 2)):
+        grad = np.zeros(4)
+        for d in range(4):
+            bumped = [p.copy(), qi.copy(), qj.copy()]
+            bumped[which][0, d] += eps
+            grad[d] = (loss(*bumped) - loss(p, qi, qj)) / eps
+        assert np.allclose(moved - vector, -lr * grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_step_raises_every_sampled_triplet_and_pushes_ordered_ones_less(seed):
+    result = lessons()["bpr_step"].run(Context(), seed=seed)
+    table = result.tables["One SGD step per triplet"]
+    change = table["x_uij after"] - table["x_uij before"]
+    assert (change > 0).all() and fz.STEP_CHOICES[result.correct] == "It rises for every triplet"
+    assert table["loss after"].mean() < table["loss before"].mean()
+    # the step's weight is σ(-x_uij): it shrinks as the triplet gets better ordered
+    order = np.argsort(table["x_uij before"].to_numpy())
+    assert np.all(np.diff(table["step weight σ(-x_uij)"].to_numpy()[order]) <= 0)
+    ds = spl.generated_world(300, 200, 7)
+    user = int(result.figures["user"])
+    watched = set(ds.item_titles(ds.positives[user].indices))
+    assert set(table["i (watched)"]) <= watched
+
+
+def test_a_large_start_and_the_l2_pull_can_lower_a_well_ordered_triplet():
+    result = lessons()["bpr_step"].run(Context(), seed=1, init_std=1.0)
+    assert result.figures["falls"] >= 1 and result.correct != 0
+
+
+def test_unknown_user_is_refused():
+    with pytest.raises(DataError, match="not in"):
+        lessons()["bpr_step"].run(user="no-such-person")
+
+
+# ------------------------------------------------------------------ rating -> ranking -> page
+def test_rating_only_ranks_far_worse_with_the_same_rmse():
+    context = Context()
+    result = lessons()["rating_to_ranking"].run(context)
+    f = result.figures
+    assert f["rmse_rating_only"] == pytest.approx(f["rmse_presence"], abs=1e-6)
+    assert f["ndcg_rating_only"] < 0.5 * f["ndcg_presence"]
+    assert f["popularity_rating_only"] < f["popularity_presence"]
+    assert fz.RANKING_CHOICES[result.correct].startswith("It predicts ratings just as well")
+    assert len(context.fits) == 2
