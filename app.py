@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import lessons as lesson_ui
 from ui import state
 from ui.text import md_escape
 
@@ -25,6 +26,8 @@ DATASET_NAME_FITS = 30
 
 st.set_page_config(page_title="Recommender Explorer", page_icon=str(ICON), layout="wide")
 state.init()
+# workshop mode (--workshop PATH or RECSYS_WORKSHOP): the preset's data and split, pages and lessons
+workshop = lesson_ui.start_workshop()
 
 # what the validation part is under each split (recsys.data.split.make_split carves it out)
 VALIDATION_HELP = {
@@ -92,9 +95,10 @@ pages = [
     st.Page("app_pages/homepage.py", title="Homepage", icon=":material/home:"),
     st.Page("app_pages/serving.py", title="Serving", icon=":material/speed:"),
     st.Page("app_pages/simulate.py", title="Simulate", icon=":material/science:"),
+    st.Page("app_pages/lessons.py", title="Lessons", icon=":material/school:"),
 ]
 sidebar()
-page = st.navigation(pages)
+page = st.navigation(lesson_ui.visible_pages(pages, workshop))
 for module in BACKEND:
     importlib.import_module(module)
 page.run()
