@@ -80,7 +80,8 @@ def long_fit_offer(cls, key: str, params: dict, guess) -> None:
             quick = estimate.quick_setting(cls, params, split.train, valid=split.valid, n_eval_users=test_users)
     except Exception:  # no quick setting is no reason to hide the warning
         log.exception("no quick setting for %s", cls.key)
-    text = f"{cls.label} as set would take {guess.describe()} on this data: over a minute."
+    text = (f"{cls.label} as set would take {guess.describe()} on this data: over a minute (timed on "
+            f"{guess.sample_share:.0%} of the training interactions).")
     if quick is None:
         st.warning(text + " It has no epochs to cut; a smaller dataset trains it faster.",
                    icon=":material/hourglass_top:")
@@ -263,15 +264,26 @@ def live_training() -> None:
         job_panel(job)
 
 
+def trainable_problem(cls) -> str | None:
+    """Why ``cls`` cannot train on this data (e.g. it needs timestamps), or None."""
+    try:
+        cls()._check_trainable(split.train)
+    except Exception as exc:  # the model cannot train on this data: say why, keep the page usable
+        return str(exc)
+    return None
+
+
 for key in chosen:
     cls = registry[key]
-    with st.expander(f"{cls.label} — {cls.description}", expanded=len(chosen) <= 2):
-        problem = None
-        try:
-            probe = cls()
-            probe._check_trainable(split.train)
-        except Exception as exc:  # the model cannot train on this data: say why, keep the page usable
-            problem = str(exc)
+    problem = trainable_problem(cls)
+    # what the form holds now (its defaults before the first submit), timed before anything trains;
+    # the title carries it, so a collapsed panel still says how long its model takes
+    guess = None if problem else estimate_for(cls, form_values(cls, key))
+    title = f"{cls.label} — {cls.description}"
+    if guess is not None:
+        title += f" · {guess.describe().split(' (')[0]}"
+    long = guess is not None and guess.long
+    with st.expander(title, expanded=len(chosen) <= 2 or long, icon=":material/hourglass_top:" if long else None):
         with st.form(f"form_{key}"):
             params = forms.params_widgets(cls, f"param_{key}", validation=split.valid is not None)
             submitted = st.form_submit_button(f"Train {cls.label}", type="primary", disabled=problem is not None)
@@ -282,13 +294,11 @@ for key in chosen:
         if submitted or quick is not None:
             chosen_params = quick if quick is not None else params
             train_one(key, chosen_params, estimate_for(cls, chosen_params))
-        guess = estimate_for(cls, form_values(cls, key))  # what the form holds now, before it is submitted
-        if guess is None:
-            continue
-        st.caption(f"Expected on this data: {guess.describe()}, timed on {guess.sample_share:.0%} of the training "
-                   "interactions.")
-        if guess.long:
+        if long:
             long_fit_offer(cls, key, form_values(cls, key), guess)
+        elif guess is not None:
+            st.caption(f"Expected on this data: {guess.describe()}, timed on {guess.sample_share:.0%} of the "
+                       "training interactions.")
 
 if watched:
     st.subheader("Training now")
@@ -313,10 +323,10 @@ if trained:
             "model": spec["label"],
             "dataset": spec["dataset"],
             "split": state.split_text(spec["split"]),
-            "params": ", ".join(f"{k}={v}" for k, v in spec["params"].items()),
             "NDCG@10": entry["report"].means.get("ndcg@10"),
             "best epoch": best[0] if best else None,
             "fit s": entry["fit_seconds"],
+            "params": ", ".join(f"{k}={v}" for k, v in spec["params"].items()),  # last: it can be long
         })
     table = pd.DataFrame(rows)
     if table["best epoch"].isna().all():  # no run had a validation part

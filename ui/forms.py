@@ -24,7 +24,8 @@ def _widget(field: dict, key: str):
     default, helptext = field["default"], field["help"]
     if field.get("choices") is not None:
         choices = list(field["choices"])
-        return st.selectbox(name, choices, index=choices.index(default), help=helptext, key=key)
+        return st.selectbox(name, choices, index=choices.index(default), help=helptext, key=key,
+                            format_func=_choice_text)
     if isinstance(default, bool):
         return st.checkbox(name, value=default, help=helptext, key=key)
     if isinstance(default, int):
@@ -37,6 +38,11 @@ def _widget(field: dict, key: str):
                                      max_value=None if high is None else float(high), step=float(step),
                                      format="%g", help=helptext, key=key))
     return st.text_input(name, value=str(default), help=helptext, key=key)
+
+
+def _choice_text(choice) -> str:
+    """A choice as words ("all_time" -> "all time"); the value passed on stays the key."""
+    return str(choice).replace("_", " ")
 
 
 def _float_step(default: float, low, high, log: bool = False) -> float:
