@@ -357,6 +357,11 @@ LESSONS = [
             "efficient. Here both versions are identical, so every declared winner is a false positive.",
             "With two identical versions, how often does a test that stops at the first p < alpha declare a "
             "winner?", PEEKING_CHOICES, PeekingKnobs, peeking, "bandit_vs_ab"),
+    _lesson("position_bias", ONLINE, "Position bias in the click log",
+            "Tiles at the top left of a homepage are looked at far more than those below, so they get more "
+            "clicks whatever they show. A click log mixes how good an item is with where it was placed.",
+            "Which ranking of the items agrees better with their true quality?",
+            POSITION_CHOICES, PositionKnobs, position_bias, "position_bias"),
     _lesson("nearline_updates", DEPLOYMENT, "Why update every few minutes?",
             "Tastes drift within a day: what someone wants tonight follows what they watched this afternoon. A "
             "full retrain is expensive, so it runs nightly; folding each new session into the existing model "
@@ -373,9 +378,4 @@ LESSONS = [
             "clicked. People who only see alarming stories click alarming stories. Watch what everyone sees.",
             "Retrained every round on its own clicks, what happens to the variety of what people are shown?",
             LOOP_CHOICES, LoopKnobs, feedback_loop, "popularity_trap"),
-    _lesson("position_bias", ONLINE, "Position bias in the click log",
-            "Tiles at the top left of a homepage are looked at far more than those below, so they get more "
-            "clicks whatever they show. A click log mixes how good an item is with where it was placed.",
-            "Which ranking of the items agrees better with their true quality?",
-            POSITION_CHOICES, PositionKnobs, position_bias, "position_bias"),
 ]

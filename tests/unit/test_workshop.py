@@ -106,3 +106,23 @@ def test_a_relative_dataset_is_read_beside_the_preset(tmp_path):
     preset = workshop.load(path)
     assert preset.dataset == str(tmp_path / "data" / "ratings.csv")
     assert preset.lessons == () and "lessons" in preset.pages
+
+
+# ------------------------------------------------------------------ README lists every lesson
+README = REPO_ROOT / "README.md"
+BEGIN, END = "<!-- lessons: generated from recsys.lessons.lessons() -->", "<!-- /lessons -->"
+
+
+def lesson_table() -> str:
+    """The README's list of lessons, in course order (regenerate it from here when a lesson is added)."""
+    rows = [BEGIN, "", "| chapter | lesson | key | the question |", "|---|---|---|---|"]
+    for key, lesson in lessons().items():
+        rows.append(f"| {lesson.chapter} | {lesson.title} | `{key}` | {lesson.question.replace('|', '/')} |")
+    return "\n".join([*rows, "", END])
+
+
+def test_readme_lists_every_lesson_in_course_order():
+    text = README.read_text(encoding="utf-8")
+    assert BEGIN in text and END in text, "README.md needs its generated list of lessons"
+    shown = text[text.index(BEGIN): text.index(END) + len(END)]
+    assert shown == lesson_table(), f"README.md's list of lessons is out of date; replace it with:\n{lesson_table()}"
