@@ -56,9 +56,10 @@ with body:
             lesson_ui.remember_knobs(key, knobs)
 
     setup_note = st.session_state.setdefault(lesson_ui.SET_UP, {}).get(key)
-    if st.button("Set up the app for this lesson", icon=":material/tune:", key=f"lesson_setup.{key}",
-                 help="Selects the lesson's dataset and split in the sidebar, trains its runs (or finds them "
-                      "stored) and prepares the page to look at next."):
+    if lesson_ui.has_setup(lesson) and st.button(
+            "Set up the app for this lesson", icon=":material/tune:", key=f"lesson_setup.{key}",
+            help="Selects the lesson's dataset and split in the sidebar, trains its runs (or finds them "
+                 "stored) and prepares the page to look at next."):
         with shown_errors(f"Setting the app up for {lesson.title}"):
             st.session_state[lesson_ui.SET_UP][key] = lesson_ui.apply_setup(lesson, knobs)
             st.rerun()  # the sidebar shows the lesson's dataset and split
@@ -75,7 +76,8 @@ with body:
         st.stop()  # the message says what to change
 
     st.subheader("Your question")
-    answer_key = f"lesson_answer.{lesson_ui.result_id(key, knobs, '')}"
+    # a new experiment asks the question afresh: the answer is keyed by the knobs it was given for
+    answer_key = f"lesson_answer.{lesson_ui.result_id(key, lesson_ui.all_knobs(lesson, knobs), '')}"
     choice = st.radio(lesson.question, range(len(lesson.choices)), format_func=lambda i: lesson.choices[i],
                       index=None, key=answer_key)
     if choice is not None:

@@ -264,6 +264,11 @@ def _open_simulation(preset_key: str, knobs: dict) -> None:
     sim.remember(preset_key, {k: v for k, v in knobs.items() if k in names}, int(knobs.get("seed", 0)))
 
 
+def has_setup(lesson) -> bool:
+    """Whether "Set up the app" would do anything beyond the default data (a worked example needs none)."""
+    return bool(lesson.setup.runs or lesson.setup.page or _simulation_of(lesson.key))
+
+
 def page_file(lesson) -> str | None:
     """The page the lesson's setup opens, as st.page_link takes it."""
     return PAGE_FILES.get(lesson.setup.page) if lesson.setup.page else None

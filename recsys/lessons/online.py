@@ -67,7 +67,7 @@ class OfflineKnobs:
                                    step=0.05)
     candidate_b: str = param("item_knn", help="The challenger judged against the production model.",
                              choices=("item_knn", "user_knn", "pop"))
-    seed: int = param(0, help="Seed of the simulated world and its clicks.", low=0, high=10_000)
+    seed: int = param(0, help="Seed of the simulated world and its clicks.", low=0)
 
 
 def offline_vs_online(knobs: OfflineKnobs, context: Context) -> LessonResult:
@@ -120,7 +120,7 @@ class BanditKnobs:
     runs: int = param(100, help="Repeated experiments averaged (more: steadier figures, slower).", low=20, high=300)
     null_runs: int = param(600, help="A/A experiments (two equal versions) counted for false positives.",
                            low=100, high=2000, step=100)
-    seed: int = param(0, help="Seed of the visitors' clicks.", low=0, high=10_000)
+    seed: int = param(0, help="Seed of the visitors' clicks.", low=0)
 
 
 def ab_vs_bandit(knobs: BanditKnobs, context: Context) -> LessonResult:
@@ -154,7 +154,7 @@ class PeekingKnobs:
     rounds: int = param(40, help="Rounds of traffic: one look at the p-value per round.", low=5, high=100)
     visitors_per_round: int = param(2000, help="Visitors arriving per round.", low=200, high=5000, step=100)
     null_runs: int = param(600, help="A/A experiments (two equal versions) counted.", low=100, high=2000, step=100)
-    seed: int = param(0, help="Seed of the visitors' clicks.", low=0, high=10_000)
+    seed: int = param(0, help="Seed of the visitors' clicks.", low=0)
 
 
 def peeking(knobs: PeekingKnobs, context: Context) -> LessonResult:
@@ -196,7 +196,7 @@ class FreshnessKnobs:
     resume_rate: float = param(0.6, help="Chance a person resumes a title they started, each round.",
                                low=0.0, high=1.0, step=0.05)
     users: int = param(200, help="People in the simulated world.", low=50, high=400)
-    seed: int = param(0, help="Seed of the world, its drift and the sessions.", low=0, high=10_000)
+    seed: int = param(0, help="Seed of the world, its drift and the sessions.", low=0)
 
 
 def _freshness(knobs: FreshnessKnobs) -> SimulationResult:
@@ -268,7 +268,7 @@ class LoopKnobs:
     n_users: int = param(300, help="People in the simulated world.", low=50, high=600)
     epsilon: float = param(0.2, help="ε-greedy's chance each slot shows a random item.", low=0.0, high=1.0,
                            step=0.05)
-    seed: int = param(0, help="Seed of the world and its clicks.", low=0, high=10_000)
+    seed: int = param(0, help="Seed of the world and its clicks.", low=0)
 
 
 def feedback_loop(knobs: LoopKnobs, context: Context) -> LessonResult:
@@ -304,7 +304,7 @@ class PositionKnobs:
                              step=0.05)
     randomisation: float = param(0.3, help="Noise in the logging ranking (0 = always the same order).",
                                  low=0.0, high=3.0, step=0.1)
-    seed: int = param(0, help="Seed of the world and its page views.", low=0, high=10_000)
+    seed: int = param(0, help="Seed of the world and its page views.", low=0)
 
 
 def position_bias(knobs: PositionKnobs, context: Context) -> LessonResult:

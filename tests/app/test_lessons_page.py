@@ -58,6 +58,8 @@ def test_answer_gets_feedback_with_this_runs_numbers(app):
         widget = [w for w in (*app.slider, *app.number_input, *app.text_input, *app.selectbox)
                   if w.key == f"lesson_knob.ndcg_by_hand.{field['name']}"]
         assert widget and widget[0].value == field["default"], field["name"]
+    # a worked example needs no data, runs or page: nothing to set up
+    assert not [b for b in app.button if b.label == "Set up the app for this lesson"]
     result = lesson.run()
     wrong = (result.correct + 1) % len(lesson.choices)
     feedback = answer(app, wrong)
