@@ -128,7 +128,8 @@ def test_bad_knobs_are_a_message_not_a_traceback(app):
 def room(tmp_path, monkeypatch):
     preset = tmp_path / "room.toml"
     preset.write_text('name = "Test room"\npages = ["data", "compare"]\nlessons = ["ndcg_by_hand", "peeking"]\n'
-                      'uploads = false\n')
+                      'uploads = false\n[split]\nmethod = "random"\ntest_fraction = 0.25\nseed = 7\n'
+                      '[[models]]\nmodel = "pop"\n')
     monkeypatch.setenv("RECSYS_WORKSHOP", str(preset))
     monkeypatch.setenv("RECSYS_WORKSHOP_PREPARE", "0")
     return preset
@@ -144,3 +145,22 @@ def test_workshop_preset_limits_pages_and_lessons(app, room):
     from ui import lessons as lesson_ui
 
     assert lesson_ui.uploads_allowed() is False
+    # the preset's split is the sidebar's from the first page on
+    assert app.session_state["split_config"].seed == 7
+    assert app.session_state["split_config"].test_fraction == 0.25
+
+
+def test_a_server_started_with_a_preset_prepares_its_runs_once(app, room, monkeypatch):
+    monkeypatch.setenv("RECSYS_WORKSHOP_PREPARE", "1")
+    app.run()
+    assert_clean(app)
+    from recsys.store import ExperimentStore
+    from ui import data
+    from ui import lessons as lesson_ui
+
+    preparing = lesson_ui._preparation(str(room), str(data.data_home() / "store"))
+    preparing.thread.join(timeout=120)
+    assert preparing.error is None and preparing.done is not None and preparing.done.failed == {}
+    stored = ExperimentStore(data.data_home() / "store").list(status="done")
+    assert [r.model for r in stored] == ["pop"] and stored[0].split["seed"] == 7
+    assert preparing.text().startswith("Workshop prepared: 1 run(s) trained now")
