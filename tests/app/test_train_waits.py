@@ -48,8 +48,12 @@ def cancel_all(app) -> None:
 def test_an_estimate_before_training_and_on_the_progress_bar_from_the_first_epoch(app):
     train_page(app, ["mult_vae"])
     label, epochs = registry["mult_vae"].label, registry["mult_vae"].Params().epochs
-    [expected] = expected_captions(app)
-    assert int(expected["epochs"]) == epochs  # the form's setting, timed before anything trains
+    # the form's setting, timed before anything trains: in the panel's title, and in its caption (or its
+    # warning, for a setting over a minute)
+    [panel] = app.expander
+    assert re.search(rf" · {ESTIMATE}$", panel.label), panel.label
+    said = [m.value for m in [*app.caption, *app.warning] if re.search(rf"× {epochs} epochs\)", m.value)]
+    assert len(said) == 1, [c.value for c in app.caption]
     app.number_input(key="param_mult_vae.epochs").set_value(3)
     submit(app, f"Train {label}")
     [first] = progress_texts(app)  # drawn right after queueing: the first epoch has not ended
@@ -76,7 +80,7 @@ def test_a_setting_over_a_minute_is_announced_with_a_quick_setting_for_this_data
     cancel_all(app)
     [warning] = [md_unescape(w.value) for w in app.warning if "over a minute" in w.value]
     match = re.fullmatch(rf"BPR-MF as set would take {ESTIMATE} \([\d.]+ s per epoch × 1000 epochs\) on this data: "
-                         rf"over a minute\. A quick setting for this data: epochs 1000 → (?P<epochs>\d+)"
+                         r"over a minute \(timed on \d+% of the training interactions\)\. A quick setting for this data: epochs 1000 → (?P<epochs>\d+)"
                          rf"(, \w+ \d+ → \d+)*, {ESTIMATE} \([\d.]+ s per epoch × (?P=epochs) epochs\)\.", warning)
     assert match, warning
     quick_epochs = int(match["epochs"])
