@@ -56,26 +56,27 @@ RESUME_RECENCY = 0.5
 
 @dataclass
 class FreshnessKnobs:
-    rounds: int = param(12, help="Rounds of drifting tastes and new sessions.", low=1, high=40)
+    rounds: int = param(12, help="Rounds of drifting tastes and new sessions.", low=1, high=25)
     drift: float = param(0.15, help="How far tastes turn each round (0 = never, 1 = to unrelated tastes).",
                          low=0.0, high=1.0, step=0.01)
     retrain_every: int = param(4, help="The nightly tier refits on the whole log every this many rounds.",
                                low=1, high=100)
     model: str = param("item_knn", help="The served model (one that can fold in a new history).",
                        choices=FOLD_IN_MODELS)
-    # nearline folds every person in every round, one history at a time: the bounds keep a run
-    # within tens of seconds (default 300 people x 12 rounds: 3,600 fold-ins, about a second)
-    users: int = param(300, help="People in the simulated world.", low=20, high=1000, log=True)
-    items: int = param(300, help="Titles in the catalogue.", low=50, high=2000, log=True)
+    # nearline folds every person in every round, one history at a time: the highs keep the slowest
+    # allowed run (500 x 500, 25 rounds, nightly refit every round) near 10 CPU s on a busy two-core
+    # machine (default 300 people x 12 rounds: 3,600 fold-ins, about a second)
+    users: int = param(300, help="People in the simulated world.", low=20, high=500, log=True)
+    items: int = param(300, help="Titles in the catalogue.", low=50, high=500, log=True)
     k: int = param(10, help="Recommendations shown per person, and the Continue watching row's length.",
-                   low=1, high=50)
-    items_per_round: int = param(3, help="New titles each person starts per round.", low=1, high=20)
+                   low=1, high=30)
+    items_per_round: int = param(3, help="New titles each person starts per round.", low=1, high=10)
     history_rounds: int = param(8, help="Rounds of history logged before the static model is fitted.",
-                                low=1, high=50)
+                                low=1, high=20)
     resume_rate: float = param(0.6, help="Chance a person resumes a title they started, each round.",
                                low=0.0, high=1.0, step=0.05)
     recent_items: int = param(5, help="Static + recent: how many of the person's latest titles it reads.",
-                              low=1, high=50)
+                              low=1, high=20)
     recent_weight: float = param(0.5, help="Static + recent: weight of the recent-title similarity "
                                            "against the static scores (both standardised per person).",
                                  low=0.0, high=10.0, step=0.1)

@@ -54,17 +54,19 @@ METRICS = {
 }
 
 
+# The highs keep the slowest allowed run (800 x 500, 40 rounds after 20 of warm-up, user kNN) near
+# 10 CPU s on a busy two-core machine, as the loop presets' do.
 @dataclasses.dataclass
 class OfflineOnlineKnobs:
-    rounds: int = param(15, help="rounds of logging, retraining and judging", low=2, high=60)
-    k: int = param(10, help="items in each list (and the K of NDCG@K)", low=1, high=40)
-    n_users: int = param(DEFAULT_USERS, help="people in the simulated world", low=50, high=3000)
-    n_items: int = param(DEFAULT_ITEMS, help="items in the catalogue", low=40, high=2000)
+    rounds: int = param(15, help="rounds of logging, retraining and judging", low=2, high=40)
+    k: int = param(10, help="items in each list (and the K of NDCG@K)", low=1, high=30)
+    n_users: int = param(DEFAULT_USERS, help="people in the simulated world", low=50, high=800)
+    n_items: int = param(DEFAULT_ITEMS, help="items in the catalogue", low=40, high=500)
     logging_model: str = param("cooccurrence", help="the production model whose choices fill the log",
                                choices=LOOP_MODELS)
     logging_epsilon: float = param(0.1, help="share of production slots shown at random", low=0.0, high=1.0)
     warmup_rounds: int = param(5, help="rounds the production system logs before the models are judged",
-                               low=0, high=40)
+                               low=0, high=20)
     candidate_a: str = param("cooccurrence", help="first model judged (default: the production model)",
                              choices=LOOP_MODELS)
     candidate_b: str = param("item_knn", help="second model judged", choices=LOOP_MODELS)
