@@ -20,6 +20,7 @@ MODULES = (
     "recsys.lessons.neighborhood",
     "recsys.lessons.sparsity",
     "recsys.lessons.factorization",
+    "recsys.lessons.neural",
     "recsys.lessons.evaluation",
     "recsys.lessons.ratings",
     "recsys.lessons.online",
