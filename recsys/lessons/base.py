@@ -21,6 +21,7 @@ MODULES = (
     "recsys.lessons.sparsity",
     "recsys.lessons.factorization",
     "recsys.lessons.neural",
+    "recsys.lessons.graphs",
     "recsys.lessons.evaluation",
     "recsys.lessons.ratings",
     "recsys.lessons.online",

@@ -11,6 +11,7 @@ from recsys.data.errors import DataError
 from recsys.data.sparsify import k_core, latest, sparsify
 from recsys.lessons import Context, lessons
 from recsys.lessons import factorization as fz
+from recsys.lessons import graphs as gr
 from recsys.lessons import neural as nn_lesson
 from recsys.lessons import sparsity as spl
 
@@ -228,3 +229,38 @@ def test_gmf_mlp_and_neumf_all_recover_the_and_taste(seed, one_torch_thread):
     assert (table["top 10 with one genre only"] < 0.05).all()
     assert result.figures["chance_both"] < 0.35
     assert nn_lesson.AND_CHOICES[result.correct] == "All three about equally"
+
+
+# ------------------------------------------------------------------ L layers = L hops
+def test_hop_distances_match_a_hand_walk_of_the_toy_graph():
+    ds = _toy()  # users 1,2,3,4 -> codes 0..3; items 10,20,30,40,50 -> nodes 4..8
+    adjacency = gr.bipartite_adjacency(ds)
+    assert adjacency.shape == (9, 9) and adjacency.nnz == 2 * ds.n_interactions
+    distance = gr.hop_distances(adjacency, 1, 4)  # user 2 watched 10 and 20
+    # 1 hop: items 10, 20; 2 hops: users 1, 3 (share 10/20); 3 hops: items 30, 40; user 4 / item 50 unreachable
+    assert distance.tolist() == [2, 0, 2, gr.UNREACHED, 1, 1, 3, 3, gr.UNREACHED]
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_signal_after_l_layers_sits_exactly_on_the_l_hop_reach_and_the_graph_keeps_its_shape(layers):
+    result = lessons()["layers_are_hops"].run(Context(), layers=layers)
+    table = result.tables["Layer by layer"]
+    assert table["mean-of-layers support = reach"].all()
+    assert table["graph nodes"].nunique() == 1 and table["graph edges"].nunique() == 1
+    ds = spl.generated_world(300, 200, 7)
+    assert table["graph nodes"].iloc[0] == ds.n_users + ds.n_items
+    assert table["graph edges"].iloc[0] == ds.n_interactions
+    user = int(result.figures["user"])
+    assert table["edges the signal crossed"].iloc[1] == ds.user_activity[user]
+    assert table["films within reach"].iloc[1] == ds.user_activity[user]
+    assert table["edges the signal crossed"].is_monotonic_increasing
+    assert result.correct == layers - 1  # on this world 3 hops do not yet cover every node
+    assert result.figures["signal_nodes"] < result.figures["graph_nodes"]
+
+
+def test_the_propagation_matrix_is_symmetric_with_spectral_radius_one():
+    ds = spl.generated_world(300, 200, 7)
+    propagation = gr.normalised(gr.bipartite_adjacency(ds))
+    assert abs(propagation - propagation.T).max() < 1e-12
+    top = np.max(np.abs(np.linalg.eigvalsh(propagation.toarray())))
+    assert top == pytest.approx(1.0)
