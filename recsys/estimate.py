@@ -195,8 +195,8 @@ def probe(cls, params: dict, train: Dataset, *, valid: Dataset | None = None, n_
     sample, share, sample_valid = probe_sample(train, max_interactions, seed, valid=valid)
     epochs_name = epochs_param(cls)
     started = clock()
-    _warm_up(cls, full, sample, epochs_name, seed)
     if epochs_name is not None:
+        _warm_up(cls, full, sample, epochs_name, seed)
         model, total, reports = _timed_fit(cls, {**full, epochs_name: 2}, sample, clock, max_seconds,
                                            valid=sample_valid)
         if len(reports) >= 2:
@@ -224,12 +224,13 @@ def probe(cls, params: dict, train: Dataset, *, valid: Dataset | None = None, n_
                        probe_seconds=clock() - started)
 
 
-def _warm_up(cls, full: dict, sample: Dataset, epochs_name: str | None, seed: int) -> None:
-    """One untimed fit on a sliver of the sample: a process's first fit of a kind pays one-off costs
+def _warm_up(cls, full: dict, sample: Dataset, epochs_name: str, seed: int) -> None:
+    """One untimed epoch on a sliver of the sample: a process's first fit of a kind pays one-off costs
     (torch's lazy initialisation, thread pools, allocator growth; 4 s of BPR-MF's first epoch on the
-    sample) that would otherwise be read as the cost of an epoch."""
+    sample) that would otherwise be read as the cost of an epoch. One-shot models skip it: for them
+    it would repeat their fixed cost (EASE's inverse), and their smaller timed fit runs first."""
     sliver, _, _ = probe_sample(sample, WARM_UP_INTERACTIONS, seed + 2)
-    settings = {**full, epochs_name: 1} if epochs_name else full
+    settings = {**full, epochs_name: 1}
     try:
         cls(**settings).fit(sliver)
     except Exception:  # a sliver too small for this model: the timed fits will say what is wrong
