@@ -24,6 +24,7 @@ MODULES = (
     "recsys.lessons.graphs",
     "recsys.lessons.evaluation",
     "recsys.lessons.ratings",
+    "recsys.lessons.popularity",
     "recsys.lessons.online",
 )
 

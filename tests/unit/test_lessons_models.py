@@ -13,6 +13,7 @@ from recsys.lessons import Context, lessons
 from recsys.lessons import factorization as fz
 from recsys.lessons import graphs as gr
 from recsys.lessons import neural as nn_lesson
+from recsys.lessons import popularity as pp
 from recsys.lessons import sparsity as spl
 
 
@@ -264,3 +265,30 @@ def test_the_propagation_matrix_is_symmetric_with_spectral_radius_one():
     assert abs(propagation - propagation.T).max() < 1e-12
     top = np.max(np.abs(np.linalg.eigvalsh(propagation.toarray())))
     assert top == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ the popularity trap
+def test_head_share_counts_only_filled_slots():
+    head = np.array([True, False, False, True])
+    recommended = np.array([[0, 1, 3], [2, -1, -1]])
+    assert pp.head_share(recommended, head, 3) == pytest.approx(2 / 4)
+    assert pp.head_share(recommended, head, 1) == pytest.approx(1 / 2)
+
+
+@pytest.mark.parametrize("share, expected", [(0.02, 3), (0.12, 0), (0.45, 1), (0.8, 2)])
+def test_the_trap_verdict_places_the_share_between_catalogue_and_log(share, expected):
+    assert pp._verdict(share, catalogue_share=0.1, watched_share=0.46) == expected
+
+
+def test_personalised_lists_lean_on_the_blockbusters_beyond_their_share_of_the_log(sample):
+    context = Context(dataset=sample)
+    result = lessons()["popularity_trap"].run(context)
+    f = result.figures
+    assert f["catalogue_share"] == pytest.approx(200 / sample.n_items)
+    assert f["popularity_share"] == pytest.approx(1.0)
+    # measured on the sample: 46 % of the log, and 80-92 % of the personalised top-10 slots
+    for key in ("item_knn", "ease", "ials"):
+        assert f[f"{key}_share"] > 1.5 * f["watched_share"] > 3 * f["catalogue_share"]
+    assert pp.TRAP_CHOICES[result.correct].startswith("Well above")
+    assert f"{f['watched_share']:.0%}" in result.explanation
+    assert len(context.fits) == 4
