@@ -40,8 +40,8 @@ st.markdown(preset.blurb)
 
 last = sim.remembered(key)
 # the bandit's arms, or a simulation's world, can be trained runs of the current dataset and split
-in_world = sim.takes_world(preset)
-trained = runs.trained_here() if key == sim.ARMS_PRESET or in_world else {}
+in_world, with_policy = sim.takes_world(preset), sim.takes_trained(preset)
+trained = runs.trained_here() if key == sim.ARMS_PRESET or in_world or with_policy else {}
 controls, output = st.columns([1, 2.6], gap="large")
 with controls, st.form(f"simulate_form.{key}"):
     knobs = sim.knob_widgets(preset.describe(), f"simulate_knob.{key}", last.get("knobs"), columns=1)
@@ -52,12 +52,15 @@ with controls, st.form(f"simulate_form.{key}"):
         st.caption("Train two or more models on the Train page to make them the arms, in a world whose truth is "
                    "a third model's scores.")
     world_run = sim.world_widgets(trained, last.get("world")) if in_world and trained else None
+    policy = sim.policy_widgets(trained, last.get("policy")) if with_policy and trained else None
+    if with_policy and not trained:
+        st.caption("Train a model on the Train page to make it the recommender in this loop.")
     run_clicked = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
 
 
 def simulate(live: sim.LiveView):
-    if world_run is not None:
-        return sim.run_in_world(preset, knobs, seed, live, trained, world_run)
+    if world_run is not None or policy is not None:
+        return sim.run_with_runs(preset, knobs, seed, live, trained, world_run, policy)
     if arms is None:
         return preset(seed=seed, progress=live, **knobs)
     rates = sim.arm_rates(trained, arms, seed)
@@ -66,10 +69,10 @@ def simulate(live: sim.LiveView):
 
 with output:
     if run_clicked:
-        sim.remember(key, knobs, seed, arms, world_run)
+        sim.remember(key, knobs, seed, arms, world_run, policy)
         # runs in play are named by their ids too: a name can be given to another run
-        used = [*arms["arms"], arms["truth"]] if arms else [world_run] if world_run else []
-        wanted = sim.result_key(key, knobs, seed, used and {"arms": arms, "world": world_run,
+        used = [*arms["arms"], arms["truth"]] if arms else [n for n in (world_run, policy and policy["run"]) if n]
+        wanted = sim.result_key(key, knobs, seed, used and {"arms": arms, "world": world_run, "policy": policy,
                                                              "ids": [trained[n]["run_id"] for n in used]})
         if sim.stored(wanted) is not None:
             sim.keep(key, wanted, sim.stored(wanted))  # already run this session: the same rounds again

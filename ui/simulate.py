@@ -115,9 +115,10 @@ def remembered(preset: str) -> dict:
     return st.session_state.setdefault(REMEMBERED, {}).get(preset, {})
 
 
-def remember(preset: str, knobs: dict, seed: int, arms: dict | None = None, world: str | None = None) -> None:
+def remember(preset: str, knobs: dict, seed: int, arms: dict | None = None, world: str | None = None,
+             policy: dict | None = None) -> None:
     st.session_state.setdefault(REMEMBERED, {})[preset] = {"knobs": dict(knobs), "seed": int(seed), "arms": arms,
-                                                           "world": world}
+                                                           "world": world, "policy": policy}
 
 
 def stored(key: str) -> SimulationResult | None:
@@ -303,6 +304,9 @@ def show_result(result: SimulationResult, result_id: str, csv_text: str) -> None
 ARMS_PRESET = "bandit_vs_ab"
 ARM_SLOTS = 10            # tiles each arm shows a visitor
 ARM_USERS = 1000          # people of the dataset placed in the world (seeded sample): bounds the work
+# people of the dataset placed in a feedback loop's world: every round scores and ranks all of them against
+# every title (300 x 2,000 on the sample: 20 rounds in about 6-8 CPU s, like the synthetic default)
+LOOP_USERS = 300
 
 
 def arm_widgets(trained: dict[str, dict], remembered_choice: dict | None) -> dict | None:
@@ -358,8 +362,8 @@ def stored_models(trained: dict[str, dict], names: list[str]) -> dict:
     return models
 
 
-def world_from_run(model, seed: int, **calibration):
-    """(World whose truth is ``model``'s scores for a seeded sample of at most ARM_USERS people of the current
+def world_from_run(model, seed: int, people: int = ARM_USERS, **calibration):
+    """(World whose truth is ``model``'s scores for a seeded sample of at most ``people`` people of the current
     split, those people's dataset codes)."""
     import numpy as np
 
@@ -368,16 +372,25 @@ def world_from_run(model, seed: int, **calibration):
 
     train = data.current_split().train
     rng = np.random.default_rng(seed)
-    users = np.sort(rng.choice(train.n_users, size=min(ARM_USERS, train.n_users), replace=False))
+    users = np.sort(rng.choice(train.n_users, size=min(people, train.n_users), replace=False))
     return World.from_model(model, train, users=users, **calibration), users
 
 
 # ---------------------------------------------------------------------- a trained run as the world
 def takes_world(preset) -> bool:
     """Whether the preset's simulation accepts ``world=`` (a World in place of its synthetic one)."""
+    return _takes(preset, "world")
+
+
+def takes_trained(preset) -> bool:
+    """Whether the preset's simulation accepts ``trained=`` (a trained run as the loop's model)."""
+    return _takes(preset, "trained")
+
+
+def _takes(preset, name: str) -> bool:
     import inspect
 
-    parameter = inspect.signature(preset.run).parameters.get("world")
+    parameter = inspect.signature(preset.run).parameters.get(name)
     return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is None
 
 
@@ -395,14 +408,51 @@ def world_widgets(trained: dict[str, dict], remembered_name: str | None) -> str 
     return name if use else None
 
 
-def run_in_world(preset, knobs: dict, seed: int, progress, trained: dict[str, dict], name: str):
-    """``preset`` with its knobs, played in a world built from the trained run ``name``."""
-    model = stored_models(trained, [name])[name]
+# how a trained run drives a loop, as people choose it (recsys.simulation.loop.TrainedPolicy's modes)
+POLICY_MODES = {"auto": "Automatic: refit the fast models, the others as a prior",
+                "refit": "Refit its model on the loop's clicks every round",
+                "prior": "Its scores on this dataset as a fixed prior, plus the loop's clicks"}
+
+
+def policy_widgets(trained: dict[str, dict], remembered_choice: dict | None) -> dict | None:
+    """Inside a loop preset's form: optionally make a trained run the system's model. Returns
+    {"run": name, "mode": mode} or None (the model knob's model is retrained on the log)."""
+    names = list(trained)
+    last = remembered_choice or {}
+    with st.expander("System's model from a trained run", expanded=bool(last)):
+        use = st.checkbox("Let a trained run of this dataset be the recommender in the loop", value=bool(last),
+                          key="simulate_policy_use",
+                          help="Every policy ranks with this run's model instead of the model knob's.")
+        index = names.index(last["run"]) if last.get("run") in names else 0
+        name = st.selectbox("The system's model", names, index=index, key="simulate_policy_run")
+        modes = list(POLICY_MODES)
+        mode = st.selectbox("How it learns from the loop", modes, format_func=POLICY_MODES.get,
+                            index=modes.index(last.get("mode", "auto")), key="simulate_policy_mode",
+                            help="Refit: its algorithm and hyperparameters retrained on the clicks the loop logged "
+                                 "(works in the synthetic world too). Prior: what it learned from this dataset, "
+                                 "fixed, added to a co-click model of the loop's clicks (needs the world from a "
+                                 "trained run; fast for every model). Automatic refits most popular and the kNN "
+                                 "models and uses the prior for slower ones.")
+    return {"run": name, "mode": mode} if use else None
+
+
+def run_with_runs(preset, knobs: dict, seed: int, progress, trained: dict[str, dict], world_name: str | None,
+                  policy: dict | None = None):
+    """``preset`` with its knobs, played in a world built from the trained run ``world_name`` (else its own
+    synthetic one), with the run ``policy["run"]`` as the loop's model when given."""
+    from recsys.simulation.loop import TrainedPolicy
+
+    models = stored_models(trained, [n for n in (world_name, policy and policy["run"]) if n])
     settings = preset.knobs(**knobs)
-    # the preset's own click calibration, where it has one, applies to the run's world too
-    calibration = {k: getattr(settings, k) for k in ("base_rate",) if hasattr(settings, k)}
-    world, _ = world_from_run(model, seed, **calibration)
-    return preset.run(settings, seed=seed, progress=progress, world=world)
+    extra, users = {}, None
+    if world_name is not None:
+        # the preset's own click calibration, where it has one, applies to the run's world too
+        calibration = {k: getattr(settings, k) for k in ("base_rate",) if hasattr(settings, k)}
+        people = LOOP_USERS if takes_trained(preset) else ARM_USERS
+        extra["world"], users = world_from_run(models[world_name], seed, people=people, **calibration)
+    if policy is not None:
+        extra["trained"] = TrainedPolicy(models[policy["run"]], users=users, mode=policy["mode"])
+    return preset.run(settings, seed=seed, progress=progress, **extra)
 
 
 def run_budget() -> float | None:

@@ -141,6 +141,8 @@ class RoundState:
 
 
 Policy = Callable[[RoundState, int, LoopSettings, np.random.Generator], np.ndarray]
+# the system's model: the loop's training clicks (n_users, n_items) -> raw scores of the same shape
+Scorer = Callable[[np.ndarray], np.ndarray]
 
 
 # ---------------------------------------------------------------------------- the log and the model
@@ -160,8 +162,9 @@ def seed_log(world: World, exposures: int, holdout: float, rng: np.random.Genera
     return log
 
 
-def fit_scores(model_key: str, train: np.ndarray) -> np.ndarray:
-    """Retrain ``model_key`` on the click matrix and score everyone (zeros while the log is empty)."""
+def fit_scores(model_key: str, train: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """Retrain ``model_key`` (with ``params``, else its defaults) on the click matrix and score everyone
+    (zeros while the log is empty)."""
     from recsys.models import create
 
     users, items = np.nonzero(train)
@@ -172,7 +175,7 @@ def fit_scores(model_key: str, train: np.ndarray) -> np.ndarray:
         return cooccurrence_scores(train)
     log = Dataset(user=users, item=items, rating=np.ones(users.size), user_ids=np.arange(n_users),
                   item_ids=np.arange(n_items), feedback="implicit", name="simulated click log")
-    model = create(model_key).fit(log)
+    model = create(model_key, **(params or {})).fit(log)
     return np.asarray(model.score(np.arange(n_users)), dtype=np.float64)
 
 
@@ -387,21 +390,24 @@ def one_blas_thread():
 
 def run_loop(world: World, policies: tuple[str, ...] | list[str], settings: LoopSettings | None = None, *,
              seed: int = 0, progress: RoundProgress | None = None,
-             custom: dict[str, Policy] | None = None) -> pd.DataFrame:
+             custom: dict[str, Policy] | None = None, scorer: Scorer | None = None) -> pd.DataFrame:
     """Run every policy's feedback loop side by side; one row per (round, policy), the policy
     named by its label (``POLICY_LABELS``; a custom policy by its name).
 
     ``custom`` adds policies by name (a function with the built-in policies' signature),
-    e.g. a simulation that ranks by something other than the model. Progress is reported
-    after each round with ``{policy label: {metric: value}}`` of that round.
+    e.g. a simulation that ranks by something other than the model. ``scorer`` replaces the
+    system's model (``settings.model`` retrained on the log), e.g. :meth:`TrainedPolicy.scorer`.
+    Progress is reported after each round with ``{policy label: {metric: value}}`` of that round.
     """
     with one_blas_thread():
-        return _run_loop(world, policies, settings, seed=seed, progress=progress, custom=custom)
+        return _run_loop(world, policies, settings, seed=seed, progress=progress, custom=custom, scorer=scorer)
 
 
 def _run_loop(world: World, policies, settings: LoopSettings | None, *, seed: int,
-              progress: RoundProgress | None, custom: dict[str, Policy] | None) -> pd.DataFrame:
+              progress: RoundProgress | None, custom: dict[str, Policy] | None,
+              scorer: Scorer | None = None) -> pd.DataFrame:
     settings = settings or LoopSettings()
+    scorer = scorer or (lambda train: fit_scores(settings.model, train))
     choosers = POLICY_FUNCTIONS | (custom or {})
     unknown = [p for p in policies if p not in choosers]
     if unknown or not policies:
@@ -421,7 +427,7 @@ def _run_loop(world: World, policies, settings: LoopSettings | None, *, seed: in
         for name, rng in zip(policies, policy_rngs):
             label = POLICY_LABELS.get(name, name)
             latest[label] = _step(world, logs[name], choosers[name], settings, examine, uniforms, rng,
-                                  item_similarity)
+                                  item_similarity, scorer)
             rows.append({"round": round_number, "series": label, **latest[label]})
         if progress is not None:
             progress(round_number, settings.rounds, latest)
@@ -429,10 +435,11 @@ def _run_loop(world: World, policies, settings: LoopSettings | None, *, seed: in
 
 
 def _step(world: World, log: ClickLog, choose: Policy, settings: LoopSettings, examine: np.ndarray,
-          uniforms: np.ndarray, rng: np.random.Generator, item_similarity: np.ndarray | None) -> dict:
+          uniforms: np.ndarray, rng: np.random.Generator, item_similarity: np.ndarray | None,
+          scorer: Scorer) -> dict:
     train = log.train
     item_clicks = log.clicks.sum(axis=0)
-    scores = standardise_scores(fit_scores(settings.model, train), item_clicks)
+    scores = standardise_scores(scorer(train), item_clicks)
     state = RoundState(scores=break_ties(scores, rng), excluded=log.clicks, impressions=log.impressions,
                        item_clicks=item_clicks, item_similarity=item_similarity)
     ndcg_value = offline_ndcg(scores, train, log.validation, settings.k)
@@ -444,17 +451,123 @@ def _step(world: World, log: ClickLog, choose: Policy, settings: LoopSettings, e
     return round_metrics(world, shown, clicked, log, ndcg_value)
 
 
+# ---------------------------------------------------------------------------- a trained run as the system
+# registry models that refit on the loop's log every round within the preset's budget (measured for
+# LOOP_MODELS); any other model serves as a fixed prior unless refitting is asked for by name
+REFIT_FAST = tuple(key for key in LOOP_MODELS if key != "cooccurrence")
+TRAINED_MODES = ("auto", "refit", "prior")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedPolicy:
+    """A trained run of the current dataset as the system's model in the feedback loop.
+
+    Two honest ways to let a run drive a loop, as ``mode``:
+
+    * ``"refit"``: the run's model (its registry key and hyperparameters) is retrained on the
+      loop's click log every round, exactly as the default loop retrains its co-click model. This
+      is the run's *algorithm* under feedback; what it learned from the dataset is not used (the
+      log starts from the random seed exposures). It works in any world, the synthetic one too.
+    * ``"prior"``: the run's fitted scores for the world's people are a fixed prior (what a batch
+      model trained offline on last month's data believes), and ``settings.model`` (co-click by
+      default) is retrained on the log each round; both are z-scored per person and added, the
+      log's part weighted by ``log_weight``. This keeps what the run learned from the dataset, so
+      it needs a world of that dataset's people and items (``World.from_model`` of a run, with
+      ``users`` its dataset codes), and costs one scoring pass for the whole run: slow models
+      (PureSVD, EASE, iALS, the neural ones) stay within seconds this way.
+    * ``"auto"`` refits the models that refit fast (``REFIT_FAST``: measured within the loop's
+      budget) and uses the prior for the rest, or refits in a world that has no ``users``.
+    """
+
+    model: object  # a fitted Recommender
+    users: np.ndarray | None = None  # dataset codes of the world's rows; None: the world is not the dataset's
+    mode: str = "auto"
+    log_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in TRAINED_MODES:
+            raise DataError(f"Unknown mode {self.mode!r} for a trained run in the loop; choose one of "
+                            f"{list(TRAINED_MODES)}.")
+        if not getattr(self.model, "is_fitted", False):
+            raise DataError("The loop's trained run has no fitted model; train it again.")
+        if self.log_weight < 0:
+            raise DataError(f"log_weight must be zero or more; got {self.log_weight}.")
+
+    @property
+    def key(self) -> str:
+        return str(getattr(self.model, "key", type(self.model).__name__))
+
+    @property
+    def resolved_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        return "refit" if self.key in REFIT_FAST or self.users is None else "prior"
+
+    def scorer(self, world: World, settings: LoopSettings) -> Scorer:
+        """The loop's model: training clicks -> raw scores for every (world person, item)."""
+        if self.resolved_mode == "refit":
+            params = self.model.get_params() if hasattr(self.model, "get_params") else {}
+            return lambda train: fit_scores(self.key, train, params)
+        prior = self.prior_scores(world)
+        weight = self.log_weight
+
+        def blended(train: np.ndarray) -> np.ndarray:
+            return prior + weight * _row_z(fit_scores(settings.model, train))
+
+        return blended
+
+    def prior_scores(self, world: World) -> np.ndarray:
+        """The run's scores for the world's people, z-scored per person (unscorable items count as worst)."""
+        if self.users is None:
+            raise DataError("A trained run can serve as a prior only in a world of its dataset's people: take the "
+                            "world from a trained run, or let the run refit on the log instead.")
+        users = np.asarray(self.users, dtype=np.int64)
+        if users.shape != (world.n_users,):
+            raise DataError(f"users must give one dataset code per person of the world ({world.n_users}); "
+                            f"got {users.size}.")
+        scores = np.asarray(self.model.score(users), dtype=np.float64)
+        if scores.shape[1] != world.n_items:
+            raise DataError(f"The run scores {scores.shape[1]} items but the world has {world.n_items}; "
+                            "use a world built from a run of the same dataset.")
+        finite = np.isfinite(scores)
+        low = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+        return _row_z(np.where(finite, scores, np.where(np.isfinite(low), low, 0.0)))
+
+    def describe(self) -> str:
+        label = getattr(self.model, "label", self.key)
+        if self.resolved_mode == "refit":
+            return f"{label} (refitted on the log each round)"
+        return f"{label} (its dataset scores as a prior, plus the log)"
+
+
+def _row_z(raw: np.ndarray) -> np.ndarray:
+    """Per-row z-scores; a row with no spread (nobody's clicks yet) is all zeros, so it adds nothing."""
+    std = raw.std(axis=1, keepdims=True)
+    return np.where(std > 0, (raw - raw.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0), 0.0)
+
+
+def run_loop_with_trained(world: World, trained: TrainedPolicy, policies: tuple[str, ...] | list[str],
+                          settings: LoopSettings | None = None, *, seed: int = 0,
+                          progress: RoundProgress | None = None) -> pd.DataFrame:
+    """:func:`run_loop` with a trained run as the system's model (see :class:`TrainedPolicy` for how)."""
+    settings = settings or LoopSettings()
+    return run_loop(world, policies, settings, seed=seed, progress=progress, scorer=trained.scorer(world, settings))
+
+
 # ---------------------------------------------------------------------------- presets
 def _model_knob():
     return param("cooccurrence", help="model retrained on the click log every round", choices=LOOP_MODELS)
 
 
+# Every round refits and ranks a dense (people x items) matrix per policy: the highs (40 rounds, 800
+# people, 500 items, k = 30, user kNN) keep the slowest allowed run near 10 CPU s on a busy two-core
+# machine (3,000 x 2,000 took 5 s a round).
 @dataclasses.dataclass
 class TrapKnobs:
-    rounds: int = param(20, help="rounds of show, click, retrain", low=2, high=60)
-    k: int = param(10, help="items shown to each person per round", low=1, high=40)
-    n_users: int = param(DEFAULT_USERS, help="people in the simulated world", low=50, high=3000)
-    n_items: int = param(DEFAULT_ITEMS, help="items in the catalogue", low=40, high=2000)
+    rounds: int = param(20, help="rounds of show, click, retrain", low=2, high=40)
+    k: int = param(10, help="items shown to each person per round", low=1, high=30)
+    n_users: int = param(DEFAULT_USERS, help="people in the simulated world", low=50, high=800)
+    n_items: int = param(DEFAULT_ITEMS, help="items in the catalogue", low=40, high=500)
     model: str = _model_knob()
     epsilon: float = param(0.2, help="ε-greedy: chance each slot shows a random item", low=0.0, high=1.0)
     exploration: float = param(1.0, help="Thompson: spread of the score draws for never-shown items",
@@ -464,12 +577,12 @@ class TrapKnobs:
 
 @dataclasses.dataclass
 class TailKnobs:
-    rounds: int = param(20, help="rounds of show, click, retrain", low=2, high=60)
-    k: int = param(10, help="items shown to each person per round", low=1, high=40)
-    n_users: int = param(DEFAULT_USERS, help="people in the simulated world", low=50, high=3000)
-    n_items: int = param(DEFAULT_ITEMS, help="items in the catalogue", low=40, high=2000)
+    rounds: int = param(20, help="rounds of show, click, retrain", low=2, high=40)
+    k: int = param(10, help="items shown to each person per round", low=1, high=30)
+    n_users: int = param(DEFAULT_USERS, help="people in the simulated world", low=50, high=800)
+    n_items: int = param(DEFAULT_ITEMS, help="items in the catalogue", low=40, high=500)
     model: str = _model_knob()
-    tail_slots: int = param(3, help="long-tail floor: slots kept for the less-clicked half", low=0, high=40)
+    tail_slots: int = param(3, help="long-tail floor: slots kept for the less-clicked half", low=0, high=30)
     mmr_lambda: float = param(0.6, help="MMR: weight of relevance against similarity (1 = greedy)",
                               low=0.0, high=1.0)
     examination: str = param("none", help="which slots people look at", choices=EXAMINATION_KINDS)
@@ -494,10 +607,26 @@ def _moved(first: float, last: float) -> str:
     return "rose" if last > first else "fell" if last < first else "stayed"
 
 
-def run_popularity_trap(knobs: TrapKnobs, seed: int = 0, progress: RoundProgress | None = None) -> SimulationResult:
-    """Greedy vs ε-greedy vs Thompson on one world: does exploration slow the narrowing?"""
+def _play(knobs, policies: tuple[str, ...], seed: int, progress: RoundProgress | None, world: World | None,
+          trained: TrainedPolicy | None) -> tuple[pd.DataFrame, str]:
+    """The preset's loop in its synthetic world or ``world``, with the knobs' model or a ``trained`` run;
+    returns the rounds and the takeaway's opening words naming a trained run."""
+    world = world if world is not None else _world(knobs, seed)
+    settings = _settings(knobs)
+    if trained is None:
+        return run_loop(world, policies, settings, seed=seed, progress=progress), ""
+    rounds = run_loop_with_trained(world, trained, policies, settings, seed=seed, progress=progress)
+    return rounds, f"With {trained.describe()} as the system's model: "
+
+
+def run_popularity_trap(knobs: TrapKnobs, seed: int = 0, progress: RoundProgress | None = None, *,
+                        world: World | None = None, trained: TrainedPolicy | None = None) -> SimulationResult:
+    """Greedy vs ε-greedy vs Thompson on one world: does exploration slow the narrowing?
+
+    ``world`` replaces the synthetic one (e.g. ``World.from_model`` of a stored run); ``trained``
+    makes a trained run the system's model (:class:`TrainedPolicy`)."""
     policies = ("greedy", "epsilon_greedy", "thompson")
-    rounds = run_loop(_world(knobs, seed), policies, _settings(knobs), seed=seed, progress=progress)
+    rounds, opening = _play(knobs, policies, seed, progress, world, trained)
     summary = {
         "greedy_gini_first": _at(rounds, "greedy", "exposure_gini", "first"),
         "greedy_gini_last": _at(rounds, "greedy", "exposure_gini", "last"),
@@ -507,7 +636,7 @@ def run_popularity_trap(knobs: TrapKnobs, seed: int = 0, progress: RoundProgress
         "thompson_gini_last": _at(rounds, "thompson", "exposure_gini", "last"),
     }
     s = summary
-    takeaway = (
+    takeaway = opening + (
         f"Greedy's exposure Gini {_moved(s['greedy_gini_first'], s['greedy_gini_last'])} from "
         f"{s['greedy_gini_first']:.2f} to {s['greedy_gini_last']:.2f} in {knobs.rounds} rounds and the share "
         f"of the catalogue it showed went from {s['greedy_coverage_first']:.2f} to "
@@ -518,18 +647,21 @@ def run_popularity_trap(knobs: TrapKnobs, seed: int = 0, progress: RoundProgress
                             rounds=rounds, takeaway=takeaway, summary=summary)
 
 
-def run_exploration_tail(knobs: TailKnobs, seed: int = 0, progress: RoundProgress | None = None) -> SimulationResult:
-    """Greedy vs a long-tail floor vs MMR: who keeps the catalogue alive, and at what cost?"""
+def run_exploration_tail(knobs: TailKnobs, seed: int = 0, progress: RoundProgress | None = None, *,
+                         world: World | None = None, trained: TrainedPolicy | None = None) -> SimulationResult:
+    """Greedy vs a long-tail floor vs MMR: who keeps the catalogue alive, and at what cost?
+
+    ``world`` and ``trained`` as in :func:`run_popularity_trap`."""
     if knobs.tail_slots > knobs.k:
         raise DataError(f"tail_slots ({knobs.tail_slots}) cannot exceed k ({knobs.k}).")
     policies = ("greedy", "long_tail_floor", "mmr")
-    rounds = run_loop(_world(knobs, seed), policies, _settings(knobs), seed=seed, progress=progress)
+    rounds, opening = _play(knobs, policies, seed, progress, world, trained)
     summary = {}
     for name in policies:
         for metric, digits in (("coverage", 2), ("tail_share", 2), ("true_utility", 3)):
             summary[f"{name}_{metric}_last"] = _at(rounds, name, metric, "last", digits)
     s = summary
-    takeaway = (
+    takeaway = opening + (
         f"After {knobs.rounds} rounds greedy showed {s['greedy_coverage_last']:.2f} of the catalogue with "
         f"{s['greedy_tail_share_last']:.2f} of impressions in the tail; the long-tail floor showed "
         f"{s['long_tail_floor_coverage_last']:.2f} (tail {s['long_tail_floor_tail_share_last']:.2f}) and MMR "

@@ -232,3 +232,35 @@ def test_a_trained_run_can_be_the_world(app):
     assert set(items["item"]) == {str(t) for t in sample.item_titles()}
     assert len(takeaways(app)) == 1
     assert app.checkbox(key="simulate_world_use").value is True
+
+
+def test_a_trained_run_can_be_the_loops_model(app):
+    train_models(app, {"item_knn": "Item-item kNN", "pure_svd": "PureSVD"})
+    app.switch_page(SIMULATE).run()
+    app.radio(key="simulate_preset").set_value("popularity_trap").run()
+    assert_clean(app)
+    assert app.selectbox(key="simulate_policy_run").options == ["Item-item kNN", "PureSVD"]
+    # a run's scores as a prior need the dataset's people: in the synthetic world that is a message
+    app.checkbox(key="simulate_policy_use").check()
+    app.selectbox(key="simulate_policy_mode").set_value("prior")
+    knob(app, "popularity_trap", "rounds").set_value(2)
+    next(b for b in app.button if b.label == "Run").click().run()
+    assert not app.exception
+    assert len(app.error) == 1 and "world of its dataset's people" in md_unescape(app.error[0].value)
+
+    # in a world whose truth is PureSVD's, item-item kNN refitted on the loop's clicks drives every policy
+    app.checkbox(key="simulate_world_use").check()
+    app.selectbox(key="simulate_world_run").set_value("PureSVD")
+    app.selectbox(key="simulate_policy_run").set_value("Item-item kNN")
+    app.selectbox(key="simulate_policy_mode").set_value("auto")
+    next(b for b in app.button if b.label == "Run").click().run()
+    assert_clean(app)
+    [takeaway] = takeaways(app)
+    assert takeaway.startswith("With Item-item kNN (refitted on the log each round) as the system's model: "
+                               "Greedy's exposure Gini")
+    table = table_with(app, "exposure_gini")
+    assert table["series"].tolist() == ["Greedy", "ε-greedy", "Thompson"]
+    assert charts(app) == presets.get("popularity_trap")(seed=0, rounds=2).metrics
+    # the choice is remembered with the knobs
+    assert app.checkbox(key="simulate_policy_use").value is True
+    assert app.selectbox(key="simulate_policy_run").value == "Item-item kNN"

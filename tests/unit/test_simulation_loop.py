@@ -3,6 +3,7 @@ offline-vs-online gap."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -278,3 +279,91 @@ def test_loop_runs_on_a_world_built_from_a_model():
     # MMR's lists differ from greedy's from the first round on
     first = rounds[rounds["round"] == 1].set_index("series")
     assert first.loc["MMR diversity", "homogenisation"] != first.loc["Greedy", "homogenisation"]
+
+
+# ---------------------------------------------------------------------------- a trained run as the system's model
+@pytest.fixture(scope="module")
+def dataset_world():
+    """A small generated dataset, a world whose truth is one run's scores on a subset of its people, and
+    those people's dataset codes."""
+    from recsys.data.synthetic import make_dataset
+    from recsys.models import create
+
+    dataset = make_dataset(160, 90, seed=4)
+    users = np.arange(0, 160, 2)
+    world = World.from_model(create("pure_svd").fit(dataset), dataset, users=users)
+    return dataset, world, users
+
+
+def test_auto_mode_refits_fast_models_and_uses_slow_ones_as_a_prior(dataset_world):
+    from recsys.models import create
+
+    dataset, _, users = dataset_world
+    knn, svd = create("item_knn").fit(dataset), create("pure_svd").fit(dataset)
+    assert loop.TrainedPolicy(knn, users=users).resolved_mode == "refit"
+    assert loop.TrainedPolicy(svd, users=users).resolved_mode == "prior"
+    assert loop.TrainedPolicy(svd).resolved_mode == "refit"  # no dataset people in the world: nothing to score
+    assert loop.TrainedPolicy(svd, users=users, mode="refit").resolved_mode == "refit"
+    with pytest.raises(DataError, match="Unknown mode"):
+        loop.TrainedPolicy(svd, mode="sometimes")
+    with pytest.raises(DataError, match="no fitted model"):
+        loop.TrainedPolicy(create("pure_svd"))
+
+
+def test_a_refitted_run_is_its_model_and_params_retrained_on_the_log(world):
+    """Refit mode in the synthetic world: the run's key and hyperparameters, retrained every round."""
+    from recsys.data.synthetic import make_dataset
+    from recsys.models import create
+
+    elsewhere = make_dataset(60, 40, seed=1)  # a run of another dataset: only its algorithm travels
+    settings = LoopSettings(rounds=3, k=5)
+    default = loop.TrainedPolicy(create("user_knn").fit(elsewhere), mode="refit")
+    with_default = loop.run_loop_with_trained(world, default, ["greedy"], settings, seed=3)
+    same = run_loop(world, ["greedy"], dataclasses.replace(settings, model="user_knn"), seed=3)
+    pd.testing.assert_frame_equal(with_default, same)
+    # its own hyperparameters are used: three neighbours rank differently from the default hundred
+    tuned = loop.TrainedPolicy(create("user_knn", k=3).fit(elsewhere), mode="refit")
+    with_tuned = loop.run_loop_with_trained(world, tuned, ["greedy"], settings, seed=3)
+    assert not with_tuned["exposure_gini"].equals(with_default["exposure_gini"])
+
+
+def test_a_run_as_a_prior_keeps_what_it_learned_from_the_dataset(dataset_world):
+    """The world's truth is PureSVD's; with that same run as the prior, greedy's first lists are truly
+    better than the co-click model's built on the random seed log alone."""
+    from recsys.models import create
+
+    dataset, world, users = dataset_world
+    truth_run = create("pure_svd").fit(dataset)
+    settings = LoopSettings(rounds=2, k=5)
+    prior = loop.TrainedPolicy(truth_run, users=users, mode="prior", log_weight=0.0)
+    np.testing.assert_allclose(prior.prior_scores(world), world.affinity, atol=1e-9)
+    with_prior = loop.run_loop_with_trained(world, prior, ["greedy"], settings, seed=0)
+    plain = run_loop(world, ["greedy"], settings, seed=0)
+    assert with_prior["true_utility"].iloc[0] > plain["true_utility"].iloc[0] + 0.02
+    # the log's part is blended in: a weighted run differs from the prior alone
+    blended = loop.TrainedPolicy(truth_run, users=users, mode="prior", log_weight=1.0)
+    assert not loop.run_loop_with_trained(world, blended, ["greedy"], settings, seed=0).equals(with_prior)
+
+
+def test_a_prior_needs_the_datasets_people(world, dataset_world):
+    from recsys.models import create
+
+    dataset, dataset_world_, users = dataset_world
+    svd = create("pure_svd").fit(dataset)
+    with pytest.raises(DataError, match="world of its dataset's people"):
+        loop.run_loop_with_trained(world, loop.TrainedPolicy(svd, mode="prior"), ["greedy"], LoopSettings(rounds=1))
+    with pytest.raises(DataError, match="one dataset code per person"):
+        loop.TrainedPolicy(svd, users=users[:10], mode="prior").prior_scores(dataset_world_)
+
+
+def test_loop_presets_take_a_trained_run_and_say_so(dataset_world):
+    from recsys.models import create
+
+    dataset, world, users = dataset_world
+    trained = loop.TrainedPolicy(create("pure_svd").fit(dataset), users=users)
+    for key in ("popularity_trap", "exploration_tail"):
+        preset = next(p for p in loop.PRESETS if p.key == key)
+        result = preset.run(preset.knobs(rounds=2, k=5), seed=0, world=world, trained=trained)
+        assert result.takeaway.startswith("With PureSVD (its dataset scores as a prior, plus the log) as the "
+                                          "system's model: ")
+        assert len(result.rounds) == 2 * 3
