@@ -212,6 +212,7 @@ class RankingKnobs:
     presence_embedding_size: int = param(16, help="Embedding size of the 'did they watch it' head.", low=1,
                                          high=512)
     epochs: int = param(4, help="Training epochs of both models.", low=1, high=100)
+    batch_size: int = param(2048, help="Ratings per SGD step (larger: fewer, faster steps).", low=32, high=65536)
     users: int = param(300, help="People in the generated world (used when the app has no dataset).",
                        low=100, high=3000)
     items: int = param(200, help="Films in the generated world.", low=50, high=2000)
@@ -227,7 +228,7 @@ def rating_vs_ranking(knobs: RankingKnobs, context: Context) -> LessonResult:
     if ds.feedback != "explicit":
         raise DataError("This lesson needs ratings (explicit feedback); load a dataset with a rating column.")
     train = make_split(ds, SplitConfig.coerce(SPLIT)).train
-    base = {"embedding_size": knobs.embedding_size, "epochs": knobs.epochs}
+    base = {"embedding_size": knobs.embedding_size, "epochs": knobs.epochs, "batch_size": knobs.batch_size}
     rows = []
     for label, presence in (("rating only", 0), ("rating × presence", knobs.presence_embedding_size)):
         _, report = context.train(ds, SPLIT, "mf_sgd", {**base, "presence_embedding_size": presence})
