@@ -234,6 +234,12 @@ def cmd_workshop(args) -> int:
           f"uploads {'on' if preset.uploads else 'off'}")
     if args.action == "check":
         return 0
+    import torch
+
+    from recsys.jobs import TORCH_THREADS
+
+    # one torch thread, as the server's training jobs: on a busy machine more threads fight over the cores
+    torch.set_num_threads(TORCH_THREADS)
     store = ExperimentStore(args.store)
     done = workshop.prepare(preset, store, report=lambda text: print(f"  {text}", flush=True))
     print(f"trained {len(done.trained)} run(s), {done.reused} already stored, into {store.root}")
