@@ -302,3 +302,19 @@ def test_personalised_lists_lean_on_the_blockbusters_beyond_their_share_of_the_l
     assert pp.TRAP_CHOICES[result.correct].startswith("Well above")
     assert f"{f['watched_share']:.0%}" in result.explanation
     assert len(context.fits) == 4
+
+
+# ------------------------------------------------------------------ through the store
+def test_a_stored_sparsity_run_trains_nothing_the_second_time(store):
+    first = Context(store=store)
+    lessons()["sparsity_knn"].run(first, users=300, items=200, keep="1, 0.5")
+    again = Context(store=store)
+    lessons()["sparsity_knn"].run(again, users=300, items=200, keep="1, 0.5")
+    assert len(first.fits) == 4 and again.fits == []
+
+
+def test_the_worked_lessons_train_nothing():
+    context = Context()
+    lessons()["bpr_step"].run(context)
+    lessons()["layers_are_hops"].run(context)
+    assert context.fits == []
