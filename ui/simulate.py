@@ -21,6 +21,9 @@ from ui.charts import FIT_WIDTH
 from ui.text import md_escape
 
 CHART_HEIGHT = 240
+# series colours: distinct hues (the theme's default pairs dark and light shades of one hue, so
+# "A/B test (fixed horizon)" and "A/B test (peeking)" read as one line)
+SERIES_SCHEME = "tableau10"
 # live charts are redrawn at most this often: a preset can finish 50 rounds in a second, and
 # sending every one to the browser would take longer than the simulation itself
 LIVE_REDRAW_S = 0.25
@@ -71,11 +74,19 @@ def knob_widget(field: dict, value, key: str):
     if isinstance(field["default"], float):
         step = float(field.get("step") or _float_step(low, high, float(value)))
         if low is not None and high is not None and not field.get("log"):
-            return float(st.slider(label, float(low), float(high), float(value), step=step, help=helptext, key=key))
+            # as many decimals as the step has: the default two showed a 0.046 click rate as 0.05
+            return float(st.slider(label, float(low), float(high), float(value), step=step, help=helptext, key=key,
+                                   format=f"%.{_decimals(step)}f"))
         return float(st.number_input(label, value=float(value), min_value=None if low is None else float(low),
                                      max_value=None if high is None else float(high), step=step, format="%g",
                                      help=helptext, key=key))
     return st.text_input(label, value=str(value), help=helptext, key=key)
+
+
+def _decimals(step: float) -> int:
+    """Decimals that show every multiple of ``step`` exactly (0.001 → 3, 0.05 → 2, 1.0 → 0)."""
+    text = f"{step:.10f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
 
 
 def _float_step(low, high, value: float) -> float:
@@ -172,11 +183,15 @@ def long_metrics(rounds: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return frame.dropna(subset=["value"])
 
 
-def metric_chart(frame: pd.DataFrame, metric: str, series: list[str], rounds_total: int) -> alt.Chart:
-    """One metric over the rounds, a line per series (colours fixed by ``series`` so every chart agrees)."""
-    # one entry a line under the plot: side by side, long series names ran past a narrow chart's edge
-    color = alt.Color("series:N", title="Series", sort=series, scale=alt.Scale(domain=series),
-                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=320))
+def metric_chart(frame: pd.DataFrame, metric: str, series: list[str], rounds_total: int,
+                 description: str | None = None) -> alt.Chart:
+    """One metric over the rounds, a line per series (colours fixed by ``series`` so every chart agrees),
+    titled with the metric's name and, under it, what it measures."""
+    # entries in up to two columns under the plot: side by side, long series names ran past a narrow
+    # chart's edge, and one a line made five series' legend taller than the plot
+    color = alt.Color("series:N", title=None, sort=series, scale=alt.Scale(domain=series, scheme=SERIES_SCHEME),
+                      legend=alt.Legend(orient="bottom", direction="horizontal", columns=legend_columns(series),
+                                        labelLimit=320, columnPadding=16))
     tooltip = [alt.Tooltip("series:N", title="series"), alt.Tooltip("round:Q", title="round"),
                alt.Tooltip("value:Q", title=metric, format=",.4g")]
     if rounds_total <= 1:  # nothing unfolds: compare the series side by side
@@ -188,19 +203,49 @@ def metric_chart(frame: pd.DataFrame, metric: str, series: list[str], rounds_tot
             x=alt.X("round:Q", title="Round", scale=alt.Scale(domain=[1, max(rounds_total, 2)]),
                     axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)), color=color, tooltip=tooltip)
-    return chart.properties(title=metric, height=CHART_HEIGHT, autosize=FIT_WIDTH)
+    title = alt.TitleParams(metric, subtitle=_wrap(description) if description else [], anchor="start",
+                            subtitleColor="#6b6f76")
+    return chart.properties(title=title, height=CHART_HEIGHT, autosize=FIT_WIDTH)
+
+
+def legend_columns(series: list[str]) -> int:
+    """Two legend columns when the names are short; one when two long names would not fit half the page
+    side by side (the second column ran past the chart's edge)."""
+    return 2 if len(series) > 1 and max(len(str(s)) for s in series) <= 16 else 1
+
+
+def _wrap(text: str, width: int = 50) -> list[str]:
+    """A subtitle in lines that fit half the page (vega-lite does not wrap titles)."""
+    import textwrap
+
+    return textwrap.wrap(text, width)
+
+
+def charted_metrics(rounds: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """The metrics worth a chart: one that is the same for every series in every round (visitors so far,
+    page views logged) compares nothing, and stays in the round table."""
+    n_series = rounds["series"].nunique()
+    if n_series < 2:
+        return list(metrics)
+    by_round = rounds.groupby("round")[metrics]
+    same = (by_round.nunique(dropna=True) == 1) & (by_round.count() == n_series)
+    return [m for m in metrics if not same[m].all()]
 
 
 def draw_charts(rounds: pd.DataFrame, metrics: list[str], series: list[str], rounds_total: int,
                 per_row: int = 2) -> None:
-    """A chart per metric, ``per_row`` to a row."""
+    """A chart per metric, ``per_row`` to a row (pass ``charted_metrics`` of the whole run)."""
+    from recsys.simulation.presets import metric_descriptions
+
+    descriptions = metric_descriptions()
     frame = long_metrics(rounds, metrics)
     for start in range(0, len(metrics), per_row):
         cols = st.columns(per_row)
         for col, metric in zip(cols, metrics[start:start + per_row], strict=False):
             part = frame[frame["metric"] == metric]
             if not part.empty:
-                col.altair_chart(metric_chart(part, metric, series, rounds_total), width="stretch")
+                col.altair_chart(metric_chart(part, metric, series, rounds_total, descriptions.get(metric)),
+                                 width="stretch")
 
 
 # ---------------------------------------------------------------------- the live view
@@ -252,7 +297,7 @@ class LiveView:
             metrics = [c for c in frame.columns if c not in ("round", "series")]
             series = list(dict.fromkeys(frame["series"]))
             with self.charts.container():
-                draw_charts(frame, metrics, series, total)
+                draw_charts(frame, charted_metrics(frame, metrics), series, total)
 
     def clear(self) -> None:
         self.bar.empty()
@@ -289,7 +334,9 @@ def show_result(result: SimulationResult, result_id: str, csv_text: str) -> None
     if len(numbers) > 1:  # keyed by the run: a new run starts at its own last round
         upto = st.select_slider("Show rounds up to", numbers, value=numbers[-1], key=f"simulate_step.{result_id}",
                                 help="Step back through the run: the charts and the table stop at this round.")
-    draw_charts(rounds[rounds["round"] <= upto], result.metrics, result.series, len(numbers))
+    # which metrics get a chart is decided on the whole run, so stepping back never drops one
+    draw_charts(rounds[rounds["round"] <= upto], charted_metrics(rounds, result.metrics), result.series,
+                len(numbers))
 
     st.subheader(f"Round {upto}" if len(numbers) > 1 else "Figures")
     st.dataframe(rounds[rounds["round"] == upto].drop(columns="round"), hide_index=True, width="stretch")

@@ -38,6 +38,15 @@ POLICY_LABELS = {
     "thompson": "Thompson sampling",
 }
 MAX_ARMS = 5
+# what each per-round column means (the page puts it under the chart's title)
+METRICS = {
+    "visitors": "visitors so far, the same for every policy",
+    "cumulative_regret": "clicks lost so far against always showing the best arm (mean over runs)",
+    "traffic_share_best": "share of all visitors so far sent to the best arm",
+    "clicks": "clicks this round (mean over runs)",
+    "decided": "share of runs that have settled on an arm",
+    "decided_correct": "share of runs that have settled on a best arm",
+}
 # Posterior draws per run that estimate each arm's chance of being best. 128 keeps the
 # allocation error near 4 % at the 50/50 point while the whole preset runs in a few seconds.
 POSTERIOR_DRAWS = 128

@@ -48,6 +48,18 @@ from recsys.simulation.world import World
 STATIC, RETRAIN, NEARLINE, ENSEMBLE = "static", "nightly retrain", "nearline fold-in", "static + recent"
 TIERS = (STATIC, RETRAIN, NEARLINE, ENSEMBLE)
 # registered models that fold a new history in and fit in well under a second on the default world
+# what each per-round column means (the page puts it under the chart's title)
+METRICS = {
+    "utility": "mean true relevance of the tier's list, per person",
+    "utility_share": "the tier's list's true relevance as a share of the best possible list's",
+    "next_click_recall": "share of the titles people started next that the tier's list held",
+    "continue_watching_hit": "share of resumed titles that the Continue watching row showed",
+    "fits": "full model fits this round",
+    "fit_interactions": "interactions read by those fits",
+    "fold_ins": "histories folded into the served model this round (nearline work)",
+    "scored_cells": "(person, title) scores computed this round",
+    "seconds": "wall-clock seconds the tier's work took this round",
+}
 FOLD_IN_MODELS = ("item_knn", "ease", "ials", "pure_svd")
 # a person resuming a title picks by how much they like it times this per round of its age:
 # people mostly finish what they began lately, sometimes something older

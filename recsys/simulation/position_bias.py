@@ -36,6 +36,12 @@ ESTIMATOR_LABELS = {
     "ipw": "IPW (true propensities)",
     "ipw_estimated": "IPW (estimated propensities)",
 }
+# what each per-round column means (the page puts it under the chart's title)
+METRICS = {
+    "page_views": "page views logged so far, the same for every estimator",
+    "kendall_tau": "Kendall τ between the estimator's item ranking and the items' true relevance (1 = same order)",
+    "propensity_error": "mean absolute error of the slots' examination propensities the estimator uses",
+}
 # Estimated propensities below this are clipped: a slot whose swap sample holds no click yet
 # would otherwise get an infinite weight.
 PROPENSITY_FLOOR = 0.01

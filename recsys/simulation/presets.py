@@ -67,6 +67,15 @@ def presets() -> dict[str, Preset]:
     return found
 
 
+def metric_descriptions() -> dict[str, str]:
+    """{metric name: one line on what it measures}, from each simulation module's ``METRICS``."""
+    found: dict[str, str] = {}
+    for name in MODULES:
+        for metric, text in getattr(importlib.import_module(name), "METRICS", {}).items():
+            found.setdefault(metric, text)
+    return found
+
+
 def get(key: str) -> Preset:
     available = presets()
     if key not in available:

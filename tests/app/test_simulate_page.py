@@ -12,7 +12,7 @@ from recsys.simulation import presets
 from tests.app.test_inspection_pages import train_models
 from tests.app.test_pages import assert_clean, charts
 from ui import simulate as ui_simulate
-from ui.simulate import HEADLINE, figure_rows, knob_label, summary_value
+from ui.simulate import HEADLINE, charted_metrics, figure_rows, knob_label, summary_value
 from ui.text import md_unescape
 
 SIMULATE = "app_pages/simulate.py"
@@ -86,7 +86,9 @@ def test_run_shows_the_computed_takeaway_charts_and_the_round_table(app):
     assert figures["figure"].tolist() == list(result.summary)
     assert figures.set_index("figure")["value"]["regret_thompson"] == summary_value(result.summary["regret_thompson"])
 
-    assert charts(app) == result.metrics  # one chart per metric, titled with its name
+    # one chart per metric, titled with its name, but for the visitors so far (the same for every policy)
+    assert charts(app) == charted_metrics(result.rounds, result.metrics) == [m for m in result.metrics
+                                                                            if m != "visitors"]
     last = result.rounds[result.rounds["round"] == 6].drop(columns="round").reset_index(drop=True)
     pd.testing.assert_frame_equal(table_with(app, "series").reset_index(drop=True), last)
     assert [t.value for t in app.subheader][:1] == ["Round 6"]
@@ -179,7 +181,8 @@ def test_the_live_view_draws_the_final_charts(app, monkeypatch, key, small):
         knob(app, key, name).set_value(value)
     next(b for b in app.button if b.label == "Run").click().run()
     assert_clean(app)
-    metrics = presets.get(key)(seed=0, **small).metrics
+    result = presets.get(key)(seed=0, **small)
+    metrics = charted_metrics(result.rounds, result.metrics)
     # the live charts (drawn at the last round), then the finished run's: the same titles twice
     assert charts(app) == metrics + metrics
     assert HEADLINE not in charts(app)
@@ -260,7 +263,16 @@ def test_a_trained_run_can_be_the_loops_model(app):
                                "Greedy's exposure Gini")
     table = table_with(app, "exposure_gini")
     assert table["series"].tolist() == ["Greedy", "ε-greedy", "Thompson"]
-    assert charts(app) == presets.get("popularity_trap")(seed=0, rounds=2).metrics
+    assert {"exposure_gini", "coverage", "true_utility"} <= set(charts(app)) <= set(table.columns)
     # the choice is remembered with the knobs
     assert app.checkbox(key="simulate_policy_use").value is True
     assert app.selectbox(key="simulate_policy_run").value == "Item-item kNN"
+
+
+def test_only_metrics_that_differ_between_series_are_charted():
+    rounds = pd.DataFrame({"round": [1, 1, 2, 2], "series": ["a", "b", "a", "b"], "seen": [10, 10, 20, 20],
+                           "gini": [0.5, 0.5, 0.6, 0.7], "tau": [0.1, np.nan, 0.2, np.nan]})
+    # the visitors seen so far are everyone's; a metric only one series has is that series' story
+    assert charted_metrics(rounds, ["seen", "gini", "tau"]) == ["gini", "tau"]
+    # one series: every metric is its own story
+    assert charted_metrics(rounds[rounds["series"] == "a"], ["seen", "gini"]) == ["seen", "gini"]
