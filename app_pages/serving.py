@@ -12,7 +12,10 @@ from ui import charts, pages, runs, state
 from ui.errors import attempt
 from ui.text import md_escape
 
-COUNTS = [20, 50, 100, 200, 500, 1000]
+COUNTS = [10, 20, 50, 100, 200, 500, 1000]
+# from as few candidates as the list is long: on a small catalogue two good models agree on most of their top
+# items, so only the small counts show what retrieval can lose
+DEFAULT_COUNTS = [10, 20, 50, 100, 200, 1000]
 SCALE_SIZES = [10_000, 30_000, 100_000]
 SAME = "same as retrieval"
 TIMING_ROUNDS = 3  # every setting is timed this many times; the page shows the median and the p99 spread
@@ -56,7 +59,7 @@ method = controls[2].selectbox("Index", list(retrieval.METHODS), key="serving_me
                                             "ivf": "IVF (k-means cells)", "exact": "exact (no index)"}.get,
                                help="Approximate indexes come from faiss; without it every option is exact search.")
 options = st.columns([3, 1])
-counts = options[0].multiselect("Candidate counts", COUNTS, default=[50, 100, 200, 500, 1000], key="serving_counts")
+counts = options[0].multiselect("Candidate counts", COUNTS, default=DEFAULT_COUNTS, key="serving_counts")
 requests = options[1].number_input("Timed requests", 20, 1000, 200, step=20, key="serving_requests",
                                    help="Users answered one at a time for the latency percentiles.")
 if not counts:
@@ -108,6 +111,11 @@ cols[1].metric(f"Recall@10 with {int(at_200['candidates'])} candidates", f"{at_2
 cols[2].metric(f"p50 per request, {int(at_200['candidates'])} candidates", f"{at_200['p50_ms']:.2f} ms")
 cols[3].metric("p50 per request, exact scoring", f"{exact['p50_ms']:.2f} ms",
                help=f"{ranker_label} scores all {result.n_items:,} items, then the top 10 are picked.")
+fewest = two_stage.iloc[0]  # counts are sorted: the cheapest retrieval shows what it can lose
+st.caption(f"With {int(fewest['candidates']):,} candidates the two-stage top-10 keeps {fewest['recall']:.1%} of "
+           f"{ranker_label}'s own top-10; what the retriever does not fetch, the ranker can never show. "
+           + ("Here the two models agree on every favourite at this count." if fewest["recall"] >= 1.0 else
+              "More candidates find more of it, and cost time."))
 
 
 def latency_chart(two_stage: pd.DataFrame, exact: pd.Series) -> alt.Chart:

@@ -18,20 +18,25 @@ FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 # ---------------------------------------------------------------------- one colour per model
-# 22 distinct hues (Tableau 20 and two more); a model keeps its colour on every page and in every chart, because
-# the colour is a function of the model alone, never of which other runs a chart happens to show.
+# 22 distinct colours (Tableau 10 first, then more); a model keeps its colour on every page and in every chart,
+# because the colour is a function of the model alone, never of which other runs a chart happens to show.
 MODEL_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-                 "#9c755f", "#bab0ac", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
-                 "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
+                 "#9c755f", "#17becf", "#bcbd22", "#8c564b", "#9467bd", "#2ca02c", "#e377c2", "#1f77b4",
+                 "#d62728", "#bab0ac", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
+# The models most often trained side by side take the first, most distinct colours; the rest follow the registry.
+FIRST_COLOURED = ("pop", "item_knn", "ease", "ials", "bpr_mf", "pure_svd", "lightgcn", "mult_vae", "sasrec",
+                  "user_knn")
 
 
 def model_colour(model_key: str) -> str:
-    """The colour of ``model_key`` everywhere: its place in the registry picks it from ``MODEL_PALETTE``.
+    """The colour of ``model_key`` everywhere: its place in ``FIRST_COLOURED`` then the registry picks it from
+    ``MODEL_PALETTE``.
 
     A key the registry does not hold (an imported run of a model since removed) gets a colour from a stable hash
     of its name, so it too is the same on every page.
     """
-    keys = list(registry)
+    keys = [*(key for key in FIRST_COLOURED if key in registry), *(key for key in registry
+                                                                   if key not in FIRST_COLOURED)]
     position = keys.index(model_key) if model_key in keys else zlib.crc32(model_key.encode())
     return MODEL_PALETTE[position % len(MODEL_PALETTE)]
 

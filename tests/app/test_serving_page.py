@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -31,6 +32,9 @@ def test_serving_page_draws_the_tradeoff_and_latency_table(app):
     # the retriever's own candidates would keep a flat 100 % recall that teaches nothing
     assert app.selectbox(key="serving_retriever").options == ["PureSVD"]
     assert app.selectbox(key="serving_ranker").value == "Item-item kNN"
+    assert app.multiselect(key="serving_counts").value[0] == 10  # the cheapest retrieval shows the loss
+    fewest = next(c.value for c in app.caption if c.value.startswith("With 10 candidates"))
+    assert float(re.search(r"keeps ([\d.]+)%", fewest).group(1)) < 100.0
     app.multiselect(key="serving_counts").set_value([20, 100, 1000]).run()
     app.number_input(key="serving_requests").set_value(20).run()
     assert_clean(app)
