@@ -127,3 +127,20 @@ def test_a_validation_part_brings_patience_the_curve_and_the_best_epoch(app):
     assert list(table["best epoch"]) == [epoch]
     assert list(table["split"]) == ["random 80/20 holdout, with a validation part"]
     assert "Validation NDCG@10 by epoch" in charts(app) and "Training loss by epoch" in charts(app)
+
+
+def test_the_pace_is_estimated_until_an_epoch_ends_then_measured():
+    from recsys.estimate import FitEstimate
+    from recsys.jobs import RUNNING, Job
+
+    now = [100.0]
+    guess = FitEstimate(fixed=1.0, per_epoch=2.0, epochs=20, scoring=1.0, sample_share=0.2, probe_seconds=0.4)
+    job = Job({"run_id": "r", "model": "bpr_mf", "label": "BPR-MF"}, None, {}, estimate=guess, clock=lambda: now[0])
+    job.status, job.started = RUNNING, 100.0
+    assert jobs.pace_text(job) == "2.0 s per epoch (estimated) · about 42 s left"
+    now[0] = 104.0
+    job.progress(1, 20, {"loss": 0.7})  # the first epoch took 4 s, setup included
+    assert jobs.pace_text(job) == "4.0 s per epoch · about 1 min 20 s left"  # 19 x 4 s + 1 s of scoring
+    now[0] = 107.0
+    job.progress(2, 20, {"loss": 0.6})
+    assert jobs.pace_text(job) == "3.0 s per epoch · about 55 s left"  # 18 x 3 s + 1 s
