@@ -493,7 +493,8 @@ def serving_tradeoff(two_stage: pd.DataFrame, exact: pd.Series, colour: str) -> 
                 scale=alt.Scale(domain=y_domain, nice=False)),
         tooltip=tooltip)
     # joined in candidate order, not latency order: timing noise must not re-route the curve
-    line = base.transform_filter("datum.stage == 'two-stage'").mark_line(point=True, color=colour).encode(
+    line = base.transform_filter("datum.stage == 'two-stage'").mark_line(
+        point=alt.OverlayMarkDef(color=colour, size=50), color=colour).encode(
         order="candidates:Q")
     star = base.transform_filter("datum.stage == 'exact'").mark_point(shape="diamond", size=160, color="#d62728",
                                                                       filled=True)
