@@ -76,10 +76,11 @@ class FreshnessKnobs:
     model: str = param("item_knn", help="The served model (one that can fold in a new history).",
                        choices=FOLD_IN_MODELS)
     # nearline folds every person in every round, one history at a time: the highs keep the slowest
-    # allowed run (500 x 500, 25 rounds, nightly refit every round) near 10 CPU s on a busy two-core
-    # machine (default 300 people x 12 rounds: 3,600 fold-ins, about a second)
-    users: int = param(300, help="People in the simulated world.", low=20, high=500, log=True)
-    items: int = param(300, help="Titles in the catalogue.", low=50, high=500, log=True)
+    # allowed run (400 x 400, 25 rounds, nightly refit every round) near 10 CPU s on a busy two-core
+    # machine for item kNN, EASE and PureSVD; iALS, whose fold-in solves a least-squares problem per
+    # person, takes about 2 CPU s a round there (default 300 people x 12 rounds: about a second)
+    users: int = param(300, help="People in the simulated world.", low=20, high=400, log=True)
+    items: int = param(300, help="Titles in the catalogue.", low=50, high=400, log=True)
     k: int = param(10, help="Recommendations shown per person, and the Continue watching row's length.",
                    low=1, high=30)
     items_per_round: int = param(3, help="New titles each person starts per round.", low=1, high=10)
