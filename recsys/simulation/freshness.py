@@ -409,7 +409,11 @@ def takeaway(summary: dict[str, float], knobs: FreshnessKnobs) -> str:
 
 
 def run(knobs: FreshnessKnobs, seed: int = 0, progress: RoundProgress | None = None) -> SimulationResult:
-    return simulate(knobs, seed=seed, progress=progress)
+    from recsys.simulation.loop import one_blas_thread
+
+    # small matrices, refitted and folded in hundreds of times: BLAS threads only fight over busy cores
+    with one_blas_thread():
+        return simulate(knobs, seed=seed, progress=progress)
 
 
 PRESETS = [
