@@ -125,4 +125,4 @@ def test_a_world_can_be_passed_in_and_bad_grids_are_refused():
     expected = examination("grid", 2, 5).ravel()
     assert result.tables["Propensities"]["true examination (relative to slot 1)"].to_numpy() == pytest.approx(expected)
     with pytest.raises(DataError, match="tiles but the catalogue"):
-        pb.run_position_bias(PRESET.knobs(grid_rows=5, grid_cols=10, rounds=2), seed=0, world=world)
+        pb.run_position_bias(PRESET.knobs(grid_rows=6, grid_cols=8, rounds=2), seed=0, world=world)
