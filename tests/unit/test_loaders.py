@@ -435,7 +435,7 @@ def test_ml_latest_csv_layout(tmp_path):
                                 ("Documentary",)]
     assert ds.items["year"].tolist() == [1995.0, 1995.0, 1995.0, 1995.0, 1980.0]
     assert ds.items["tags"].tolist() == ["pixar, fun", "", "", "remake", ""]
-    assert ds.item_titles().tolist()[1] == "Grumpier Old Men, The (1995)"
+    assert ds.item_titles().tolist()[1] == "The Grumpier Old Men (1995)"  # the article read to the front
 
 
 @pytest.mark.parametrize(("label", "name"), [("ml-25m", "MovieLens 25M"), ("ml-32m", "MovieLens 32M"),
