@@ -283,7 +283,9 @@ def is_rounds(table) -> bool:
 def show_tables(result) -> None:
     from ui import simulate as sim
 
-    for title, table in result.tables.items():
+    # the per-round charts first: they show the effect; the wide tables behind them follow
+    ordered = sorted(result.tables.items(), key=lambda item: not is_rounds(item[1]))
+    for title, table in ordered:
         st.subheader(title)
         if is_rounds(table):
             metrics = [c for c in table.columns if c not in ("round", "series")]

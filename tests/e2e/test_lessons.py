@@ -59,6 +59,9 @@ def test_three_lessons_end_to_end(server, browser_page):
         page.locator("[data-testid=stMain] h2", has_text=get(key).title).evaluate(
             "e => e.scrollIntoView({block: 'start'})")
         shot(page, f"50-lesson-{number}-{key}.png", *((DOC_SHOTS / "lessons.png",) if key == "harsh_raters" else ()))
+    # the simulation's own figures: its per-round chart and the item ranking under the question
+    page.get_by_role("heading", name="What this run produced").evaluate("e => e.scrollIntoView({block: 'start'})")
+    shot(page, "52-lesson-position_bias-result.png")
 
     page.get_by_role("button", name="Set up the app for this lesson").click()
     page.get_by_text("Simulate page is set to this experiment").wait_for(timeout=TRAIN_TIMEOUT_MS)
