@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import lessons as lesson_ui
+from ui import pages as ui_pages
 from ui import state
 from ui.text import md_escape
 
@@ -98,7 +99,7 @@ pages = [
     st.Page("app_pages/lessons.py", title="Lessons", icon=":material/school:"),
 ]
 sidebar()
-page = st.navigation(lesson_ui.visible_pages(pages, workshop))
+page = st.navigation(ui_pages.remember_shown(lesson_ui.visible_pages(pages, workshop)))
 for module in BACKEND:
     importlib.import_module(module)
 page.run()

@@ -11,7 +11,7 @@ import streamlit as st
 
 from recsys.data.errors import DataError
 from recsys.evaluation.compare import run_label, selection
-from ui import data, runs, share
+from ui import data, pages, runs, share
 from ui.compare import export, metrics, overview, sampled, sweep, tradeoffs, users
 from ui.compare.context import Comparison
 
@@ -32,7 +32,7 @@ if hidden:
                "models are only comparable on the same test set.")
 if not visible:
     st.info("No trained models on this dataset and split yet. Train some on the Train page.")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    pages.link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 

@@ -12,9 +12,12 @@ from recsys import hosting
 from recsys.data import loaders, stats
 from recsys.data.errors import DataError
 from recsys.data.sample_matrix import matrix_sample
-from ui import charts, data, state
+from ui import charts, data, lessons, state
 from ui.errors import attempt, shown_errors
 from ui.text import md_escape
+
+UPLOADS_OFF = ("This workshop's server takes no uploads: its preset turns them off. Use the data it offers, "
+               "or ask the instructor.")
 
 st.title("Data")
 
@@ -48,9 +51,11 @@ def movielens_tab() -> None:
                                       placeholder="Choose a folder or .zip")
             typed = st.text_input("…or a folder or .zip path inside the server's data folders", key="ml_path",
                                   placeholder=offered[0] if offered else "ml-100k")
-        upload = st.file_uploader("…or upload a MovieLens .zip" if not cfg.hosted or cfg.data_roots
-                                  else "Upload a MovieLens .zip", type=["zip"], key="ml_zip",
-                                  max_upload_size=_upload_mb(cfg))
+        upload = None
+        if lessons.uploads_allowed():
+            upload = st.file_uploader("…or upload a MovieLens .zip" if not cfg.hosted or cfg.data_roots
+                                      else "Upload a MovieLens .zip", type=["zip"], key="ml_zip",
+                                      max_upload_size=_upload_mb(cfg))
         submitted = st.form_submit_button("Load MovieLens")
     if not submitted:
         return
@@ -84,6 +89,9 @@ def _column_select(label: str, columns: list[str], guess: str | None, key: str, 
 
 def upload_tab() -> None:
     cfg = hosting.config()
+    if not lessons.uploads_allowed():
+        st.info(UPLOADS_OFF, icon=":material/block:")
+        return
     st.write("Upload interactions as CSV, TSV or Parquet: one row per (user, item) with an optional "
              "rating and timestamp. Then map the columns.")
     upload = st.file_uploader("Interactions file", type=["csv", "tsv", "txt", "parquet"], key="upload_file",

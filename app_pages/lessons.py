@@ -11,6 +11,7 @@ import streamlit as st
 
 from recsys.lessons.base import lessons
 from ui import lessons as lesson_ui
+from ui import pages
 from ui import simulate as sim
 from ui.errors import attempt, shown_errors
 
@@ -67,7 +68,7 @@ with body:
         st.success(setup_note, icon=":material/check_circle:")
         target = lesson_ui.page_file(lesson)
         if target is not None:
-            st.page_link(target, label=f"Open the {lesson.setup.page.capitalize()} page", icon=":material/arrow_forward:")
+            pages.link(target, label=f"Open the {lesson.setup.page.capitalize()} page", icon=":material/arrow_forward:")
 
     result = None
     with shown_errors(f"Running {lesson.title}"), st.spinner("Running the experiment…"):

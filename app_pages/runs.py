@@ -11,7 +11,7 @@ import streamlit as st
 
 from recsys import hosting
 from recsys.store import SHARED, Actor, run_rows
-from ui import identity, runs
+from ui import identity, lessons, pages, runs
 from ui.errors import shown_errors
 from ui.text import md_escape
 
@@ -101,6 +101,9 @@ def export(by_id: dict) -> None:
 
 
 def import_bundle() -> None:
+    if not lessons.uploads_allowed():
+        st.caption("Importing bundles is off on this workshop's server (its preset turns uploads off).")
+        return
     limits = hosting.config().limits
     upload = st.file_uploader("Experiment bundle (.zip)", type=["zip"], key="runs_import_file",
                               help="A bundle exported from this page, here or on another server.",
@@ -159,7 +162,7 @@ if rows:
     export(by_id)
 else:
     st.info("No runs stored yet. Train some on the Train page, or import a bundle below.")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    pages.link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
 st.subheader("Import")
 import_bundle()
 if hosting.config().hosted:

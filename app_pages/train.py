@@ -12,7 +12,7 @@ from recsys import estimate, hosting
 from recsys.data.errors import DataError
 from recsys.models import registry
 from recsys.models.registry import FAMILIES
-from ui import charts, data, forms, jobs, runs, state
+from ui import charts, data, forms, jobs, pages, runs, state
 from ui.errors import attempt, shown_errors
 from ui.text import md_escape
 
@@ -335,5 +335,5 @@ if trained:
         "NDCG@10": st.column_config.NumberColumn(format="%.4f"),
         "fit s": st.column_config.NumberColumn(format="%.2f"),
     })
-    st.page_link("app_pages/compare.py", label="Compare them →", icon=":material/balance:")
+    pages.link("app_pages/compare.py", label="Compare them →", icon=":material/balance:")
     training_curves(trained)

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
 from recsys.models import registry
 from recsys.models.capabilities import example_list, has
 from ui import runs
+
+SHOWN_PAGES = "shown_pages"
+
+
+def remember_shown(pages: list) -> list:
+    """Note which pages the navigation offers (a workshop preset may hide some) and return them."""
+    st.session_state[SHOWN_PAGES] = {page.url_path or "data" for page in pages}
+    return pages
+
+
+def link(path: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` to a page of the app, drawn only when the navigation offers that page:
+    a link to a page a workshop preset hides would stop the page with an error."""
+    shown = st.session_state.get(SHOWN_PAGES)
+    if shown is not None and Path(path).stem not in shown:
+        return
+    st.page_link(path, label=label, icon=icon)
 
 
 def trained_with(*capabilities: str) -> dict[str, dict]:
@@ -38,5 +56,5 @@ def require_trained(*capabilities: str, what: str = "", advice: str | None = Non
                                        "yet.", advice) if part))
     if offer is not None:
         offer()
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()

@@ -164,3 +164,17 @@ def test_a_server_started_with_a_preset_prepares_its_runs_once(app, room, monkey
     stored = ExperimentStore(data.data_home() / "store").list(status="done")
     assert [r.model for r in stored] == ["pop"] and stored[0].split["seed"] == 7
     assert preparing.text().startswith("Workshop prepared: 1 run(s) trained now")
+
+
+def test_a_preset_with_uploads_off_offers_no_uploader_on_data_or_runs(app, room):
+    # the room's preset lists only data and compare, so allow the Runs page by a second preset
+    room.write_text(room.read_text().replace('pages = ["data", "compare"]', 'pages = ["data", "compare", "runs"]'))
+    app.run()
+    assert_clean(app)
+    uploaders = [w for w in app.get("file_uploader")]
+    assert uploaders == []
+    assert any("takes no uploads" in i.value for i in app.info)
+    app.switch_page("app_pages/runs.py").run()
+    assert_clean(app)
+    assert [w for w in app.get("file_uploader")] == []
+    assert any("Importing bundles is off" in c.value for c in app.caption)
