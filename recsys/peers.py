@@ -37,6 +37,7 @@ from recsys.data import Dataset, load
 HEADING = "## Beside the field's libraries"
 SPLIT_NAMES = {"random": "random 80/20", "leave_last": "leave last out"}
 EVAL_K = (10, 20)
+TIMER_NOISE_SECONDS = 0.01
 # Every math library a peer may reach: set before a peer loads it, and limited again at run time
 # (threadpoolctl, torch) because numpy and torch are loaded long before the peers run.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -328,8 +329,9 @@ class PeerRow:
 
     @property
     def time_ratio(self) -> float | None:
-        """Our fit seconds over the peer's (below 1: ours trains faster)."""
-        if self.peer_fit_seconds is None or self.peer_fit_seconds <= 0:
+        """Our fit seconds over the peer's (below 1: ours trains faster); none when either fit is shorter
+        than the timer noise (a popularity count takes microseconds)."""
+        if self.peer_fit_seconds is None or min(self.peer_fit_seconds, self.ours_fit_seconds) < TIMER_NOISE_SECONDS:
             return None
         return self.ours_fit_seconds / self.peer_fit_seconds
 
@@ -419,16 +421,17 @@ def to_markdown(rows: list[PeerRow], dataset: str, seed: int, peers: tuple[Peer,
     """The section: one row per (algorithm, peer), the settings mapping, threads and versions."""
     import torch
 
+    threads = torch.get_num_threads()
     libraries = sorted({p.library for p in peers})
     versions = ", ".join(f"{name} {library_version(name)}" for name in libraries)
     lines = [
         f"{HEADING} — {dataset}", "",
-        "Written by `python -m recsys bench --peers` (peer libraries: `pip install -r requirements-bench.txt`). "
+        "Written by `python -m recsys bench --peers` (peer libraries: `pip install -r requirements-bench.txt -c requirements.txt`). "
         f"Per-user random 80/20 split (seed {seed}; sequential models: each user's last interaction held out), "
         "ours and the peer on the same train and test in every row; every model is "
         "ranked by our evaluator (full catalogue, training items excluded; an item the peer never saw in "
-        "training scores -inf). Ours: default parameters, torch and BLAS at their default threads "
-        f"({torch.get_num_threads()} torch threads on {os.cpu_count()} cores). Peers: one thread (library "
+        f"training scores -inf). Ours: default parameters, {threads} torch thread{'' if threads == 1 else 's'} "
+        f"on {os.cpu_count()} cores (the process's setting when it ran). Peers: one thread (library "
         "options and every thread pool limited to 1). Fit s = wall-clock seconds of the fit call alone (for a "
         "peer, converting our data to its format is not counted). *NDCG ours/peer* above 1 = ours ranks "
         "better; *fit ours/peer* below 1 = ours trains faster. "

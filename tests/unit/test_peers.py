@@ -101,6 +101,8 @@ def test_ratios_are_ours_over_the_peer():
     assert row.time_ratio == pytest.approx(2.0)
     missing = peers.PeerRow("BPR-MF", "bpr_mf", 0.44, 3.0, "lib", "BPR", "not installed")
     assert missing.quality_ratio is None and missing.time_ratio is None
+    instant = peers.PeerRow("Most popular", "pop", 0.22, 0.0004, "lib", "MostPop", "ok", 0.22, 0.002)
+    assert instant.quality_ratio == pytest.approx(1.0) and instant.time_ratio is None
 
 
 def test_markdown_rows_show_numbers_ratios_and_missing_peers():
