@@ -73,6 +73,11 @@ def cmd_bench(args) -> int:
     paths = [Path(p) for p in args.data] if args.data else [bench.find_dataset("ml-100k")]
     if args.serving:
         return cmd_bench_serving(args, paths[0])
+    if args.peers:
+        from recsys import peers
+
+        algorithms = [k.strip() for k in args.models.split(",")] if args.models else None
+        return peers.main(paths[0], args.seed, Path(args.out), algorithms)
     models = [k.strip() for k in args.models.split(",")] if args.models else None
     protocols = tuple(bench.PROTOCOLS) if args.protocol == "both" else (args.protocol,)
     rows = bench.run(paths, models, seed=args.seed, protocols=protocols)
@@ -275,6 +280,9 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--serving", action="store_true",
                     help="only measure two-stage serving (ANN retrieval + re-ranking vs exact scoring) and write "
                          "its section of benchmarks.md")
+    be.add_argument("--peers", action="store_true",
+                    help="train the same algorithms from other libraries (pip install -r requirements-bench.txt) "
+                         "on the same split, score them with our evaluator and write their section")
     be.set_defaults(func=cmd_bench)
     ru = sub.add_parser("runs", help="list, show or delete runs in the experiment store")
     ru.add_argument("action", choices=["list", "show", "delete"])

@@ -36,7 +36,6 @@ from recsys.data import Dataset, load
 
 HEADING = "## Beside the field's libraries"
 SPLIT_NAMES = {"random": "random 80/20", "leave_last": "leave last out"}
-EVAL_K = (10, 20)
 TIMER_NOISE_SECONDS = 0.01
 # Every math library a peer may reach: set before a peer loads it, and limited again at run time
 # (threadpoolctl, torch) because numpy and torch are loaded long before the peers run.
@@ -378,7 +377,7 @@ def run_peer(peer: Peer, train: Dataset, test: Dataset, seed: int) -> tuple[str,
     try:
         with single_threaded():
             adapter, seconds = peer.fit(train, seed)
-            report = experiment.evaluate_model(adapter, train, test, k=EVAL_K, bootstrap=0)
+            report = experiment.evaluate_model(adapter, train, test, k=experiment.EVAL_K, bootstrap=0)
     except Exception as error:  # one broken peer must not lose the other rows: the row says what failed
         return f"failed: {type(error).__name__}: {error}".replace("\n", " ")[:200], None, None
     return "ok", report.means["ndcg@10"], seconds

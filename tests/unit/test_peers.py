@@ -220,3 +220,16 @@ def test_cornac_sasrec_batch_scores_equal_its_own_per_user_scores(halves):
         own = model.score(adapter.peer_users[user], history)
         np.testing.assert_allclose(scores[user, adapter.peer_items >= 0],
                                    np.asarray(own)[adapter.peer_items[adapter.peer_items >= 0]], rtol=1e-5)
+
+
+def test_bench_peers_on_the_command_line_writes_its_section(tmp_path):
+    from recsys.__main__ import main as cli
+
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "benchmarks.md").write_text("# Benchmarks\n\n## Models\n\nkept rows\n")
+    assert cli(["bench", "--peers", "--models", "pop", "--data", "sample_data", "--out", str(out)]) == 0
+    text = (out / "benchmarks.md").read_text()
+    assert "kept rows" in text
+    section = text[text.index(peers.HEADING):]
+    assert "Most popular" in section and "kept rows" not in section
