@@ -137,6 +137,9 @@ class AutoRec(CosineDecay, TorchModel):
         presence_weight: float = param(1.0, help="Weight of the 'did this user rate it' loss; ranking uses "
                                                  "P(rated) × rating. 0 = the paper's AutoRec: ranks by "
                                                  "predicted rating alone.", low=0.0, high=100.0)
+        masked: bool = param(True, help="Count only the observed ratings in the reconstruction error (the "
+                                        "paper). Off, every unrated cell counts as a rating of 0 and the "
+                                        "predictions sink toward 0.")
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
@@ -165,7 +168,9 @@ class AutoRec(CosineDecay, TorchModel):
         p, m = self.params, self.module_
         ratings, observed = self.ratings_[items], self.observed_[items]       # (B, U)
         code = m.encode(ratings)                                              # (B, h)
-        loss = ((m.rating(code) - ratings) ** 2 * observed).sum()
+        error = (m.rating(code) - ratings) ** 2
+        # unmasked, the zeros that stand for "not rated" are learned as ratings of 0
+        loss = (error * observed).sum() if p.masked else error.sum()
         weights = m.encoder.weight.pow(2).sum() + m.rating.weight.pow(2).sum()
         if p.presence_weight > 0:
             presence = F.binary_cross_entropy_with_logits(m.presence(code), observed, reduction="sum")

@@ -317,19 +317,26 @@ class AttentionBlock(nn.Module):
 
 
 class SASRecNet(nn.Module):
-    """Item + learned position embeddings -> causal attention blocks -> LN; logits share the item table."""
+    """Item + learned position embeddings -> causal attention blocks -> LN; logits share the item table.
 
-    def __init__(self, n_items: int, max_len: int, hidden: int, layers: int, heads: int, dropout: float):
+    Without positions (``positions=False``) the only trace of order is the causal mask: each
+    position attends to a bag of the items up to it, not knowing which came when.
+    """
+
+    def __init__(self, n_items: int, max_len: int, hidden: int, layers: int, heads: int, dropout: float,
+                 positions: bool = True):
         super().__init__()
         self.pad = n_items
         self.item = nn.Embedding(n_items + 1, hidden, padding_idx=n_items)      # (I + 1, d), last row = padding
-        self.position = nn.Embedding(max_len, hidden)                            # (L, d), column 0 = oldest
+        # (L, d), column 0 = oldest
+        self.position = nn.Embedding(max_len, hidden) if positions else None
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(AttentionBlock(hidden, heads, dropout) for _ in range(layers))
         self.ln_f = nn.LayerNorm(hidden)
         self.register_buffer("causal", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False)
         for table in (self.item, self.position):
-            nn.init.normal_(table.weight, std=hidden ** -0.5)
+            if table is not None:
+                nn.init.normal_(table.weight, std=hidden ** -0.5)
         with torch.no_grad():
             self.item.weight[n_items].zero_()
 
@@ -341,7 +348,9 @@ class SASRecNet(nn.Module):
         # its softmax row is never empty (its output is never used)
         eye = torch.eye(L, dtype=torch.bool, device=seq.device)
         allowed = (self.causal[:L, :L] & real[:, None, :]) | eye                 # (B, L, L)
-        x = self.item(seq) + self.position(torch.arange(L, device=seq.device))   # (B, L, d)
+        x = self.item(seq)                                                       # (B, L, d)
+        if self.position is not None:
+            x = x + self.position(torch.arange(L, device=seq.device))
         x = self.dropout(x)
         weights = []
         for block in self.blocks:
@@ -419,6 +428,9 @@ class SASRec(SequenceModel):
         loss: str = param("ce", help="Cross-entropy over all items (softmax), or binary cross-entropy "
                                      "with one sampled negative per position (the original paper).",
                           choices=("ce", "bce"))
+        positions: bool = param(True, help="Add a learned embedding of each position to its item. Off, the "
+                                           "model still sees only earlier items (the causal mask) but not "
+                                           "in which order they came.")
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
@@ -432,7 +444,7 @@ class SASRec(SequenceModel):
         p = self.params
         if p.embedding_size % p.heads:
             raise DataError(f"heads ({p.heads}) must divide embedding_size ({p.embedding_size}).")
-        return SASRecNet(train.n_items, p.max_len, p.embedding_size, p.layers, p.heads, p.dropout)
+        return SASRecNet(train.n_items, p.max_len, p.embedding_size, p.layers, p.heads, p.dropout, p.positions)
 
     def _loss(self, batch):
         inputs, targets, *negatives = batch
