@@ -27,7 +27,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
 from recsys.data.split import Split, SplitConfig, make_split
 from recsys.evaluation.evaluator import Report, evaluate
-from recsys.models.base import FitCancelled, full_params
+from recsys.models.base import FitCancelled, full_params, id_params
 from recsys.models.registry import create, get
 from recsys.store import SHARED, ExperimentStore, RunRecord, StoreError, run_id_for
 
@@ -78,7 +78,10 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return run_id_for(self.fingerprint, self.split.to_dict(), self.model, self.params, self.seed, self.owner)
+        # hashed under the names (and without the later switches at their defaults) that runs were
+        # first stored with, so renaming a hyperparameter never orphans a stored run
+        params = id_params(get(self.model).Params, self.params)
+        return run_id_for(self.fingerprint, self.split.to_dict(), self.model, params, self.seed, self.owner)
 
     @property
     def label(self) -> str:
@@ -167,7 +170,7 @@ def fit_and_evaluate(spec: RunSpec, split: Split, progress: Progress | None = No
     model, fit_seconds = fit_model(spec.model, spec.params, split.train, valid=split.valid, progress=progress)
     _tell(phase, "evaluating")
     report = evaluate_model(model, split.train, split.test, k=k, bootstrap=bootstrap)
-    return Trained(model, report, fit_seconds, list(model.history_), bool(getattr(model, "stopped_early_", False)))
+    return Trained(model, report, fit_seconds, list(model.history_), model.stopped_early)
 
 
 def complete(store: ExperimentStore, run_id: str, trained: Trained) -> RunRecord:

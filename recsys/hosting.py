@@ -480,6 +480,9 @@ def _largest(fits, low: int, high: int) -> int:
     return low
 
 
+WIDTH_PARAMS = ("embedding_size", "hidden")
+
+
 def check_training_budget(model_cls, params, train, cfg: HostConfig | None = None) -> int:
     """The memory estimate of fitting and evaluating ``model_cls`` with ``params`` on ``train``, in bytes;
     raises DataError *before* the training when it exceeds ``cfg.limits.training_bytes``.
@@ -502,11 +505,17 @@ def check_training_budget(model_cls, params, train, cfg: HostConfig | None = Non
     if needed <= budget:
         return needed
     options = []
-    width = embedding_width(params)
-    name = "factors" if params.get("factors") == width else "hidden"
-    lowest = next((int(f.metadata.get("low") or 1) for f in dataclasses.fields(model_cls.Params) if f.name == name), 1)
-    if width > lowest:
-        smaller = _largest(lambda w: estimate(overrides={**params, name: w}) <= budget, lowest, width - 1)
+    # the widths that tables of users or items are made of: the embedding size, and a first
+    # layer as wide as `hidden` where a model keeps one (Mult-VAE's items x hidden)
+    for name in WIDTH_PARAMS:
+        width = embedding_width(params) if name == "embedding_size" else params.get(name)
+        if not isinstance(width, int) or isinstance(width, bool):
+            continue
+        lowest = next((int(f.metadata.get("low") or 1) for f in dataclasses.fields(model_cls.Params)
+                       if f.name == name), 1)
+        if width <= lowest:
+            continue
+        smaller = _largest(lambda w, name=name: estimate(overrides={**params, name: w}) <= budget, lowest, width - 1)
         if smaller >= lowest:
             options.append(f"set {name} to {smaller} or less (estimate "
                            f"{_gb(estimate(overrides={**params, name: smaller}))})")

@@ -9,7 +9,7 @@ from recsys.models import describe_params
 
 # Names that read badly when merely capitalised.
 LABELS = {"lr": "Learning rate", "lr_decay": "Learning-rate decay", "reg": "L2 penalty",
-          "bias_reg": "Bias L2 penalty", "lam": "λ (L2 penalty)", "cg_steps": "CG steps", "k": "k (neighbours)"}
+          "bias_reg": "Bias L2 penalty", "cg_steps": "CG steps", "k": "k (neighbours)"}
 # Hyperparameters of the shared training loop: drawn after the model's own, under their own caption.
 TRAINING_LOOP = ("epochs", "batch_size", "lr", "lr_decay", "weight_decay", "patience", "seed", "device")
 

@@ -79,10 +79,25 @@ def canonical_params(params_cls: type, values: Mapping[str, Any]) -> dict[str, A
 
 
 def id_params(params_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` under the names a run id was hashed with before the shared names: a renamed field
-    goes back to its old name, so a run trained before the rename keeps its id."""
+    """``values`` as run ids were hashed before the shared names and later switches.
+
+    A renamed field goes back to its old name, and a field added later (listed in the Params'
+    ``added_fields``) is left out while it holds its default, which is what runs trained before
+    it existed did: so a stored run keeps its id, and a restarted server finds it again.
+    """
     first = {current: old for old, current in legacy_names(params_cls).items()}
-    return {first.get(name, name): value for name, value in values.items()}
+    added = added_fields(params_cls)
+    return {first.get(name, name): value for name, value in values.items()
+            if not (name in added and value == added[name])}
+
+
+def added_fields(params_cls: type) -> dict[str, Any]:
+    """Field -> default of every hyperparameter added after runs were first stored (inherited too)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(params_cls)} if dataclasses.is_dataclass(params_cls) else {}
+    names: set[str] = set()
+    for klass in params_cls.__mro__:
+        names.update(vars(klass).get("added_fields", ()))
+    return {name: defaults[name] for name in names if name in defaults}
 
 
 def _read_legacy_name(params, name: str):

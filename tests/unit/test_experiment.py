@@ -15,8 +15,9 @@ from recsys.data.errors import DataError
 from recsys.data.split import SPLIT_METHODS, SplitConfig, make_split
 from recsys.experiment import KeepAs, RunSpec, stopped_run_id
 from recsys.models import create, registry
-from recsys.models.base import FitCancelled, StopTraining
+from recsys.models.base import FitCancelled, StopTraining, id_params
 from recsys.models.baselines import PopularityModel
+from recsys.models.registry import get
 from recsys.store import SHARED, ExperimentStore, run_id_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,11 +76,35 @@ def test_k_values_bootstrap_and_split_names_are_defined_once():
 ])
 def test_a_run_spec_keeps_the_run_ids_stored_before_it(sample, model, params, split, owner):
     old_params = create(model, **params).get_params()  # how the pages normalised parameters before
-    old = run_id_for(sample.fingerprint, split, model, old_params, split["seed"], owner)
+    # hashed under the names of that time (see STORED_BEFORE_RENAMES)
+    old = run_id_for(sample.fingerprint, split, model, id_params(get(model).Params, old_params), split["seed"], owner)
     spec = RunSpec.make(sample, SplitConfig.from_dict(split), model, params, owner=owner)
     assert spec.run_id == old and len(old) == 16
     assert spec.params == old_params and spec.seed == split["seed"]
     assert RunSpec.make(sample.fingerprint, split, model, old_params, owner=owner) == spec
+
+
+# ids of runs stored before the shared hyperparameter names (factors -> embedding_size, lam -> reg)
+# and later switches: computed by the code of that time on the sample, random 80/20, seed 42
+STORED_BEFORE_RENAMES = [
+    ("ease", {}, "fe3117c50a78993b"),
+    ("ease", {"lam": 250.0}, "0573c496ac46ca1a"),
+    ("ease", {"reg": 250.0}, "0573c496ac46ca1a"),
+    ("ials", {"factors": 32}, "676f923cf92682b2"),
+    ("ials", {"embedding_size": 32}, "676f923cf92682b2"),
+    ("bpr_mf", {}, "c454051db1a06e6a"),
+    ("sasrec", {}, "5326bdb97d51e590"),
+    ("autorec", {}, "7f765f7114e193b3"),
+    ("mult_vae", {}, "7bbcc295723930b9"),
+    ("mf_sgd", {}, "d23b5e39bec2133d"),
+    ("neumf", {}, "e17fea728bc41bf4"),
+]
+
+
+@pytest.mark.parametrize(("model", "params", "stored_id"), STORED_BEFORE_RENAMES)
+def test_runs_stored_before_the_renames_keep_their_ids(sample, model, params, stored_id):
+    spec = RunSpec.make(sample, {"method": "random", "test_fraction": 0.2, "seed": 42}, model, params)
+    assert spec.run_id == stored_id
 
 
 def test_parameters_are_normalised_without_building_a_model(monkeypatch):

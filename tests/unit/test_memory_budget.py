@@ -59,7 +59,7 @@ def test_every_registered_model_estimates_its_memory(key):
 def test_an_estimate_checks_the_parameters_like_fit_does():
     with pytest.raises(DataError, match="Unknown parameter"):
         get("ease").estimate_memory({"lambda": 3}, *ML_100K)
-    assert full_params(get("ease"), {"lam": 10})["lam"] == 10.0
+    assert full_params(get("ease"), {"lam": 10})["reg"] == 10.0  # the old name still sets the penalty
 
 
 # ---------------------------------------------------------------------- growth
