@@ -140,6 +140,7 @@ class AutoRec(CosineDecay, TorchModel):
         masked: bool = param(True, help="Count only the observed ratings in the reconstruction error (the "
                                         "paper). Off, every unrated cell counts as a rating of 0 and the "
                                         "predictions sink toward 0.")
+        added_fields = ("masked",)  # runs stored before the switch keep their ids
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):

@@ -431,6 +431,7 @@ class SASRec(SequenceModel):
         positions: bool = param(True, help="Add a learned embedding of each position to its item. Off, the "
                                            "model still sees only earlier items (the causal mask) but not "
                                            "in which order they came.")
+        added_fields = ("positions",)  # runs stored before the switch keep their ids
 
     @classmethod
     def memory_terms(cls, params, n_users, n_items, n_interactions):
