@@ -17,7 +17,7 @@ import pandas as pd
 from recsys import experiment
 from recsys.data.split import Split, random_holdout
 from recsys.evaluation.metrics import RANKING_METRICS
-from recsys.models.base import FitCancelled, describe_params
+from recsys.models.base import FitCancelled, describe_params, legacy_names
 from recsys.models.registry import get
 
 # progress(step, total, info): step counts finished models; raising FitCancelled stops the sweep.
@@ -32,8 +32,14 @@ def numeric_params(model_key: str) -> list[dict]:
             if p["type"] in NUMERIC_TYPES and not p.get("choices") and p["name"] != "seed"]
 
 
+def current_name(model_key: str, name: str) -> str:
+    """A hyperparameter's current name (``factors`` -> ``embedding_size``): old notebooks sweep on."""
+    return legacy_names(get(model_key).Params).get(name, name)
+
+
 def _param_meta(model_key: str, name: str) -> dict:
     by_name = {p["name"]: p for p in numeric_params(model_key)}
+    name = current_name(model_key, name)
     if name not in by_name:
         raise ValueError(f"{get(model_key).label} has no numeric hyperparameter {name!r} to sweep; "
                          f"choose one of {sorted(by_name) or 'none (it has no numeric hyperparameters)'}.")
@@ -112,6 +118,7 @@ def sweep(model_key: str, param: str, values, split: Split, metric: str = "ndcg@
     models without one) and fit_seconds. ``progress`` is called before each model and on each
     of its epochs; raising ``FitCancelled`` from it abandons the sweep.
     """
+    param = current_name(model_key, param)
     meta = _param_meta(model_key, param)
     values = list(values)
     if not values:

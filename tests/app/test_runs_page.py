@@ -188,12 +188,12 @@ def _job_target(store: ExperimentStore, sample) -> dict:
 
 
 def _job_spec(model: str, params: dict, sample) -> dict:
+    from recsys.experiment import RunSpec
     from recsys.models import create, get
-    from recsys.store import run_id_for
 
     params = create(model, **params).get_params()
     return {"model": model, "label": get(model).label, "params": params, "dataset": SAMPLE["label"],
-            "split": tuple(SPLIT.values()), "run_id": run_id_for(sample.fingerprint, SPLIT, model, params, 42)}
+            "split": tuple(SPLIT.values()), "run_id": RunSpec.make(sample, SPLIT, model, params).run_id}
 
 
 def test_background_jobs_store_done_runs_mark_failures_and_drop_cancelled_ones(sample, tmp_path, monkeypatch):

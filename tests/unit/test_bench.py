@@ -24,7 +24,7 @@ def test_bench_measures_accuracy_time_and_memory(rows):
     assert 0 < ease.recall_20 <= 1 and 0 < ease.coverage_10 <= 1
     assert ease.fit_seconds > 0 and ease.score_seconds > 0
     assert ease.peak_mb > 0
-    assert ease.params == {"lam": 500.0}
+    assert ease.params == {"reg": 500.0}
 
 
 def test_bench_writes_markdown_and_json_with_its_configuration(rows, tmp_path):

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from recsys.estimate import FitEstimate
+from recsys.experiment import RunSpec
 from recsys.jobs import (
     CANCELLED,
     DONE,
@@ -27,7 +28,7 @@ from recsys.jobs import (
     train_and_store,
 )
 from recsys.models import create, get
-from recsys.store import SHARED, ExperimentStore, run_id_for, split_dataset
+from recsys.store import SHARED, ExperimentStore, split_dataset
 
 SAMPLE = {"kind": "sample", "label": "Sample catalogue (synthetic)"}
 SPLIT = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "positives": "all", "threshold": 4.0}
@@ -252,7 +253,7 @@ def split(sample):
 def real_spec(sample, model: str, params: dict, owner: str = SHARED) -> dict:
     params = create(model, **params).get_params()
     return {"model": model, "label": get(model).label, "params": params, "dataset": SAMPLE["label"],
-            "split": tuple(SPLIT.values()), "run_id": run_id_for(sample.fingerprint, SPLIT, model, params, 42, owner)}
+            "split": tuple(SPLIT.values()), "run_id": RunSpec.make(sample, SPLIT, model, params, owner=owner).run_id}
 
 
 def target(store: ExperimentStore, sample, owner: str = SHARED) -> dict:
