@@ -14,6 +14,7 @@ from ui import lessons as lesson_ui
 from ui import pages
 from ui import simulate as sim
 from ui.errors import attempt, shown_errors
+from ui.text import md_escape
 
 st.title("Lessons")
 st.caption("Each lesson is one question of the course, answered by an experiment you run here: the feedback "
@@ -21,7 +22,7 @@ st.caption("Each lesson is one question of the course, answered by an experiment
 
 preset = lesson_ui.workshop()
 if preset is not None:
-    st.caption(f"Workshop: {preset.name}")
+    st.caption(f"Workshop: {md_escape(preset.name)}")
     preparing = lesson_ui.preparation(preset)
     if preparing is not None and (preparing.done is None or preparing.done.failed or preparing.error):
         st.info(preparing.text(), icon=":material/hourglass_top:")

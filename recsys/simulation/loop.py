@@ -563,29 +563,29 @@ def _model_knob():
 # people, 500 items, k = 30, user kNN) keep the slowest allowed run near 10 CPU s on a busy two-core
 # machine (3,000 x 2,000 took 5 s a round).
 @dataclasses.dataclass
-class TrapKnobs:
+class _LoopKnobs:
+    """The world and the loop, shared by both loop presets; each adds its policies' own knobs."""
+
     rounds: int = param(20, help="rounds of show, click, retrain", low=2, high=40)
     k: int = param(10, help="items shown to each person per round", low=1, high=30)
     n_users: int = param(DEFAULT_USERS, help="people in the simulated world", low=50, high=800)
     n_items: int = param(DEFAULT_ITEMS, help="items in the catalogue", low=40, high=500)
     model: str = _model_knob()
-    epsilon: float = param(0.2, help="ε-greedy: chance each slot shows a random item", low=0.0, high=1.0)
-    exploration: float = param(1.0, help="Thompson: spread of the score draws for never-shown items",
-                               low=0.0, high=5.0)
     examination: str = param("none", help="which slots people look at", choices=EXAMINATION_KINDS)
 
 
 @dataclasses.dataclass
-class TailKnobs:
-    rounds: int = param(20, help="rounds of show, click, retrain", low=2, high=40)
-    k: int = param(10, help="items shown to each person per round", low=1, high=30)
-    n_users: int = param(DEFAULT_USERS, help="people in the simulated world", low=50, high=800)
-    n_items: int = param(DEFAULT_ITEMS, help="items in the catalogue", low=40, high=500)
-    model: str = _model_knob()
+class TrapKnobs(_LoopKnobs):
+    epsilon: float = param(0.2, help="ε-greedy: chance each slot shows a random item", low=0.0, high=1.0)
+    exploration: float = param(1.0, help="Thompson: spread of the score draws for never-shown items",
+                               low=0.0, high=5.0)
+
+
+@dataclasses.dataclass
+class TailKnobs(_LoopKnobs):
     tail_slots: int = param(3, help="long-tail floor: slots kept for the less-clicked half", low=0, high=30)
     mmr_lambda: float = param(0.6, help="MMR: weight of relevance against similarity (1 = greedy)",
                               low=0.0, high=1.0)
-    examination: str = param("none", help="which slots people look at", choices=EXAMINATION_KINDS)
 
 
 def _settings(knobs) -> LoopSettings:
