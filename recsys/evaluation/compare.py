@@ -71,9 +71,9 @@ def metrics_json(reports: dict[str, Report], specs: dict[str, dict], fit_seconds
 
 
 # ---------------------------------------------------------------------- overview frames
-CURVE_METRICS = ("ndcg", "recall", "precision", "hit", "coverage")
-ACCURACY_LABELS = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "map": "MAP", "mrr": "MRR",
-                   "hit": "Hit rate"}
+CURVE_METRICS = ("ndcg", "recall", "precision", "f1", "hit", "ndcg_graded", "coverage")
+ACCURACY_LABELS = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "f1": "F1", "map": "MAP",
+                   "mrr": "MRR", "hit": "Hit rate", "ndcg_graded": "Graded NDCG"}
 
 
 def accuracy_metric(metric: str, k: int) -> tuple[str, str]:

@@ -16,7 +16,8 @@ from recsys.evaluation.evaluator import Report
 from recsys.evaluation.stats import bootstrap_ci
 
 # Ranking metrics first (accuracy), then beyond-accuracy per-user metrics, then list-level ones.
-ACCURACY_METRICS = ("ndcg", "recall", "precision", "map", "mrr", "hit")
+# Binary NDCG leads; graded NDCG (the held-out rating as a linear gain) follows the binary metrics.
+ACCURACY_METRICS = ("ndcg", "recall", "precision", "f1", "map", "mrr", "hit", "ndcg_graded")
 PER_USER_BEYOND = ("novelty", "ild", "arp")
 LIST_LEVEL = ("coverage", "gini", "tail_share")
 

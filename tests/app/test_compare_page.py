@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from recsys.evaluation import tradeoffs
+from recsys.evaluation import compare, tradeoffs
 from tests.app.test_pages import assert_clean, sidebar_widget
 from tests.app.test_pages import charts as chart_titles
 from tests.app.test_pages import submit as click
@@ -62,7 +62,7 @@ def test_table_matches_the_reports_and_marks_the_best(compared):
     reports = reports_of(app)
     table = app.dataframe[0].value
     assert list(table["model"]) == ["Most popular", "Item-item kNN"]
-    for metric in ("ndcg", "recall", "precision", "map", "mrr", "hit", "novelty", "arp", "ild"):
+    for metric in ("ndcg", "recall", "precision", "f1", "map", "mrr", "hit", "ndcg_graded", "novelty", "arp", "ild"):
         column = f"{metric}@10"
         for name, value in zip(table["model"], table[column]):
             assert value == pytest.approx(reports[name].means[column], abs=1e-12), (name, column)
@@ -90,6 +90,14 @@ def test_table_matches_the_reports_and_marks_the_best(compared):
     assert chart_titles(app) == ["NDCG as the list grows", "NDCG@10 (95% bootstrap interval)",
                                  "Catalogue coverage@10 (share of items ever recommended)",
                                  "Novelty@10 (bits of surprise per item)"]
+    # F1 and graded NDCG have their own K-curves, recomputed from the stored lists
+    app.radio(key="compare_curve_metric").set_value("ndcg_graded").run()
+    assert chart_titles(app)[0] == "Graded NDCG as the list grows"
+    curves = compare.curves_frame(reports, "ndcg_graded")
+    at_10 = curves[curves["k"] == 10].set_index("run")["value"]
+    assert at_10["Item-item kNN"] == pytest.approx(reports["Item-item kNN"].means["ndcg_graded@10"])
+    app.radio(key="compare_curve_metric").set_value("f1").run()
+    assert chart_titles(app)[0] == "F1 as the list grows"
     show(app, "tradeoffs")
     assert chart_titles(app) == ["Accuracy vs catalogue coverage", "Accuracy vs novelty",
                                  "Accuracy vs popularity bias",

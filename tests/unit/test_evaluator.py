@@ -394,3 +394,26 @@ def test_sampled_reports_raise_the_caveat_and_bad_sizes_are_refused():
     assert sampled_metrics({"full": full, "Hashed, 3 sampled": sampled}).startswith("Hashed, 3 sampled was scored")
     with pytest.raises(ValueError, match="positive number of items"):
         evaluate(model, train, test, k=10, bootstrap=0, sampled_negatives=0)
+
+
+def test_a_stored_report_from_before_f1_and_graded_ndcg_loads_and_leaves_them_blank(tmp_path):
+    """Reports written without the f1 / ndcg_graded columns still load; the Compare table shows them blank."""
+    from recsys.evaluation import tradeoffs
+    from recsys.evaluation.report_io import load_report, save_report
+
+    train, test = make_split(seed=3)
+    new = evaluate(Oracle(test.csr).fit(train), train, test, k=[5], bootstrap=20)
+    old = evaluate(Worst(test.csr).fit(train), train, test, k=[5], bootstrap=20)
+    for name in ("f1@5", "ndcg_graded@5"):
+        del old.per_user[name], old.means[name], old.ci[name]
+    save_report(old, tmp_path)
+    loaded = load_report(tmp_path)
+    assert "f1@5" not in loaded.means and loaded.means["ndcg@5"] == old.means["ndcg@5"]
+
+    table = tradeoffs.metrics_table({"new": new, "old": loaded}, 5)
+    assert table.loc[0, "f1@5"] == pytest.approx(new.means["f1@5"]) and table.loc[0, "ndcg_graded@5"] == 1.0
+    assert np.isnan(table.loc[1, "f1@5"]) and np.isnan(table.loc[1, "ndcg_graded@5"])
+    assert tradeoffs.best_per_column(table)["f1@5"] == [0]
+    # the curve recomputes both from the stored lists, so the old report still draws them
+    assert curve(loaded, "f1", [5])["value"].item() == pytest.approx(0.0)
+    assert curve(loaded, "ndcg_graded", [5])["value"].item() == pytest.approx(0.0)

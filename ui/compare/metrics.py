@@ -22,7 +22,10 @@ def render(comparison: Comparison) -> None:
     st.caption("Green marks the best run per column (lowest for ARP, Gini, RMSE/MAE and times). Full ranking over "
                "the catalogue; training items excluded. Intervals: 95% bootstrap over users. ARP = average training "
                "popularity of recommended items; Gini = how unequally exposure is spread over items; tail_share = "
-               "share of recommendations outside the most popular 20% of items. Click a header to sort.")
+               "share of recommendations outside the most popular 20% of items. F1 = harmonic mean of precision and "
+               "recall. ndcg_graded = NDCG with each held-out item's rating as its gain (linear: a 5 counts 5/4 of "
+               "a 4), where ndcg counts every relevant item as 1; on implicit data the two agree. Click a header to "
+               "sort.")
     st.dataframe(_marked(compare.display_table(table), compare.best_cells(table)), hide_index=True, width="stretch",
                  column_config={"model": st.column_config.TextColumn("model", pinned=True)})
     _downloads(comparison)

@@ -12,9 +12,12 @@ from ui.compare.context import Comparison
 
 def render(comparison: Comparison) -> None:
     reports, k = comparison.reports, comparison.k
-    metric = st.radio("Curve metric", list(compare.CURVE_METRICS), horizontal=True, key="compare_curve_metric")
+    metric = st.radio("Curve metric", list(compare.CURVE_METRICS), horizontal=True, key="compare_curve_metric",
+                      format_func=lambda name: compare.ACCURACY_LABELS.get(name, name.capitalize()))
     left, right = st.columns(2)
-    comparison.show(charts.metric_curves(compare.curves_frame(reports, metric), metric), left)
+    # the readable name ("Graded NDCG") titles the chart; charts only knows the plain metrics' names
+    comparison.show(charts.metric_curves(compare.curves_frame(reports, metric),
+                                         compare.ACCURACY_LABELS.get(metric, metric)), left)
     comparison.show(charts.bars_with_ci(compare.interval_frame(reports, f"ndcg@{k}"), f"NDCG@{k}"), right)
     left, right = st.columns(2)
     comparison.show(charts.simple_bars(compare.value_frame(reports, f"coverage@{k}"), "coverage",
