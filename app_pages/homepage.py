@@ -139,15 +139,6 @@ def knobs(suffix: str, container, narrow: bool = False) -> PageSettings:
                         dedupe=dedupe, alpha=alpha, mmr_lambda=lam, tail_share=tail / 100.0)
 
 
-def best_run(names: dict[str, dict]) -> str:
-    """The name of the run with the highest stored NDCG@10 on this dataset and split (the first name when none
-    has one): a visitor's first page should come from the strongest model, not the weakest."""
-    ndcg = {record.run_id: record.metrics.get("ndcg@10") for record in runs.visible_records()}
-    scored = {name: ndcg.get(spec["run_id"]) for name, spec in names.items()}
-    scored = {name: value for name, value in scored.items() if value is not None}
-    return max(scored, key=scored.get) if scored else next(iter(names))
-
-
 def choose_person(builder: HomepageBuilder, who: str) -> tuple[str, object]:
     """("user", code) or ("new", [item codes]); stops the page with a message when the choice is incomplete."""
     train = builder.train
@@ -196,7 +187,7 @@ def build(builder: HomepageBuilder, person: tuple[str, object], settings: PageSe
 # ---------------------------------------------------------------------------- controls
 names = list(models)
 if st.session_state.get("hp_model") not in names:
-    st.session_state["hp_model"] = best_run(models)
+    st.session_state["hp_model"] = runs.strongest(models)
 top = st.columns([3, 3, 1, 1, 2])
 model_a = top[0].selectbox("Model", names, key="hp_model",
                            help="Opens on the trained run with the best NDCG@10 on this dataset and split.")

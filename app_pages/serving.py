@@ -18,7 +18,17 @@ COUNTS = [10, 20, 50, 100, 200, 500, 1000]
 DEFAULT_COUNTS = [10, 20, 50, 100, 200, 1000]
 SCALE_SIZES = [10_000, 30_000, 100_000]
 SAME = "same as retrieval"
+# the count the headline describes: twice the list, so the ranker really chooses, yet lean enough that the
+# retriever misses some of the ranker's favourites (EASE over iALS's 20 on the bundled sample: about 96 %)
+SERVED = 20
 TIMING_ROUNDS = 3  # every setting is timed this many times; the page shows the median and the p99 spread
+
+
+
+def served_default(counts: list[int]) -> int:
+    """The count the headline opens on: SERVED when chosen, else the smallest chosen above it, else the largest."""
+    return next((n for n in counts if n >= SERVED), counts[-1])
+
 
 st.title("Serving")
 st.caption("How a recommender answers a request in milliseconds: retrieve a few hundred candidates, then rank them.")
@@ -47,24 +57,34 @@ rankers = runs.trained_here()
 controls = st.columns([2, 2, 1])
 retriever_name = controls[0].selectbox("Retrieval model (stage 1)", list(retrievers), key="serving_retriever",
                                        help="Its item vectors go into the index; its user vectors are the queries.")
-ranker_options = [SAME, *[n for n in rankers if n != retriever_name]]
-# a different ranker by default: re-scoring the retriever's own candidates keeps nearly all of its top-10, so
-# recall would sit at 100 % and show nothing of what two-stage serving costs
-ranker_name = controls[1].selectbox("Ranking model (stage 2)", ranker_options, index=min(1, len(ranker_options) - 1),
+others = {n: spec for n, spec in rankers.items() if n != retriever_name}
+ranker_options = [SAME, *others]
+# the strongest other model ranks by default: re-scoring the retriever's own candidates keeps all of its top-10,
+# so recall would sit at 100 % and show nothing of what two-stage serving costs
+ranker_name = controls[1].selectbox("Ranking model (stage 2)", ranker_options,
+                                    index=ranker_options.index(runs.strongest(others)) if others else 0,
                                     key="serving_ranker",
-                                    help="Scores only the candidates. 'Same as retrieval' re-scores them exactly, "
+                                    help="Scores only the candidates. Opens on the other trained model with the "
+                                         "best NDCG@10. 'Same as retrieval' re-scores the candidates exactly, "
                                          "which keeps (nearly) all of the retriever's own top-10.")
 method = controls[2].selectbox("Index", list(retrieval.METHODS), key="serving_method",
                                format_func={"hnsw": "HNSW (inner product)", "hnsw_l2": "HNSW (MIPS→L2)",
                                             "ivf": "IVF (k-means cells)", "exact": "exact (no index)"}.get,
                                help="Approximate indexes come from faiss; without it every option is exact search.")
-options = st.columns([3, 1])
+options = st.columns([3, 1, 1])
 counts = options[0].multiselect("Candidate counts", COUNTS, default=DEFAULT_COUNTS, key="serving_counts")
-requests = options[1].number_input("Timed requests", 20, 1000, 200, step=20, key="serving_requests",
-                                   help="Users answered one at a time for the latency percentiles.")
 if not counts:
     st.warning("Pick at least one candidate count.")
     st.stop()
+counts = sorted(counts)
+if st.session_state.get("serving_served") not in counts:  # a count taken out of the list takes the headline along
+    st.session_state.pop("serving_served", None)
+served = options[1].selectbox("Served count", counts, index=counts.index(served_default(counts)),
+                              key="serving_served", format_func=lambda n: f"{n:,} candidates",
+                              help="The setting the figures at the top describe: how many candidates the "
+                                   "retriever hands the ranker on each request.")
+requests = options[2].number_input("Timed requests", 20, 1000, 200, step=20, key="serving_requests",
+                                   help="Users answered one at a time for the latency percentiles.")
 
 retriever_spec = retrievers[retriever_name]
 ranker_spec = retriever_spec if ranker_name == SAME else rankers[ranker_name]
@@ -89,33 +109,55 @@ ranker_label = md_escape(ranker_spec["label"])  # only ever shown in markdown (h
 if not retrieval.faiss_available() and method != "exact":
     st.warning("faiss is not installed on this server, so the 'index' is exact search. `pip install faiss-cpu` "
                "gives the real approximate indexes.")
+
+
+def log_domain(values: pd.Series) -> list[float]:
+    """A log axis over the measured values and a little spare, never a decade past the data (vega's nice
+    rounding would run a 10k-30k axis on to 100k)."""
+    low, high = float(values.min()), float(values.max())
+    return [low / 1.15, high * 1.15]
+
+
+def recall_meaning(row: pd.Series, result: retrieval.Tradeoff, retriever: str, ranker: str, same: bool) -> str:
+    """The headline recall in words: what is compared with what, and what the number says is lost."""
+    n, recall = int(row["candidates"]), float(row["recall"])
+    text = (f"**Recall@10** is the share of the 10 items {ranker} recommends after scoring all {result.n_items:,} "
+            f"items that it still recommends when it may only choose among {retriever}'s {n:,} candidates: "
+            f"{recall:.1%} here, so {10 * (1 - recall):.1f} of every 10 favourites are lost on average "
+            f"({result.recall_users:,} users). What the retriever does not fetch, the ranker can never show. ")
+    if same:
+        return text + ("Ranking with the retrieval model itself re-scores its own best candidates exactly, so only "
+                       "what the index misses is lost; pick another trained model as the ranker to see what "
+                       "retrieval costs.")
+    if recall >= 1.0:
+        return text + "At this count the two models agree on every favourite; pick fewer candidates to see the loss."
+    return text + "More candidates find more of them, and cost time: the charts below show both."
+
+
 def timing_note(table: pd.DataFrame, result: retrieval.Tradeoff) -> str:
     """How much the timings move between rounds, in words: p99 rests on a couple of requests."""
     widest = table.loc[(table["p99_high_ms"] / table["p99_low_ms"]).idxmax()]
-    slowest_two = max(1, round(result.latency_requests * 0.01))
+    tail = max(1, round(result.latency_requests * 0.01))
     return (f"Timings are noisy: each figure is the median of {result.repeats} rounds of {result.latency_requests:,} "
-            f"requests, every setting timed once per round. p99 rests on the slowest {slowest_two} request(s) of a "
-            f"round, so one pause of the server moves it: between rounds it ranged from "
+            f"requests, every setting timed once per round. p99 is read off about the slowest {tail} of "
+            f"those {result.latency_requests:,} requests, so one pause of the server moves it: between rounds it ranged from "
             f"{widest['p99_low_ms']:.2f} to {widest['p99_high_ms']:.2f} ms at "
             f"{'exact scoring' if widest['stage'] == 'exact' else f'{int(widest.candidates):,} candidates'} (the "
             "widest spread; the table shows every setting's). Compare p50 across settings; read p99 as a range.")
 
 
-at_200 = two_stage.iloc[(two_stage["candidates"] - 200).abs().argmin()]
+headline = two_stage.iloc[(two_stage["candidates"] - served).abs().argmin()]
+n_served = int(headline["candidates"])
 cols = st.columns(4)
 cols[0].metric("Index", result.backend, help=f"Built in {result.build_seconds * 1000:.0f} ms over "
                                               f"{result.n_items:,} items.")
-cols[1].metric(f"Recall@10 with {int(at_200['candidates'])} candidates", f"{at_200['recall']:.1%}",
+cols[1].metric(f"Recall@10 with {n_served:,} candidates", f"{headline['recall']:.1%}",
                help=f"Share of {ranker_label}'s full-catalogue top-10 that the two-stage top-10 keeps "
                     f"({result.recall_users:,} users).")
-cols[2].metric(f"p50 per request, {int(at_200['candidates'])} candidates", f"{at_200['p50_ms']:.2f} ms")
+cols[2].metric(f"p50 per request, {n_served:,} candidates", f"{headline['p50_ms']:.2f} ms")
 cols[3].metric("p50 per request, exact scoring", f"{exact['p50_ms']:.2f} ms",
                help=f"{ranker_label} scores all {result.n_items:,} items, then the top 10 are picked.")
-fewest = two_stage.iloc[0]  # counts are sorted: the cheapest retrieval shows what it can lose
-st.caption(f"With {int(fewest['candidates']):,} candidates the two-stage top-10 keeps {fewest['recall']:.1%} of "
-           f"{ranker_label}'s own top-10; what the retriever does not fetch, the ranker can never show. "
-           + ("Here the two models agree on every favourite at this count." if fewest["recall"] >= 1.0 else
-              "More candidates find more of it, and cost time."))
+st.caption(recall_meaning(headline, result, md_escape(retriever_name), ranker_label, ranker_name == SAME))
 
 
 def latency_chart(two_stage: pd.DataFrame, exact: pd.Series) -> alt.Chart:
@@ -123,7 +165,8 @@ def latency_chart(two_stage: pd.DataFrame, exact: pd.Series) -> alt.Chart:
     long = two_stage.melt(id_vars=["candidates", "recall"], value_vars=["p50_ms", "p99_ms"], var_name="percentile",
                           value_name="ms").replace({"percentile": {"p50_ms": "p50", "p99_ms": "p99"}})
     lines = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("candidates:Q", title="Candidates retrieved (log scale)", scale=alt.Scale(type="log")),
+        x=alt.X("candidates:Q", title="Candidates retrieved (log scale)",
+                scale=alt.Scale(type="log", domain=log_domain(two_stage["candidates"]), nice=False)),
         y=alt.Y("ms:Q", title="Milliseconds per request"),
         color=alt.Color("percentile:N", title="Two-stage"),
         tooltip=[alt.Tooltip("candidates:Q", title="candidates"), alt.Tooltip("percentile:N"),
@@ -188,12 +231,6 @@ def scaled(_retriever, retriever_id: str, method: str, sizes: tuple, seed: int) 
                                        search_widths=retrieval.SEARCH_WIDTHS[method])
 
 
-def growth_domain(items: pd.Series) -> list[float]:
-    """The x axis of the growth chart: the measured sizes and a little spare, never a decade past the data."""
-    low, high = float(items.min()), float(items.max())
-    return [low / 1.15, high * 1.15]
-
-
 request = st.session_state.get("serving_scale_request")
 if request and request[0] == retriever_spec["run_id"]:
     growth = attempt("Measuring larger catalogues", scaled, retriever, *request, seed)
@@ -205,7 +242,7 @@ if request and request[0] == retriever_spec["run_id"]:
     long = pd.concat([exact_line, index_lines])[["items", "path", "ms", "recall"]]
     st.altair_chart(alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("items:Q", title="Items in the catalogue (log scale)",
-                scale=alt.Scale(type="log", domain=growth_domain(long["items"]), nice=False)),
+                scale=alt.Scale(type="log", domain=log_domain(long["items"]), nice=False)),
         y=alt.Y("ms:Q", title="Median milliseconds per request"),
         color=alt.Color("path:N", title="Path"),
         tooltip=[alt.Tooltip("items:Q", format=",", title="items"), alt.Tooltip("path:N"),

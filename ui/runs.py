@@ -231,3 +231,11 @@ def trained_here(capability: str | None = None) -> dict[str, dict]:
         found[name] = _spec_of(record, label)
     return found
 
+
+def strongest(names: dict[str, dict]) -> str:
+    """The name of the run with the highest stored NDCG@10 on this dataset and split (the first name when none
+    has one): a visitor's first view should come from the strongest model, not the weakest."""
+    ndcg = {record.run_id: record.metrics.get("ndcg@10") for record in visible_records()}
+    scored = {name: ndcg.get(spec["run_id"]) for name, spec in names.items()}
+    scored = {name: value for name, value in scored.items() if value is not None}
+    return max(scored, key=scored.get) if scored else next(iter(names))
