@@ -254,6 +254,24 @@ def test_make_split_reports_its_config(log):
         split.make_split(log, "bogus")
 
 
+def test_valid_fraction_sizes_the_validation_part_and_enters_the_id_only_when_it_changes_the_split(log):
+    ten, twenty = (split.make_split(log, split.SplitConfig(seed=5, validation=True, valid_fraction=f))
+                   for f in (0.1, 0.2))
+    assert twenty.valid.n_interactions > ten.valid.n_interactions * 1.5
+    assert twenty.test.n_interactions == ten.test.n_interactions  # the test part never moves
+    assert ten.key() != twenty.key()
+    # the default, or a fraction nothing reads (no validation part; leave-last takes the n before the test items),
+    # leaves the dict, and so every stored run's id, as it was before the field existed
+    assert split.SplitConfig(validation=True).to_dict() == {**split.SplitConfig().to_dict(), "validation": True}
+    assert split.SplitConfig(valid_fraction=0.3) == split.SplitConfig()
+    assert "valid_fraction" not in split.SplitConfig(method="leave_last", validation=True,
+                                                     valid_fraction=0.3).to_dict()
+    config = split.SplitConfig(method="temporal", validation=True, valid_fraction=0.25)
+    assert config.to_dict()["valid_fraction"] == 0.25 and split.SplitConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(DataError, match="valid_fraction must be between 0 and 1"):
+        split.SplitConfig(validation=True, valid_fraction=1.0)
+
+
 # ---------------------------------------------------------------- ids and timestamps from hostile tables
 def test_text_ids_stay_distinct_unless_canonical_integers():
     ds = Dataset.from_frame(frame([("7", "a", 4, 0), ("007", "a", 3, 0), ("7.0", "b", 5, 0), ("+7", "b", 1, 0)]))
