@@ -14,7 +14,7 @@ from recsys.evaluation import evaluate
 from recsys.evaluation.validation import validation_ndcg
 from recsys.models import create
 from recsys.models.base import FitCancelled, StopTraining
-from recsys.models.factorization import _batched_cholesky_solve, _conjugate_gradient
+from recsys.models.factorization import _batched_cholesky_solve, _Cells, _conjugate_gradient
 from recsys.models.training import NegativeSampler, minibatches
 
 
@@ -90,8 +90,10 @@ def test_batched_cholesky_and_many_cg_steps_solve_each_row_exactly(log):
     ])
     np.testing.assert_allclose(_batched_cholesky_solve(x, fixed, gram, rhs, alpha, rows_per_chunk=7), reference,
                                rtol=1e-8, atol=1e-10)
-    cg = _conjugate_gradient(x, fixed, gram, rhs, np.zeros_like(rhs), alpha, steps=30)
-    np.testing.assert_allclose(cg, reference, rtol=1e-6, atol=1e-8)
+    as_torch = torch.from_numpy
+    cg = _conjugate_gradient(_Cells(x), as_torch(fixed), as_torch(gram), as_torch(rhs), torch.zeros(rhs.shape,
+                             dtype=torch.float64), alpha, steps=30)
+    np.testing.assert_allclose(cg.numpy(), reference, rtol=1e-6, atol=1e-8)
 
 
 def test_ials_fold_in_matches_training_users(log):
