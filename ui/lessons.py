@@ -185,9 +185,11 @@ def result_id(key: str, knobs: dict, fingerprint: str) -> str:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _computed(key: str, knobs_json: str, fingerprint: str, _dataset, _store, _owner: str):
     """One lesson run, shared by every visitor with the same lesson, knobs and dataset."""
+    from recsys import hosting
     from recsys.lessons.base import Context, get
 
-    return get(key).run(Context(dataset=_dataset, store=_store, owner=_owner), **json.loads(knobs_json))
+    context = Context(dataset=_dataset, store=_store, owner=_owner, hosted=hosting.config().hosted)
+    return get(key).run(context, **json.loads(knobs_json))
 
 
 def run_lesson(key: str, knobs: dict):
@@ -214,7 +216,8 @@ def apply_setup(lesson, knobs: dict) -> str:
     trained (or found stored) with a progress line each, and the page it needs remembered. Returns what it
     did, in words."""
     from recsys import hosting
-    from recsys.lessons.base import Context
+    from recsys.experiment import RunSpec
+    from recsys.lessons.base import Context, check_budget
     from recsys.models import registry
     from ui import data, runs
 
@@ -225,8 +228,14 @@ def apply_setup(lesson, knobs: dict) -> str:
     store = runs.store()
     store.register_dataset(dataset, source, source["label"])
     context = Context(store=store, owner=runs.owner_for(source))
-    for model, params in setup.runs:  # the host's memory budget is checked before any work
-        hosting.check_training_budget(registry.get(model), params, split.train)
+    specs = [RunSpec.make(dataset, setup.split, model, params, owner=context.owner) for model, params in setup.runs]
+    hosted = hosting.config().hosted
+    for spec in specs:  # a run not stored yet is held to the Train page's budgets before any work
+        if store.find_done(spec.run_id, spec.owner) is None:
+            if hosted:
+                check_budget(spec.model, spec.params, split)  # memory and fit time
+            else:
+                hosting.check_training_budget(registry.get(spec.model), spec.params, split.train)
     progress = st.progress(0.0, text="Setting up…")
     for done, (model, params) in enumerate(setup.runs):
         label = registry.get(model).label + (f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params
@@ -235,6 +244,10 @@ def apply_setup(lesson, knobs: dict) -> str:
         context.train(dataset, setup.split, model, params)
     progress.empty()
     choose_data(setup.dataset, setup.split)
+    for spec in specs:  # the Train page lists them with their curves, the Compare page compares them
+        found = runs.lookup(spec.run_id)
+        if found is not None:
+            state.add_run(found)
     trained = len(context.fits)
     words = [f"the {source['label']} dataset and the {state.split_text(state.SplitConfig.coerce(setup.split))} "
              "split are selected in the sidebar"]
@@ -280,14 +293,35 @@ def is_rounds(table) -> bool:
     return {"round", "series"} <= set(table.columns) and len(table.columns) > 2
 
 
+# an epoch table's columns -> the history keys the Train page's training curves read
+EPOCH_CURVES = {"train loss": "loss", "validation NDCG@10": "val_ndcg@10"}
+
+
+def is_epochs(table) -> bool:
+    """A per-epoch table (epoch, train loss, validation NDCG@10) is drawn as the Train page's curves."""
+    return "epoch" in table.columns and set(EPOCH_CURVES) <= set(table.columns)
+
+
+def draw_epoch_curves(table) -> None:
+    from ui import charts
+
+    history = [{"step": int(row["epoch"]), **{key: float(row[column]) for column, key in EPOCH_CURVES.items()}}
+               for _, row in table.iterrows()]
+    for column, metric in zip(st.columns(len(EPOCH_CURVES)), EPOCH_CURVES.values()):
+        column.altair_chart(charts.training_curve(history, metric), width="stretch")
+
+
 def show_tables(result) -> None:
     from ui import simulate as sim
 
-    # the per-round charts first: they show the effect; the wide tables behind them follow
-    ordered = sorted(result.tables.items(), key=lambda item: not is_rounds(item[1]))
+    # the per-round and per-epoch charts first: they show the effect; the wide tables behind them follow
+    ordered = sorted(result.tables.items(), key=lambda item: not (is_rounds(item[1]) or is_epochs(item[1])))
     for title, table in ordered:
         st.subheader(title)
-        if is_rounds(table):
+        if is_epochs(table):
+            draw_epoch_curves(table)
+            st.dataframe(table, hide_index=True, width="stretch")
+        elif is_rounds(table):
             metrics = [c for c in table.columns if c not in ("round", "series")]
             sim.draw_charts(table, metrics, list(dict.fromkeys(table["series"])), int(table["round"].nunique()))
         else:

@@ -8,10 +8,12 @@ from collections.abc import Callable, Mapping
 
 import pandas as pd
 
+from recsys import estimate, hosting
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
-from recsys.data.split import make_split
+from recsys.data.split import Split, make_split
 from recsys.experiment import RunSpec, fit_and_evaluate, run
+from recsys.models import registry
 from recsys.models.base import coerce_params, describe_params
 from recsys.store import SHARED, ExperimentStore
 
@@ -21,6 +23,7 @@ MODULES = (
     "recsys.lessons.sparsity",
     "recsys.lessons.factorization",
     "recsys.lessons.neural",
+    "recsys.lessons.overfitting",
     "recsys.lessons.autoencoders",
     "recsys.lessons.graphs",
     "recsys.lessons.sequential",
@@ -51,26 +54,65 @@ class Context:
 
     Lessons train through :meth:`train`, the experiment's one run path: with a store, a run
     trained once (by the workshop's preparation, or by the first learner) is reused by every
-    later visit; ``fits`` lists the runs this context actually trained.
+    later visit; ``fits`` lists the runs this context actually trained. ``hosted`` holds every
+    training that is not stored yet to the shared server's budgets before it starts.
     """
 
     dataset: Dataset | None = None
     store: ExperimentStore | None = None
     owner: str = SHARED
     fits: list[str] = dataclasses.field(default_factory=list)
+    # a shared server: a training not in the store is first held to the Train page's budgets (check_budget)
+    hosted: bool = False
 
     def train(self, data: Dataset, split: Mapping, model: str, params: Mapping | None = None):
         """(fitted model, evaluation report) of ``model`` on ``data`` under ``split``, reused when stored."""
+        fitted, report, _ = self.train_with_history(data, split, model, params)
+        return fitted, report
+
+    def train_with_history(self, data: Dataset, split: Mapping, model: str, params: Mapping | None = None):
+        """(fitted model, report, per-epoch history) as :meth:`train`; the history is the one the Train page
+        draws (loss and validation NDCG@10 per epoch), read from the store for a reused run."""
         spec = RunSpec.make(data, split, model, params, owner=self.owner)
+        parts = make_split(data, spec.split)
         if self.store is not None:
-            result = run(spec, data, store=self.store)
+            if self.hosted and self.store.find_done(spec.run_id, spec.owner) is None:
+                check_budget(spec.model, spec.params, parts)
+            result = run(spec, parts, store=self.store)
             if not result.reused:
                 self.fits.append(spec.run_id)
             if result.model is not None:
-                return result.model, result.report
-        trained = fit_and_evaluate(spec, make_split(data, spec.split))
+                return result.model, result.report, list(result.record.extra.get("history") or [])
+        if self.hosted:
+            check_budget(spec.model, spec.params, parts)
+        trained = fit_and_evaluate(spec, parts)
         self.fits.append(spec.run_id)
-        return trained.model, trained.report
+        return trained.model, trained.report, trained.history
+
+
+def check_budget(model: str, params: Mapping, parts: Split, seconds: float | None = None) -> None:
+    """Refuse, before it starts, a lesson's training that the Train page would not run on a shared server.
+
+    The same two budgets: the host's memory estimate (``hosting.check_training_budget``) and the probed fit
+    time (``recsys.estimate``), here held to ``seconds`` (the Train page's "over a minute" line), with the
+    quick setting for this data named when the model has epochs to cut.
+    """
+    seconds = estimate.LONG_FIT_SECONDS if seconds is None else float(seconds)
+    cls = registry.get(model)
+    hosting.check_training_budget(cls, params, parts.train)
+    n_test_users = int((parts.test.user_activity > 0).sum())
+    guess = estimate.estimate_fit(cls, dict(params), parts.train, valid=parts.valid, n_eval_users=n_test_users)
+    if guess.seconds <= seconds:
+        return
+    quick = estimate.quick_setting(cls, dict(params), parts.train, valid=parts.valid, n_eval_users=n_test_users,
+                                   target=seconds / 2)
+    advice = " Lower the lesson's sizes or pick a smaller dataset."
+    if quick is not None:
+        changes = ", ".join(f"{name} {before} → {after}" for name, (before, after)
+                            in estimate.changed(estimate.full_params(cls, dict(params)), quick[0]).items())
+        advice = f" A setting that fits: {changes} ({quick[1].describe()})." if changes else advice
+    raise DataError(f"This lesson would train {cls.label} for {guess.describe()} on this data, over the "
+                    f"{estimate.seconds_text(seconds)} a training may take on this shared server.{advice}")
 
 
 @dataclasses.dataclass(frozen=True)
