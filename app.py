@@ -32,8 +32,8 @@ workshop = lesson_ui.start_workshop()
 
 # what the validation part is under each split (recsys.data.split.make_split carves it out)
 VALIDATION_HELP = {
-    "random": "10 % of each user's training interactions, drawn at random",
-    "temporal": "the latest 10 % of the training interactions",
+    "random": "a share of each user's training interactions, drawn at random",
+    "temporal": "the latest share of the training interactions",
     "leave_last": "each user's n interactions just before the held-out ones",
 }
 
@@ -66,6 +66,12 @@ def sidebar() -> None:
             "Validation part", value=bool(value("sidebar_valid")), key=key("sidebar_valid"),
             help=f"Hold out {VALIDATION_HELP[method]} from training to watch validation NDCG@10 per epoch, "
                  "stop early (the models' patience) and keep the best epoch. The test part is unchanged.")
+        valid_fraction = value("sidebar_vf")
+        if validation and method != "leave_last":  # leave-last-n-out validates on the n items before the test ones
+            valid_fraction = st.slider("Validation share of train", *state.VALID_FRACTION_RANGE,
+                                       value=float(valid_fraction), step=0.05, key=key("sidebar_vf"),
+                                       help="How much of the training part the validation part takes; the "
+                                            "models train on the rest.")
         seed = st.number_input("Seed", 0, 2**31 - 1, value=int(value("sidebar_seed")), key=key("sidebar_seed"),
                                help="Same data, split, parameters and seed give the same model.")
         positives = st.radio("Positives for top-N", ["all", "threshold"], key=key("sidebar_pos"), horizontal=True,
@@ -78,11 +84,11 @@ def sidebar() -> None:
             threshold = value("sidebar_t")
     state.remember_sidebar({"sidebar_dataset": dataset, "sidebar_split": method, "sidebar_test": test,
                             "sidebar_n": n, "sidebar_seed": seed, "sidebar_pos": positives, "sidebar_t": threshold,
-                            "sidebar_valid": validation})
+                            "sidebar_valid": validation, "sidebar_vf": valid_fraction})
     ss["dataset_label"] = dataset
     ss["split_config"] = state.SplitConfig(method=method, test_fraction=float(test), n=int(n), seed=int(seed),
                                            positives=positives, threshold=float(threshold),
-                                           validation=bool(validation))
+                                           validation=bool(validation), valid_fraction=float(valid_fraction))
 
 
 pages = [

@@ -19,7 +19,8 @@ from ui.text import md_escape
 # query parameter -> (SplitConfig field, sidebar widget key)
 SPLIT_PARAMS = {"split": ("method", "sidebar_split"), "test": ("test_fraction", "sidebar_test"),
                 "n": ("n", "sidebar_n"), "seed": ("seed", "sidebar_seed"), "pos": ("positives", "sidebar_pos"),
-                "t": ("threshold", "sidebar_t")}
+                "t": ("threshold", "sidebar_t"), "valid": ("validation", "sidebar_valid"),
+                "vf": ("valid_fraction", "sidebar_vf")}
 APPLIED = "_share_link_applied"
 # The Compare page's views (key -> label); the link names the one that was open.
 VIEWS = {"overview": "Overview", "tradeoffs": "Trade-offs & exposure", "users": "Users", "sweep": "Sweep",
@@ -45,7 +46,8 @@ def encode(dataset: str, config: state.SplitConfig, run_ids: list[str], user: st
     params = {"dataset": dataset}
     by_field = {f.name: getattr(config, f.name) for f in fields(config)}
     for name, (field_name, _) in SPLIT_PARAMS.items():
-        params[name] = str(by_field[field_name])
+        value = by_field[field_name]
+        params[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
     params["runs"] = ",".join(run_ids)
     if user is not None:
         params["user"] = str(user)
@@ -59,7 +61,8 @@ def decode(params: dict[str, str]) -> Link:
     link = Link(dataset=params.get("dataset") or None, user=params.get("user") or None)
     link.run_ids = [r for r in (params.get("runs") or "").split(",") if r]
     readers = {"split": _choice(SPLIT_METHODS), "test": _number(float, 0.05, 0.5), "n": _number(int, 1, 20),
-               "seed": _number(int, 0, 2**31 - 1), "pos": _choice(POSITIVES), "t": _number(float, 0.0, 100.0)}
+               "seed": _number(int, 0, 2**31 - 1), "pos": _choice(POSITIVES), "t": _number(float, 0.0, 100.0),
+               "valid": _flag, "vf": _number(float, *state.VALID_FRACTION_RANGE)}
     for name, read in readers.items():
         if name not in params:
             continue
@@ -87,6 +90,11 @@ def _choice(options: tuple):
     def read(raw: str):
         return (raw, None) if raw in options else (None, f"is not one of {', '.join(options)}")
     return read
+
+
+def _flag(raw: str):
+    value = {"1": True, "true": True, "0": False, "false": False}.get(raw.strip().lower())
+    return (value, None) if value is not None else (None, "is not 1 or 0")
 
 
 def _number(kind: type, low, high):

@@ -17,6 +17,8 @@ SPLIT_LABELS = {
     "leave_last": "Leave last n out per user",
 }
 assert set(SPLIT_LABELS) == set(SPLIT_METHODS), "every split method needs its label"
+# the validation part's share of train that the sidebar and a shared link accept (the test share's range)
+VALID_FRACTION_RANGE = (0.05, 0.5)
 
 
 def init() -> None:
@@ -31,7 +33,8 @@ def init() -> None:
     for name, value in {"sidebar_dataset": SAMPLE["label"], "sidebar_split": defaults.method,
                         "sidebar_test": defaults.test_fraction, "sidebar_n": defaults.n,
                         "sidebar_seed": defaults.seed, "sidebar_pos": defaults.positives,
-                        "sidebar_t": defaults.threshold, "sidebar_valid": defaults.validation}.items():
+                        "sidebar_t": defaults.threshold, "sidebar_valid": defaults.validation,
+                        "sidebar_vf": defaults.valid_fraction}.items():
         remembered.setdefault(name, value)  # a value added later reaches sessions already open too
     ss.setdefault(SIDEBAR_GENERATION, 0)
     pending = ss.pop("_apply_widgets", {})  # a shared link's sidebar settings (ui.share)
@@ -125,7 +128,9 @@ def split_text(config) -> str:
         "temporal": f"temporal cut-off (latest {share} % as test)",
         "leave_last": f"leave last {config.n} out",
     }[config.method]
-    if config.validation:
+    if config.uses_valid_fraction and config.valid_fraction != SplitConfig().valid_fraction:
+        text += f", with a {config.valid_fraction * 100:g} % validation part"
+    elif config.validation:
         text += ", with a validation part"
     if config.positives == "threshold":
         text += f", ratings ≥ {config.threshold:g} as positives"

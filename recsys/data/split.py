@@ -48,6 +48,8 @@ class SplitConfig:
         for name, kind in (("test_fraction", float), ("n", int), ("seed", int), ("threshold", float),
                            ("validation", bool), ("valid_fraction", float)):
             object.__setattr__(self, name, kind(getattr(self, name)))
+        # a slider's 0.05 steps give 0.15000000000000002; the id should hash the fraction a person chose
+        object.__setattr__(self, "valid_fraction", round(self.valid_fraction, 6))
         _check_fraction("valid_fraction", self.valid_fraction)
         if not self.uses_valid_fraction:  # a setting nothing reads: equal splits make equal configs (and ids)
             object.__setattr__(self, "valid_fraction", VALID_FRACTION)
