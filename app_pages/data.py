@@ -258,6 +258,43 @@ with up_tab:
 with mine_tab:
     uploads_tab()
 
+SPARSIFY_RUN = "data_sparsify_run"  # the thinning sweep last asked for: its knobs, kept across reruns
+
+
+def sparsity_section() -> None:
+    """Thin the current data (a share of each history, after an optional k-core) and compare item-item with
+    user-user kNN as the density falls: the sparsity lesson's experiment, cached and stored like it."""
+    from recsys.lessons import sparsity
+
+    st.subheader("Thin the data: item-item or user-user kNN?")
+    st.caption("Each person's latest 3 interactions stay as the test; a share of the rest is kept, halving down "
+               "to the share you pick, and both neighbourhood models are trained at each density. Runs go to "
+               "the store, so a second visit trains nothing. On a shared server the whole sweep is checked "
+               "against the training budget before it starts.")
+    with st.form("data_sparsify_form"):
+        left, right = st.columns(2)
+        lowest = left.select_slider("Thin down to this share of each history", options=[0.5, 0.25, 0.12, 0.06, 0.03],
+                                    value=0.12, key="data_sparsify_keep", format_func=lambda x: f"{x:.0%}")
+        core = right.slider("k-core first: keep only people and films with at least k interactions (0 = off)",
+                            min_value=0, max_value=20, value=0, key="data_sparsify_core")
+        if st.form_submit_button("Compare item-kNN and user-kNN as density falls", icon=":material/compare_arrows:"):
+            st.session_state[SPARSIFY_RUN] = {"keep": sparsity.halvings(lowest), "core": int(core)}
+    asked = st.session_state.get(SPARSIFY_RUN)
+    if not asked:
+        return
+    result = None
+    with shown_errors("Thinning the data"), st.spinner("Training both neighbourhoods at each density…"):
+        result = lessons.run_lesson("sparsity_knn", asked)
+    if result is None:
+        return
+    table = next(iter(result.tables.values()))
+    st.altair_chart(data.density_chart(sparsity.accuracy_by_density(table)), width="stretch")
+    st.info(md_escape(result.explanation), icon=":material/insights:")
+    st.dataframe(table, hide_index=True, width="stretch", key="data_sparsify_table")
+
+
 st.divider()
 dataset = attempt("Loading the dataset", data.current_dataset)
 overview(dataset)
+st.divider()
+sparsity_section()

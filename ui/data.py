@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from recsys import hosting, store
@@ -181,3 +183,16 @@ def current_dataset() -> Dataset:
 
 def current_split() -> Split:
     return _split(_checked(state.current_source()), state.split_config())
+
+
+# ---------------------------------------------------------------------- thinning the data
+def density_chart(frame: pd.DataFrame) -> alt.Chart:
+    """NDCG@10 of item-item and user-user kNN against the density each thinned copy had (log scale)."""
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("density:Q", title="Density of the training data (log scale)", scale=alt.Scale(type="log"),
+                axis=alt.Axis(format="%")),
+        y=alt.Y("NDCG@10:Q", title="Test NDCG@10"),
+        color=alt.Color("model:N", title="Model"),
+        tooltip=[alt.Tooltip("share kept:Q", format=".0%"), alt.Tooltip("density:Q", format=".3%"), "model",
+                 alt.Tooltip("NDCG@10:Q", format=".4f"), alt.Tooltip("share of full:Q", format=".0%")],
+    ).properties(height=260, title="Item-item vs user-user kNN as the data thins")

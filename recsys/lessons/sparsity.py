@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,6 +13,7 @@ from recsys.data import synthetic
 from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
 from recsys.data.sparsify import k_core, latest, sparsify
+from recsys.experiment import RunSpec
 from recsys.lessons.base import Context, Lesson, LessonResult, Setup, parse_numbers
 from recsys.models.base import param
 
@@ -61,6 +63,46 @@ def density_row(ds: Dataset) -> dict:
             "per user": ds.n_interactions / active_users, "per item": ds.n_interactions / active_items}
 
 
+def halvings(lowest: float) -> str:
+    """The share list of a sweep that halves the history down to ``lowest``: 0.12 -> "1, 0.5, 0.25, 0.12"."""
+    lowest = float(lowest)
+    if not 0.0 < lowest < 1.0:
+        raise DataError(f"The lowest share kept must lie between 0 and 1; got {lowest:g}.")
+    shares, share = [1.0], 0.5
+    while share > lowest * 1.2:  # a step within a fifth of the lowest share adds nothing to see
+        shares.append(share)
+        share /= 2
+    return ", ".join(f"{x:g}" for x in [*shares, lowest])
+
+
+def check_sweep_budget(ds: Dataset, n_shares: int, split: dict, seconds: float | None = None) -> float:
+    """The sweep's fitting time bound, checked *before* any work: each kNN's probed fit time on the fullest
+    data (a thinner copy fits faster) times the number of shares, against ``seconds`` (the Train page's
+    "over a minute" line by default) and each model's memory estimate against the host's budget.
+    Returns the bound in seconds; raises DataError with what to lower when it is over."""
+    from recsys import estimate, hosting
+    from recsys.data.split import SplitConfig, make_split
+    from recsys.models import registry
+
+    seconds = estimate.LONG_FIT_SECONDS if seconds is None else float(seconds)
+    parts = make_split(ds, SplitConfig.coerce(split))
+    n_test_users = int((parts.test.user_activity > 0).sum())
+    per_share = 0.0
+    for key, _ in MODELS:
+        cls = registry.get(key)
+        hosting.check_training_budget(cls, {}, parts.train)
+        per_share += estimate.estimate_fit(cls, {}, parts.train, n_eval_users=n_test_users).seconds
+    bound = per_share * n_shares
+    if bound > seconds:
+        affordable = max(1, int(seconds // max(per_share, 1e-9)))
+        raise DataError(f"Fitting both neighbourhoods at {n_shares} shares of {ds.name} would take up to "
+                        f"{estimate.duration_text(bound).removeprefix('about ')} ({estimate.seconds_text(per_share)} "
+                        f"per share), over the {estimate.seconds_text(seconds)} a training may take on this shared "
+                        f"server. " + (f"List at most {affordable} shares, or apply a k-core to shrink the data."
+                                       if affordable >= 2 else "Apply a k-core or pick a smaller dataset."))
+    return bound
+
+
 def item_vs_user(knobs: SparsityKnobs, context: Context) -> LessonResult:
     shares = sorted(set(parse_numbers(knobs.keep, "Shares kept", low=0.01, high=1.0, min_len=2, max_len=8)),
                     reverse=True)
@@ -71,6 +113,15 @@ def item_vs_user(knobs: SparsityKnobs, context: Context) -> LessonResult:
     if knobs.core:
         ds = k_core(ds, knobs.core)
     split = {"method": "leave_last", "n": knobs.held_out, "seed": 42}
+    if context.hosted:
+        # one bound for the whole sweep before any fit; the thinner copies then need no probe each
+        stored = context.store is not None and all(
+            context.store.find_done(RunSpec.make(thinned(ds, share, knobs.held_out, knobs.seed), split, key,
+                                                 {}, owner=context.owner).run_id, context.owner) is not None
+            for share in shares for key, _ in MODELS)
+        if not stored:
+            check_sweep_budget(ds, len(shares), split)
+        context = dataclasses.replace(context, hosted=False)
     rows = []
     for share in shares:
         data = thinned(ds, share, knobs.held_out, knobs.seed)
@@ -104,6 +155,14 @@ def item_vs_user(knobs: SparsityKnobs, context: Context) -> LessonResult:
     )
     return LessonResult(figures=figures, correct=correct, explanation=explanation,
                         tables={"NDCG@10 as the data thins": table})
+
+
+def accuracy_by_density(table: pd.DataFrame) -> pd.DataFrame:
+    """The sweep's table in long form for a chart: density, share kept, model, NDCG@10, share of full."""
+    frames = [pd.DataFrame({"density": table["density"], "share kept": table["share kept"], "model": label,
+                            "NDCG@10": table[label], "share of full": table[f"{label} share of full"]})
+              for _, label in MODELS]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _why(correct: int, full: pd.Series, sparsest: pd.Series) -> str:
