@@ -27,6 +27,7 @@ MODULES: dict[str, str] = {
     **dict.fromkeys(("hybrid_weighted", "hybrid_switching"), "recsys.models.hybrid"),
     **dict.fromkeys(("ncf_gmf", "ncf_mlp", "neumf"), "recsys.models.ncf"),
     **dict.fromkeys(("markov", "sasrec", "gru4rec"), "recsys.models.sequential"),
+    "spark_als": "recsys.models.spark_als",
 }
 
 
