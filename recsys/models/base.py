@@ -349,9 +349,26 @@ class Recommender:
 
     def _history_row(self, items) -> sp.csr_matrix:
         """A one-row binary history matrix for a person who consumed ``items`` (fold-in, onboarding)."""
-        items = np.unique(np.asarray(items, dtype=np.int64))
-        return sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items), np.int64), items)),
-                             shape=(1, self.train_.n_items))
+        return self._history_rows([items])
+
+    def _history_rows(self, histories) -> sp.csr_matrix:
+        """A binary history matrix with one row per person, row i holding the item codes ``histories[i]``."""
+        rows = [np.unique(np.asarray(items, dtype=np.int64)) for items in histories]
+        indptr = np.concatenate([[0], np.cumsum([len(row) for row in rows], dtype=np.int64)])
+        indices = np.concatenate(rows) if rows else np.empty(0, np.int64)
+        return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                             shape=(len(rows), self.train_.n_items))
+
+    def score_histories(self, histories) -> np.ndarray:
+        """(people x items) scores of several new people at once, each from a list of item codes (fold-in).
+
+        Here one ``score_history`` per person; a model whose fold-in is a matrix product or a batched
+        solve overrides this with one call for everybody and answers ``score_history`` through it.
+        """
+        if not callable(getattr(self, "score_history", None)):
+            raise TypeError(f"{self.label} cannot score a new person's history (it has no fold-in).")
+        scores = [np.asarray(self.score_history(items), np.float32).ravel() for items in histories]
+        return np.vstack(scores) if scores else np.empty((0, self.train_.n_items), np.float32)
 
     def _progress_reporter(self, progress: Progress | None) -> Progress:
         def report(step: int, total: int, metrics: dict | None = None) -> None:

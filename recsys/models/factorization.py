@@ -232,8 +232,12 @@ class PureSVD(FactorizationModel):
         return int(max(1, min(self.params.embedding_size, min(shape) // 4)))
 
     def score_history(self, items) -> np.ndarray:
-        row = self._history_row(items)
-        return np.asarray((row @ self.item_factors_) @ self.item_factors_.T, dtype=np.float32).ravel()
+        return self.score_histories([items])[0]
+
+    def score_histories(self, histories) -> np.ndarray:
+        """Fold-in for many people: each history projected on V and back, x V Vᵀ, in one product."""
+        rows = self._history_rows(histories)
+        return np.asarray((rows @ self.item_factors_) @ self.item_factors_.T, dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------- iALS
@@ -340,12 +344,17 @@ class IALS(FactorizationModel, IterativeModel):
 
     def score_history(self, items) -> np.ndarray:
         """Fold-in: the exact least-squares user vector for this history, then its scores."""
-        row = self._history_row(items).astype(np.float64)
+        return self.score_histories([items])[0]
+
+    def score_histories(self, histories) -> np.ndarray:
+        """Fold-in for many people: every history's least-squares user vector from one batched solve (the
+        fit's own user step), then all their scores in one product."""
+        rows = self._history_rows(histories).astype(np.float64)
         fixed = self.item_factors_.astype(np.float64)
         gram = fixed.T @ fixed + self.params.reg * np.eye(fixed.shape[1])
-        rhs = (1.0 + self.params.alpha) * (row @ fixed)
-        user = _batched_cholesky_solve(row.tocsr(), fixed, gram, rhs, self.params.alpha)
-        return (user @ fixed.T).astype(np.float32).ravel()
+        rhs = (1.0 + self.params.alpha) * (rows @ fixed)
+        users = _batched_cholesky_solve(rows.tocsr(), fixed, gram, rhs, self.params.alpha)
+        return (users @ fixed.T).astype(np.float32)
 
 
 class _Cells:

@@ -56,9 +56,12 @@ class ItemSimilarityModel(Recommender):
 
     def score_history(self, items) -> np.ndarray:
         """Scores over the catalogue for a person who consumed ``items`` (codes): onboarding, fold-in."""
-        row = self._history_row(items)
-        product = row @ self.weights_
-        return np.asarray(product.toarray() if sp.issparse(product) else product, np.float32).ravel()
+        return self.score_histories([items])[0]
+
+    def score_histories(self, histories) -> np.ndarray:
+        """Fold-in for many people: one sparse product of their history rows with W."""
+        product = self._history_rows(histories) @ self.weights_
+        return np.asarray(product.toarray() if sp.issparse(product) else product, np.float32)
 
     def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The k items that ``item`` most recommends (by W), best first."""

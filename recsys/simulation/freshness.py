@@ -204,10 +204,10 @@ def _row_hits(row: np.ndarray, resumed: np.ndarray) -> float:
 def fold_in(model, log: Log) -> np.ndarray:
     """(users x items) scores of every person from their up-to-date history, via the model's fold-in.
 
-    Models fold in one history at a time (``score_history``): nearline work is per session
-    event, so this goes person by person, one small product or solve each.
+    ``score_histories`` folds everybody in at once where the model can (one sparse product for
+    kNN and EASE, one batched solve for iALS) and person by person otherwise.
     """
-    return np.vstack([model.score_history(history) for history in log.items])
+    return model.score_histories(log.items)
 
 
 def item_cosine(log: Log) -> np.ndarray:
