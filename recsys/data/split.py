@@ -15,6 +15,8 @@ SplitMethod = Literal["random", "temporal", "leave_last"]
 # the one list of split method names: the sidebar, the CLI and the config's check read it
 SPLIT_METHODS: tuple[str, ...] = ("random", "temporal", "leave_last")
 POSITIVES = ("all", "threshold")
+# each method in the words of a message (the pages have their own longer labels)
+SPLIT_WORDS = {"random": "random", "temporal": "temporal", "leave_last": "leave-last-n-out"}
 # the validation part's share of train when a split has one: enough to rank users' next items on, little
 # taken from training (ML-100K random 80/20 keeps 72 % of the interactions for training)
 VALID_FRACTION = 0.1
@@ -243,7 +245,7 @@ def make_split(
         (train, test), valid = parts, None
     if test.n_interactions == 0:
         raise DataError(
-            f"The {method} split left no test interactions: every user has too few interactions. "
+            f"The {SPLIT_WORDS[method]} split left no test interactions: every user has too few interactions. "
             "Use a dataset with more interactions per user or a different split."
         )
     return Split(train=train, test=test, valid=valid, method=method, config=config)
