@@ -1,4 +1,4 @@
-"""Command line: python -m recsys evaluate | bench | runs | simulate | workshop."""
+"""Command line: python -m recsys evaluate | bench | runs | simulate | workshop | scale."""
 
 from __future__ import annotations
 
@@ -253,6 +253,13 @@ def cmd_workshop(args) -> int:
     return 1 if done.failed else 0
 
 
+def cmd_scale(args) -> int:
+    """Measure fit time, peak memory and NDCG@10 of each model as the log grows, and write docs/scale.md."""
+    from recsys import scale
+
+    return scale.command(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m recsys", description="Recommender Explorer command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -311,6 +318,12 @@ def parser() -> argparse.ArgumentParser:
     wo.add_argument("--store", default=None,
                     help="the store folder the runs go to (default: $RECSYS_HOME/store, the dashboard's)")
     wo.set_defaults(func=cmd_workshop)
+    sc = sub.add_parser("scale", help="measure how each model's fit time and memory grow with the log "
+                                      "(synthetic logs of growing size, MovieLens for quality) and write docs/scale.md")
+    from recsys.scale import add_arguments
+
+    add_arguments(sc)
+    sc.set_defaults(func=cmd_scale)
     return p
 
 
