@@ -178,3 +178,94 @@ def test_a_preset_with_uploads_off_offers_no_uploader_on_data_or_runs(app, room)
     assert_clean(app)
     assert [w for w in app.get("file_uploader")] == []
     assert any("Importing bundles is off" in c.value for c in app.caption)
+
+
+# ------------------------------------------------------------------ every lesson through the page
+# Small versions of the lessons that train networks or generate worlds, so the walk below stays quick;
+# the effects at the defaults are asserted by the unit tests of each lesson.
+SMALL_KNOBS = {
+    "sparsity_knn": {"keep": "1, 0.5"},
+    "embedding_size": {"sizes": "2, 8, 32"},
+    "and_taste": {"users": 150, "items": 80, "epochs": 5},
+    "overfitting_epochs": {"epochs": 6},
+    "autorec_mask": {"users": 150, "items": 100, "epochs": 10},
+    "sasrec_positions": {"users": 150, "items": 200, "epochs": 4},
+    "magic_barrier": {"users": 200, "items": 100},
+}
+# set-up buttons pressed in the walk: those with at most two runs (on the bundled sample) that train in seconds
+QUICK_MODELS = {"pop", "item_knn", "user_knn", "pure_svd", "ease"}
+QUICK_RUNS = 2
+SMALL = "Small test catalogue"
+
+
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory):
+    """A 300 x 200 generated catalogue written as a MovieLens (latest) folder: ratings, titles, genres, times."""
+    import pandas as pd
+
+    from recsys.lessons.sparsity import generated_world
+
+    ds = generated_world(300, 200, 7)
+    folder = tmp_path_factory.mktemp("small") / "ml-small"
+    folder.mkdir()
+    pd.DataFrame({"userId": ds.user_ids[ds.user], "movieId": ds.item_ids[ds.item], "rating": ds.rating,
+                  "timestamp": ds.timestamp}).to_csv(folder / "ratings.csv", index=False)
+    pd.DataFrame({"movieId": ds.item_ids, "title": ds.items["title"],
+                  "genres": ds.items["genres"].map("|".join)}).to_csv(folder / "movies.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("lessons-home")
+
+
+@pytest.fixture
+def small_app(app, small_folder, shared_home, monkeypatch):
+    """The app on the small catalogue with the small knobs remembered; one store for the whole walk, so a
+    run trained for one lesson is reused by the next that needs it (shared fits)."""
+    from ui.state import SAMPLE
+
+    monkeypatch.setenv("RECSYS_HOME", str(shared_home))
+    app.session_state["sources"] = {SAMPLE["label"]: SAMPLE,
+                                    SMALL: {"kind": "path", "path": str(small_folder), "label": SMALL}}
+    app.session_state["_select_dataset"] = SMALL
+    app.session_state["lesson_knobs"] = SMALL_KNOBS
+    return open_page(app)
+
+
+def figures_shown(app) -> dict:
+    table = next(d.value for d in app.dataframe if list(d.value.columns) == ["figure", "value"])
+    return dict(zip(table["figure"], table["value"]))
+
+
+@pytest.mark.parametrize("key", list(lessons()))
+def test_every_lesson_renders_computes_and_answers(small_app, key):
+    app = small_app
+    lesson = pick(app, key)
+    assert app.header[0].value == lesson.title
+    assert app.session_state["dataset_label"] == SMALL
+    figures = figures_shown(app)
+    assert figures, "the run's figures are listed"
+    verdicts = [answer(app, choice) for choice in range(len(lesson.choices))]
+    assert all(len(v) == 1 for v in verdicts)
+    right = [i for i, v in enumerate(verdicts) if v[0].startswith("Right.")]
+    assert len(right) == 1, verdicts  # one answer is right, and every answer gets the same explanation
+    explanations = {v[0].split(" ", 1)[1] if v[0].startswith("Right.") else v[0].split(" ", 2)[2] for v in verdicts}
+    assert len(explanations) == 1 and re.search(r"\d", explanations.pop())
+
+    setup = [b for b in app.button if b.label == "Set up the app for this lesson"]
+    assert bool(setup) == bool(lesson.setup.runs or lesson.setup.page or key in _simulations())
+    runs = lesson.setup.runs
+    if setup and len(runs) <= QUICK_RUNS and {model for model, _ in runs} <= QUICK_MODELS:
+        setup[0].click().run()
+        assert_clean(app)
+        note = [s.value for s in app.success if s.value.startswith("Set up:")]
+        assert note and (not lesson.setup.runs or f"{len(lesson.setup.runs)} run(s) ready" in note[0])
+        assert figures_shown(app)  # the lesson computes again on the set-up data
+
+
+def _simulations() -> set[str]:
+    from recsys.lessons import online
+
+    return set(online.SIMULATION_OF)
