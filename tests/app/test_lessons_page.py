@@ -269,3 +269,21 @@ def _simulations() -> set[str]:
     from recsys.lessons import online
 
     return set(online.SIMULATION_OF)
+
+
+def test_a_hosted_lesson_over_the_training_budget_is_refused_before_it_trains(small_app, small_folder, monkeypatch):
+    from recsys import estimate
+    from recsys.store import ExperimentStore
+    from ui import data
+
+    monkeypatch.setenv("RECSYS_HOSTED", "1")
+    monkeypatch.setenv("RECSYS_DATA_ROOTS", str(small_folder.parent))  # the server offers the small catalogue
+    monkeypatch.setattr(estimate, "LONG_FIT_SECONDS", 1e-3)
+    app = small_app
+    app.session_state["lesson_knobs"] = {"overfitting_epochs": {"epochs": 7}}  # a run no other test stored
+    app.selectbox(key="lesson_chapter").set_value(get("overfitting_epochs").chapter).run()
+    assert not app.exception
+    assert any("a training may take on this shared server" in e.value for e in app.error), \
+        [e.value for e in app.error]
+    stored = ExperimentStore(data.data_home() / "store").list()
+    assert not [r for r in stored if r.model == "ncf_gmf" and r.params.get("epochs") == 7]
