@@ -51,3 +51,12 @@ def test_serving_page_shows_the_tradeoff(server, browser_page):
         "[data-testid=stMetricValue]").inner_text()
     assert float(recall.rstrip("%")) < 100.0, recall
     shot(page, "30-serving.png", DOC_SHOTS / "serving.png")
+
+    # the bigger-catalogue experiment runs in the browser too (its axis fit is asserted in the app test)
+    page.get_by_role("button", name="Grow and measure").click()
+    page.get_by_text("Median latency as the catalogue grows").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    wait_idle(page)
+    wait_charts(page, 3)
+    no_exception_box(page)
+    page.locator("[data-testid=stVegaLiteChart]").nth(2).scroll_into_view_if_needed()
+    shot(page, "31-serving-growth.png")
