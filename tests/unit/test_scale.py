@@ -75,7 +75,7 @@ def test_growth_exponent_recovers_a_known_power_law():
 
 def _row(model, n, fit_s, status="ok", **kw):
     shape = scale.log_shape(n)
-    defaults = dict(dataset=f"synthetic {scale.human(n)}", kind="synthetic", interactions=n,
+    defaults = dict(dataset=f"synthetic {scale.human(n)}", kind="synthetic", interactions=n, size=n,
                     train_interactions=int(0.8 * n), users=shape.users, items=shape.items, model=model,
                     status=status, fit_s=fit_s, fit_cpu_s=fit_s, eval_s=1.0, ndcg_10=0.2, eval_users=100,
                     peak_mb=100.0 * (n / 1e6) ** 0.5 + 300, loaded_mb=250.0)
@@ -113,7 +113,7 @@ def test_measure_runs_children_records_fields_and_skips_with_reasons(tmp_path):
                          log=lines.append, seed=1)
     by = {(r.interactions < 30_000, r.model): r for r in rows}
     first = by[(True, "item_knn")]
-    assert first.status == "ok" and first.reason == ""
+    assert first.status == "ok" and first.reason == "" and first.size == 20_000 < 1.2 * first.interactions
     assert first.fit_s > 0 and first.fit_cpu_s >= 0 and first.eval_s > 0
     assert 0 < first.ndcg_10 <= 1 and first.eval_users == 50
     assert first.peak_mb >= first.loaded_mb > 0 and first.child_cpu_s > 0
@@ -141,9 +141,10 @@ def test_exponents_and_largest_sizes_from_rows():
     fits = scale.exponents(rows)
     assert fits["a"]["time_exponent"] == pytest.approx(1.0)
     assert fits["b"]["time_exponent"] == pytest.approx(1.5)
-    assert fits["a"]["largest"] == 50_000_000 and fits["b"]["largest"] == 10_000_000
-    assert fits["a"]["memory_exponent"] is not None
-    assert scale.exponents(rows, min_interactions=10_000_000)["b"]["time_exponent"] is None  # one size left
+    assert fits["a"]["largest"] == 50_000_000 and fits["b"]["largest_name"] == "synthetic 10M"
+    assert fits["a"]["memory_exponent"] is not None and fits["a"]["cpu_exponent"] == pytest.approx(1.0)
+    later = scale.exponents(rows, min_size=10_000_000)
+    assert later["b"]["time_exponent"] is None and later["b"]["all_sizes_exponent"] == pytest.approx(1.5)
 
 
 def test_report_shows_rows_exponents_the_end_to_end_row_and_the_projection(tmp_path):
@@ -157,7 +158,7 @@ def test_report_shows_rows_exponents_the_end_to_end_row_and_the_projection(tmp_p
     text = scale.report_markdown(rows, meta)
     assert "| synthetic 10M | `spark_als` | 130.0 |" in text
     assert "estimated 40.0 GB > 12 GB memory budget" in text
-    assert "| `ials` | 1.00 |" in text
+    assert "| `ials` | 1.00 | 1.00 |" in text
     assert "under load" in text or "shared with other work" in text
     assert "yes: 420 MB under 1024 MB" in text
     # 1B interactions = 100x the 10M reference at exponent 1 (the measured 0.51 is raised to 1):
@@ -179,3 +180,15 @@ def test_rows_merge_by_dataset_and_model(tmp_path):
     assert sorted((r.model, r.fit_s) for r in merged) == [("ease", 2.0), ("ials", 5.0)]
     rows, meta = scale.load_rows(path)
     assert len(rows) == 2 and meta["seed"] == 2 and json.loads(path.read_text())["rows"]
+    # rows stored before the requested size was recorded read it from the log's name
+    older = {k: v for k, v in json.loads(path.read_text())["rows"][0].items() if k != "size"}
+    assert scale.row_from_dict(older).size == 1_000_000
+
+
+def test_the_spark_benchmark_row_is_measured_whatever_its_projected_time():
+    meta = {"interactions": 10_000_000, "users": 200_000, "items": 6325, "train": 8_000_000}
+    budget = Budget(memory_gb=100.0, time_cap_s=60.0)
+    slow = [_row("spark_als", 1_000_000, 120.0)]
+    assert budget.is_required("spark_als", 10_000_000) and not budget.is_required("ials", 10_000_000)
+    assert scale.skip_reason("spark_als", meta, slow, budget, {}, spent_s=3600) == ""
+    assert scale.skip_reason("ials", meta, [_row("ials", 1_000_000, 120.0)], budget, {}).startswith("projected")
