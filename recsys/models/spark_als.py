@@ -115,6 +115,10 @@ class SparkALS(FactorizationModel):
         als = ALS(rank=p.embedding_size, maxIter=p.iterations, regParam=p.reg, alpha=p.alpha, implicitPrefs=True,
                   seed=p.seed, userCol="user", itemCol="item", ratingCol="rating", nonnegative=False)
         data = frame.select("user", "item", F.lit(1.0).alias("rating"))
+        # as many user (item) blocks as Spark runs tasks at once: MLlib's fixed 10 would give a 2-core
+        # machine 10 small tasks per stage and a large cluster too few to keep its executors busy
+        blocks = max(1, data.sparkSession.sparkContext.defaultParallelism)
+        als.setNumUserBlocks(blocks).setNumItemBlocks(blocks)
         group = f"recsys-spark-als-{uuid.uuid4().hex}"
         outcome: dict = {}
 

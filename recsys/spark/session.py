@@ -145,12 +145,15 @@ _session_settings: SparkSettings | None = None
 
 
 def get_session(settings: SparkSettings | None = None):
-    """The process's SparkSession for ``settings`` (default: ``SparkSettings.from_env()``)."""
+    """The process's SparkSession for ``settings``. Without settings: the running session, or a new
+    one from ``SparkSettings.from_env()``; with other settings than the running one's, that one is
+    stopped first (its DataFrames with it)."""
     global _session, _session_settings
-    settings = settings or SparkSettings.from_env()
     with _lock:
-        if _session is not None and _session_settings == settings and _is_alive(_session):
+        running = _session is not None and _is_alive(_session)
+        if running and (settings is None or settings == _session_settings):
             return _session
+        settings = settings or SparkSettings.from_env()
         require_spark()
         if _session is not None:
             _session.stop()
