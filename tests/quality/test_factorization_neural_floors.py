@@ -26,8 +26,9 @@ from recsys.serving.ranking import top_k
 pytestmark = pytest.mark.quality
 SEEDS = (42, 1, 2)
 TOLERANCE = 0.01
-FAST_FLOORS = {"ease": 0.455, "pure_svd": 0.44, "ials": 0.42}
-SLOW_FLOORS = {"bpr_mf": 0.41, "mult_vae": 0.42, "cdae": 0.41, "neumf": 0.39}
+# bpr_mf: cornac's BPR on the same split; ials: its own NDCG@10 before it was made faster
+FAST_FLOORS = {"ease": 0.455, "pure_svd": 0.44, "ials": 0.443, "bpr_mf": 0.422}
+SLOW_FLOORS = {"mult_vae": 0.42, "cdae": 0.41, "neumf": 0.39}
 ABOVE_POPULARITY = ("ncf_gmf", "ncf_mlp", "autorec", "mf_sgd")
 
 

@@ -92,7 +92,7 @@ STORED_BEFORE_RENAMES = [
     ("ease", {"reg": 250.0}, "0573c496ac46ca1a"),
     ("ials", {"factors": 32}, "676f923cf92682b2"),
     ("ials", {"embedding_size": 32}, "676f923cf92682b2"),
-    ("bpr_mf", {}, "c454051db1a06e6a"),
+    # bpr_mf is not here: its defaults changed (hard negatives, 15 epochs), so its old default runs train again
     ("sasrec", {}, "5326bdb97d51e590"),
     ("autorec", {}, "7f765f7114e193b3"),
     ("mult_vae", {}, "7bbcc295723930b9"),

@@ -14,7 +14,15 @@ from recsys.evaluation import evaluate
 from recsys.evaluation.validation import validation_ndcg
 from recsys.models import create
 from recsys.models.base import FitCancelled, StopTraining
-from recsys.models.factorization import _batched_cholesky_solve, _Cells, _conjugate_gradient
+from recsys.models.factorization import (
+    BPRMF,
+    _Adam,
+    _batched_cholesky_solve,
+    _Cells,
+    _conjugate_gradient,
+    _NegativeDraws,
+    alias_table,
+)
 from recsys.models.training import NegativeSampler, minibatches
 
 
@@ -184,6 +192,95 @@ def test_bpr_loss_goes_down(log):
     model = create("bpr_mf", epochs=15).fit(log)
     losses = [h["loss"] for h in model.history_]
     assert losses[-1] < 0.6 * losses[0]
+
+
+def _bpr_ready(log, **params) -> BPRMF:
+    """A BPR-MF with its tables built and trained a little, as mid-fit."""
+    model = create("bpr_mf", embedding_size=6, epochs=3, **params).fit(log)
+    model.optimizer_ = _Adam(model.module_.parameters(), lr=0.0)
+    return model
+
+
+class _Recorder:
+    """Stands in for the optimizer: keeps the gradients a step set, changes nothing."""
+
+    def step(self):
+        self.steps = getattr(self, "steps", 0) + 1
+
+
+def test_bpr_gradient_equals_autograd_of_its_loss(log):
+    model = _bpr_ready(log, reg=0.05)
+    m = model.module_
+    rng = np.random.default_rng(4)
+    users = torch.as_tensor(rng.integers(0, log.n_users, 64))
+    items = torch.as_tensor(rng.integers(0, log.n_items, 64))                # repeats: rows are summed
+    negatives = torch.as_tensor(rng.integers(0, log.n_items, 64))
+    summed = model._step(users, items, negatives[:, None], _Recorder())
+    manual = [p.grad.clone() for p in m.parameters()]
+    for p in m.parameters():
+        p.grad = None
+    diff = m(users, items) - m(users, negatives)
+    loss = -torch.nn.functional.logsigmoid(diff).mean() + 0.05 * m.squared_norms(users, items, negatives) / 64
+    loss.backward()
+    for got, p in zip(manual, m.parameters()):
+        torch.testing.assert_close(got, p.grad, rtol=1e-5, atol=1e-7)
+    assert summed / 64 == pytest.approx(loss.item(), rel=1e-5)
+
+
+def test_bpr_trains_against_the_candidate_it_scores_highest(log):
+    model = _bpr_ready(log)
+    users = torch.arange(10)
+    candidates = torch.as_tensor(np.random.default_rng(0).integers(0, log.n_items, (10, 4)))
+    scores = model.module_(users, candidates).detach()
+    expected = candidates[torch.arange(10), scores.argmax(1)]
+    torch.testing.assert_close(model._hardest(model.module_.user.weight[:10], candidates,
+                                              model.module_.item.weight, model.module_.item_bias.weight[:, 0]),
+                               expected)
+
+
+def test_bpr_variants_learn_and_forget_their_training_state(log):
+    train, test = random_holdout(log, 0.2, seed=0)
+    popularity = evaluate(create("pop").fit(train), train, test, k=[10], bootstrap=0).means["ndcg@10"]
+    for params in ({}, {"negatives": "uniform", "negative_candidates": 1, "lr_decay": 1.0}):
+        model = create("bpr_mf", embedding_size=8, **params).fit(train)
+        assert evaluate(model, train, test, k=[10], bootstrap=0).means["ndcg@10"] > popularity, params
+        assert not hasattr(model, "optimizer_")
+        assert all(p.grad is None for p in model.module_.parameters())
+
+
+def test_adam_matches_torch_adam():
+    start = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    mine, reference = _Adam([ours], lr=0.1, weight_decay=0.01), torch.optim.Adam([theirs], lr=0.1, weight_decay=0.01)
+    for step in range(6):
+        grad = torch.sin(start * (step + 1))
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        mine.step()
+        reference.step()
+    torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_alias_table_gives_exactly_the_distribution():
+    probabilities = np.random.default_rng(2).random(40) ** 3
+    probabilities /= probabilities.sum()
+    keep, alias = alias_table(probabilities)
+    implied = keep / len(keep)
+    np.add.at(implied, alias, (1 - keep) / len(keep))
+    np.testing.assert_allclose(implied, probabilities, atol=1e-12)
+
+
+@pytest.mark.parametrize("bitmap_cells", [0, 1 << 25])
+def test_fast_negative_draws_follow_popularity_and_skip_consumed_items(log, bitmap_cells, monkeypatch):
+    monkeypatch.setattr(_NegativeDraws, "BITMAP_CELLS", bitmap_cells)   # 0: the binary-search membership test
+    sampler = _NegativeDraws(log, popularity_power=1.0)
+    assert (sampler._bitmap is None) == (bitmap_cells == 0)
+    users = np.repeat(np.arange(log.n_users), 50)
+    negatives = sampler.sample(users, np.random.default_rng(0), per_user=2)
+    assert not log.positives.toarray().astype(bool)[np.repeat(users, 2), negatives.ravel()].any()
+    draws = sampler._draw(200_000, np.random.default_rng(1))
+    popularity = np.asarray(log.positives.sum(axis=0)).ravel()
+    np.testing.assert_allclose(np.bincount(draws, minlength=log.n_items) / len(draws),
+                               popularity / popularity.sum(), atol=0.004)
 
 
 def test_validation_ndcg_equals_the_evaluator(log):
