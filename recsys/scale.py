@@ -83,8 +83,8 @@ MODEL_PARAMS = {
                   "iterations": SHARED_ALS["iterations"]},
     "ease": {},
     "item_knn": {},
-    # 20 epochs instead of 60: the cost of an epoch is what grows with the log, and at 60 the fit
-    # reaches its time cap by 1M interactions on a busy two-core machine
+    # a fixed 20 epochs, so that the cost of an epoch is what grows with the log (the measured
+    # docs/scale.md rows were taken at 20, when the default was 60)
     "bpr_mf": {"epochs": 20},
 }
 # environment of every child: one BLAS / OpenMP / torch thread, so local models are timed alike
@@ -283,6 +283,7 @@ class Row:
     jvm_cpu_s: float | None = None
     child_cpu_s: float | None = None  # every second of CPU the child used (load, fit, evaluation)
     params: dict = field(default_factory=dict)
+    load_average: float | None = None  # the machine's 1-minute load average when the child ended
 
 
 def _status_kb(path: str, key: str) -> float:
@@ -567,6 +568,7 @@ def measure_one(key: str, folder: Path, meta: dict, done: list[Row], budget: Bud
     cap = budget.required_cap_s if budget.is_required(key, meta["interactions"]) else budget.time_cap_s
     result, why, cpu = run_child(task, cap * 2 + CHILD_GRACE_S)
     row.child_cpu_s = round(cpu, 2)
+    row.load_average = round(os.getloadavg()[0], 1)
     if result is None:
         row.status, row.reason = ("timeout" if why.startswith("stopped") else "failed"), why
         return row
@@ -578,8 +580,9 @@ def measure_one(key: str, folder: Path, meta: dict, done: list[Row], budget: Bud
 
 
 def measure(sizes, models, work: Path, budget: Budget = Budget(), quality: tuple[str, ...] = QUALITY_DATASETS,
-            log=print, seed: int = SEED) -> list[Row]:
-    """Every model on the quality datasets and on a synthetic log of each size (smallest first)."""
+            log=print, seed: int = SEED, earlier: tuple[Row, ...] = ()) -> list[Row]:
+    """Every model on the quality datasets and on a synthetic log of each size (smallest first).
+    ``earlier`` rows (a previous run's, on other logs) count when projecting a fit's time."""
     start = time.monotonic()
     rows: list[Row] = []
     logs = [(work / name, lambda f, n=name: write_movielens(f, n, seed), None) for name in quality]
@@ -595,7 +598,7 @@ def measure(sizes, models, work: Path, budget: Budget = Budget(), quality: tuple
         log(f"{meta['name']}: {meta['interactions']:,} interactions, {meta['users']:,} users, "
             f"{meta['items']:,} items (ready in {time.monotonic() - made:.0f} s)")
         for key in models:
-            done = [r for r in rows if r.model == key]
+            done = [r for r in (*earlier, *rows) if r.model == key and r.dataset != meta["name"]]
             row = measure_one(key, folder, meta, done, budget, time.monotonic() - start)
             rows.append(row)
             log("  " + row_text(row))
@@ -719,6 +722,16 @@ def _cell(value, digits: int = 1) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
 
 
+def settings_lines(rows: list[Row]) -> list[str]:
+    """Each model's parameters as the runs recorded them (the model's own defaults filled in)."""
+    lines = []
+    for key in dict.fromkeys(r.model for r in rows):
+        params = next((r.params for r in rows if r.model == key and r.status == "ok" and r.params), None)
+        if params:
+            lines.append(f"* `{key}`: " + ", ".join(f"{name}={value}" for name, value in sorted(params.items())))
+    return lines
+
+
 def results_table(rows: list[Row]) -> list[str]:
     lines = ["| dataset | model | fit s | fit CPU s | NDCG@10 (users) | peak MB | JVM peak MB | note |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
@@ -808,7 +821,7 @@ def report_markdown(rows: list[Row], meta: dict, min_size: int = 1_000_000) -> s
     shapes += [f"| {name} | {n:,} | {u:,} | {i:,} | {n / (u * i):.2%} | {t:,} / {n - t:,} |"
                for _, n, name, u, i, t in logs]
     projection = cluster_projection(rows, cores, min_size)
-    load = meta.get("load_average", [])
+    load = sorted([r.load_average for r in rows if r.load_average is not None] or meta.get("load_average", []))
     text = [
         "# How cost grows with the interaction log", "",
         "Written by `python -m recsys scale` (`python -m recsys scale --help` lists the sizes, models and "
@@ -820,9 +833,11 @@ def report_markdown(rows: list[Row], meta: dict, min_size: int = 1_000_000) -> s
         "one torch thread; Spark runs with the cores of its master URL.", "",
         f"Machine: {m.get('machine', '?')}, {cores} CPU cores, {m.get('memory_gb', '?')} GB memory, "
         f"Python {m.get('python', '?')}. "
-        + (f"The machine was shared with other work while measuring (load average {load[0]} at the start, "
-           f"{load[-1]} at the end, on {cores} cores), so wall-clock seconds are stretched and noisy; CPU "
-           "seconds are the steadier figure. " if load and max(load) > 0.5 * cores else "")
+        + (f"The machine was shared with other work while measuring (1-minute load average from {load[0]} to "
+           f"{load[-1]} on {cores} cores), so wall-clock seconds are stretched and noisy; CPU seconds are the "
+           "steadier figure. " if load and load[-1] > 0.5 * cores else "")
+        + (f"Spark: master `{meta['spark']['master']}`, driver memory {meta['spark']['driver_memory']}. "
+           if meta.get("spark") else "")
         + (f"Budgets: a fit is skipped when the model's own memory estimate exceeds {budget.get('memory_gb')} GB "
            f"or its projected fit time exceeds {budget.get('time_cap_s'):.0f} s, and a child is stopped after "
            f"twice that cap plus {CHILD_GRACE_S:.0f} s." if budget else ""), "",
@@ -836,6 +851,8 @@ def report_markdown(rows: list[Row], meta: dict, min_size: int = 1_000_000) -> s
         "(every test user on the MovieLens sets); the count is in brackets.", "",
         *shapes, "",
         "## Every measurement", "",
+        "Settings (every log alike):", "",
+        *settings_lines(rows), "",
         *results_table(rows), "",
         "![fit time against interactions, log-log](scale_time.png)", "",
         "![peak memory against interactions, log-log](scale_memory.png)", "",
@@ -925,9 +942,12 @@ def command(args, log=print) -> int:
         budget = Budget(args.memory_gb, args.time_cap, args.budget_minutes, args.eval_users)
         work = Path(args.work) if args.work else default_work()
         load_start = round(os.getloadavg()[0], 1)
-        rows = measure(sizes, models, work, budget, quality, log=log, seed=args.seed)
-        meta = {"machine": machine(), "budget": asdict(budget), "seed": args.seed, "spark": spark_settings(),
+        earlier = tuple(load_rows(json_path)[0]) if args.merge and json_path.is_file() else ()
+        rows = measure(sizes, models, work, budget, quality, log=log, seed=args.seed, earlier=earlier)
+        meta = {"machine": machine(), "budget": asdict(budget), "seed": args.seed,
                 "load_average": [load_start, round(os.getloadavg()[0], 1)]}
+        if "spark_als" in models:
+            meta["spark"] = spark_settings()
         out.mkdir(parents=True, exist_ok=True)
         rows = save(rows, json_path, meta, merge=args.merge)
         meta = json.loads(json_path.read_text())["meta"]

@@ -192,3 +192,11 @@ def test_the_spark_benchmark_row_is_measured_whatever_its_projected_time():
     assert budget.is_required("spark_als", 10_000_000) and not budget.is_required("ials", 10_000_000)
     assert scale.skip_reason("spark_als", meta, slow, budget, {}, spent_s=3600) == ""
     assert scale.skip_reason("ials", meta, [_row("ials", 1_000_000, 120.0)], budget, {}).startswith("projected")
+
+
+def test_a_later_run_projects_from_the_rows_an_earlier_run_stored(tmp_path):
+    budget = Budget(memory_gb=8.0, time_cap_s=1.0, eval_users=50)
+    earlier = (_row("item_knn", 1_000, 0.5),)  # 0.5 s at 1k interactions: linear from there
+    rows = scale.measure([20_000], ["item_knn"], tmp_path, budget, quality=(), log=lambda _: None, earlier=earlier)
+    expected = 0.5 * rows[0].interactions / 1_000
+    assert rows[0].status == "skipped" and rows[0].reason == f"projected fit {expected:.0f} s > 1 s cap"
