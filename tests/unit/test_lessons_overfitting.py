@@ -103,3 +103,12 @@ def test_hosted_lessons_reuse_stored_runs_whatever_their_cost(store, monkeypatch
     context = Context(store=store, hosted=True)
     assert lessons()["overfitting_epochs"].run(context, epochs=4).figures["epochs"] == 4
     assert context.fits == []
+
+
+def test_the_setup_trains_the_run_the_lesson_reads_so_a_prepared_workshop_trains_nothing():
+    lesson = lessons()["overfitting_epochs"]
+    assert lesson.setup.split == ov.SPLIT and lesson.setup.split["validation"] is True
+    assert lesson.setup.runs == ((ov.MODEL, ov.run_params(ov.OverfitKnobs())),)
+    assert lesson.setup.page == "train"  # where the same curves are drawn for the run
+    keys = list(lessons())
+    assert keys.index("and_taste") < keys.index("overfitting_epochs") < keys.index("autorec_mask")
