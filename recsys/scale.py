@@ -700,18 +700,33 @@ EXPECTED_GROWTH = {
 }
 
 
-def chart(rows: list[Row], value: str, title: str, path: Path) -> Path:
-    """A log-log chart of ``value`` against interactions, one line per model (PNG through vl-convert)."""
+CHART_EXPONENTS = {"fit_s": "time_exponent", "peak_mb": "memory_exponent"}
+
+
+def chart(rows: list[Row], value: str, title: str, path: Path, min_size: int = 1_000_000) -> Path:
+    """A log-log chart of ``value`` against interactions, one line per model labelled with its fitted
+    growth exponent from ``min_size`` up (PNG through vl-convert)."""
     import altair as alt
     import pandas as pd
 
-    points = pd.DataFrame([{"model": r.model, "interactions": r.interactions, value: getattr(r, value)}
+    fits = exponents(rows, min_size)
+
+    def label(key: str) -> str:
+        b = fits[key][CHART_EXPONENTS[value]]
+        if b is not None:
+            return f"{key} (b = {b:.2f})"
+        if value == "fit_s" and fits[key]["all_sizes_exponent"] is not None:
+            return f"{key} (b = {fits[key]['all_sizes_exponent']:.2f}, every log)"
+        return f"{key} (fewer than two logs)"
+
+    points = pd.DataFrame([{"model": label(r.model), "interactions": r.interactions, value: getattr(r, value)}
                            for r in rows if r.status == "ok" and r.kind == "synthetic" and getattr(r, value)])
     if points.empty:
         return path
-    x = alt.X("interactions:Q", scale=alt.Scale(type="log"), title="interactions in the log")
+    x = alt.X("interactions:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format="~s"),
+              title="interactions in the log")
     y = alt.Y(f"{value}:Q", scale=alt.Scale(type="log"), title=title)
-    base = alt.Chart(points).encode(x=x, y=y, color=alt.Color("model:N", title="model"))
+    base = alt.Chart(points).encode(x=x, y=y, color=alt.Color("model:N", title="model (growth exponent b)"))
     (base.mark_line() + base.mark_point(filled=True)).properties(width=520, height=320).save(str(path), ppi=100)
     return path
 
