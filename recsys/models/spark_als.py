@@ -55,7 +55,9 @@ class SparkALS(FactorizationModel):
         embedding_size: int = param(64, help="Embedding size d (MLlib's rank).", low=1, high=1024, log=True)
         # MLlib's names, accepted as keywords and kept in run ids (the mechanism renamed fields use)
         legacy_names = {"rank": "embedding_size", "regParam": "reg", "maxIter": "iterations"}
-        reg: float = param(0.1, help="MLlib's regParam: L2 penalty per interaction, so a user's vector is "
+        # chosen on a validation split carved from the ML-100K seed-42 training set (rank 64, 15 sweeps):
+        # NDCG@10 0.267 at reg 0.6 / alpha 5, 0.261 at 0.3, 0.252 at 1.0, 0.240 at MLlib's own 0.1
+        reg: float = param(0.6, help="MLlib's regParam: L2 penalty per interaction, so a user's vector is "
                                      "penalised reg x (their number of interactions); not on iALS's scale.",
                            low=0.0, high=1000.0)
         alpha: float = param(5.0, help="Extra confidence of a consumed cell, c = 1 + alpha (MLlib's alpha).",
@@ -88,6 +90,7 @@ class SparkALS(FactorizationModel):
         come back to this process, never the interactions. Returns self with ``user_factors_`` /
         ``item_factors_`` set; ``attach(train)`` then makes score, recommend and storage work with the
         same codes in a Dataset, and ``recsys.spark.metrics`` evaluates without one."""
+        self.history_ = []
         report = self._progress_reporter(progress)
         start = time.perf_counter()
         frame = interactions.positives()
@@ -104,6 +107,12 @@ class SparkALS(FactorizationModel):
                             f"{train.n_items}. Attach the dataset the Spark log was read from.")
         self.train_ = train
         return self
+
+    def _require_fitted(self) -> None:
+        if self.train_ is None and getattr(self, "user_factors_", None) is not None:
+            raise RuntimeError(f"{self.label} was fitted on a log Spark holds: attach(train) a Dataset with the "
+                               "same codes to score it here, or evaluate it in Spark (recsys.spark.metrics).")
+        super()._require_fitted()
 
     def _fit_frame(self, frame, n_users: int, n_items: int, progress) -> None:
         """MLlib's ALS on ``frame`` (user, item codes; every row a positive) in a worker thread, while

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from recsys.data import Dataset
 from recsys.data import stats as data_stats
 from recsys.data.errors import DataError
 from recsys.data.split import random_holdout
@@ -159,8 +161,16 @@ def test_fit_on_a_log_spark_holds_then_attach_the_dataset(sample_log, sample):
     assert steps[0] == (0, 3) and steps[-1] == (3, 3)
     assert model.user_factors_.shape == (log.n_users, 8) and model.item_factors_.shape == (log.n_items, 8)
     assert np.abs(model.item_factors_).sum(axis=1).min() > 0        # every read item was trained
+    with pytest.raises(RuntimeError, match=r"attach\(train\)"):
+        model.score(np.array([0]))
     with pytest.raises(DataError, match="Attach the dataset"):
         model.attach(sample)   # the sample's catalogue also holds never-rated items: other codes
+    # the same file loaded without its item catalogue has the log's codes: scoring works once attached
+    ratings = Dataset.from_frame(pd.read_csv(REPO_ROOT / "sample_data" / "ratings.csv"), user="user_id",
+                                 item="item_id", timestamp="timestamp")
+    items, _ = model.attach(ratings).recommend(np.arange(20), k=5)
+    assert not ratings.seen[np.repeat(np.arange(20), 5), items.ravel()].any()
+    assert np.allclose(model.score(np.arange(3)), model.user_factors_[:3] @ model.item_factors_.T, atol=1e-5)
 
 
 # ---------------------------------------------------------------------- settings and absence (no Spark needed)
