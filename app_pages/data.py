@@ -261,7 +261,7 @@ with mine_tab:
 SPARSIFY_RUN = "data_sparsify_run"  # the thinning sweep last asked for: its knobs, kept across reruns
 
 
-def sparsity_section() -> None:
+def sparsity_section(ds) -> None:
     """Thin the current data (a share of each history, after an optional k-core) and compare item-item with
     user-user kNN as the density falls: the sparsity lesson's experiment, cached and stored like it."""
     from recsys.lessons import sparsity
@@ -278,13 +278,15 @@ def sparsity_section() -> None:
         core = right.slider("k-core first: keep only people and films with at least k interactions (0 = off)",
                             min_value=0, max_value=20, value=0, key="data_sparsify_core")
         if st.form_submit_button("Compare item-kNN and user-kNN as density falls", icon=":material/compare_arrows:"):
-            st.session_state[SPARSIFY_RUN] = {"keep": sparsity.halvings(lowest), "core": int(core)}
+            st.session_state[SPARSIFY_RUN] = {"knobs": {"keep": sparsity.halvings(lowest), "core": int(core)},
+                                              "dataset": ds.fingerprint}
     asked = st.session_state.get(SPARSIFY_RUN)
-    if not asked:
+    # a sweep asked for on another dataset is not run on this one unasked: it may cost far more here
+    if not asked or asked["dataset"] != ds.fingerprint:
         return
     result = None
     with shown_errors("Thinning the data"), st.spinner("Training both neighbourhoods at each density…"):
-        result = lessons.run_lesson("sparsity_knn", asked)
+        result = lessons.run_lesson("sparsity_knn", asked["knobs"])
     if result is None:
         return
     table = next(iter(result.tables.values()))
@@ -297,4 +299,4 @@ st.divider()
 dataset = attempt("Loading the dataset", data.current_dataset)
 overview(dataset)
 st.divider()
-sparsity_section()
+sparsity_section(dataset)

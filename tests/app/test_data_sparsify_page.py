@@ -54,3 +54,16 @@ def test_halvings_run_from_the_full_data_down_to_the_lowest_share():
     assert sparsity.halvings(0.03) == "1, 0.5, 0.25, 0.125, 0.0625, 0.03"
     with pytest.raises(Exception, match="between 0 and 1"):
         sparsity.halvings(1.0)
+
+
+def test_a_sweep_asked_for_on_one_dataset_does_not_run_on_the_next(app):
+    app.run()
+    app.select_slider(key="data_sparsify_keep").set_value(0.5)
+    submit(app, BUTTON)
+    assert_clean(app)
+    assert sweep_table(app) is not None
+    asked = app.session_state["data_sparsify_run"]
+    app.session_state["data_sparsify_run"] = {**asked, "dataset": "another dataset's fingerprint"}
+    app.run()
+    assert_clean(app)
+    assert not [d for d in app.dataframe if "share kept" in d.value.columns]
