@@ -62,8 +62,10 @@ class Context:
     store: ExperimentStore | None = None
     owner: str = SHARED
     fits: list[str] = dataclasses.field(default_factory=list)
-    # a shared server: a training not in the store is first held to the Train page's budgets (check_budget)
+    # a shared server: a training not in the store is first held to the Train page's budgets (check_budget),
+    # and all of one lesson run's new trainings together to one training's time (estimated_s adds them up)
     hosted: bool = False
+    estimated_s: float = 0.0
 
     def train(self, data: Dataset, split: Mapping, model: str, params: Mapping | None = None):
         """(fitted model, evaluation report) of ``model`` on ``data`` under ``split``, reused when stored."""
@@ -77,42 +79,47 @@ class Context:
         parts = make_split(data, spec.split)
         if self.store is not None:
             if self.hosted and self.store.find_done(spec.run_id, spec.owner) is None:
-                check_budget(spec.model, spec.params, parts)
+                self.estimated_s += check_budget(spec.model, spec.params, parts, spent=self.estimated_s)
             result = run(spec, parts, store=self.store)
             if not result.reused:
                 self.fits.append(spec.run_id)
             if result.model is not None:
                 return result.model, result.report, list(result.record.extra.get("history") or [])
         if self.hosted:
-            check_budget(spec.model, spec.params, parts)
+            self.estimated_s += check_budget(spec.model, spec.params, parts, spent=self.estimated_s)
         trained = fit_and_evaluate(spec, parts)
         self.fits.append(spec.run_id)
         return trained.model, trained.report, trained.history
 
 
-def check_budget(model: str, params: Mapping, parts: Split, seconds: float | None = None) -> None:
-    """Refuse, before it starts, a lesson's training that the Train page would not run on a shared server.
+def check_budget(model: str, params: Mapping, parts: Split, seconds: float | None = None, *,
+                 spent: float = 0.0) -> float:
+    """Refuse, before it starts, a lesson's training that the Train page would not run on a shared server;
+    returns its estimated seconds.
 
     The same two budgets: the host's memory estimate (``hosting.check_training_budget``) and the probed fit
-    time (``recsys.estimate``), here held to ``seconds`` (the Train page's "over a minute" line), with the
-    quick setting for this data named when the model has epochs to cut.
+    time (``recsys.estimate``), here held to ``seconds`` (the Train page's "over a minute" line) less what
+    the lesson's earlier trainings in this run are estimated to take (``spent``), so one lesson run costs
+    at most one such training. The quick setting for what is left is named when the model has epochs to cut.
     """
     seconds = estimate.LONG_FIT_SECONDS if seconds is None else float(seconds)
     cls = registry.get(model)
     hosting.check_training_budget(cls, params, parts.train)
     n_test_users = int((parts.test.user_activity > 0).sum())
     guess = estimate.estimate_fit(cls, dict(params), parts.train, valid=parts.valid, n_eval_users=n_test_users)
-    if guess.seconds <= seconds:
-        return
-    quick = estimate.quick_setting(cls, dict(params), parts.train, valid=parts.valid, n_eval_users=n_test_users,
-                                   target=seconds / 2)
+    left = seconds - spent
+    if guess.seconds <= left:
+        return guess.seconds
     advice = " Lower the lesson's sizes or pick a smaller dataset."
-    if quick is not None:
-        changes = ", ".join(f"{name} {before} → {after}" for name, (before, after)
-                            in estimate.changed(estimate.full_params(cls, dict(params)), quick[0]).items())
+    if left > 0:
+        quick = estimate.quick_setting(cls, dict(params), parts.train, valid=parts.valid,
+                                       n_eval_users=n_test_users, target=left / 2)
+        changes = quick and ", ".join(f"{name} {before} → {after}" for name, (before, after)
+                                      in estimate.changed(estimate.full_params(cls, dict(params)), quick[0]).items())
         advice = f" A setting that fits: {changes} ({quick[1].describe()})." if changes else advice
-    raise DataError(f"This lesson would train {cls.label} for {guess.describe()} on this data, over the "
-                    f"{estimate.seconds_text(seconds)} a training may take on this shared server.{advice}")
+    earlier = f", after {estimate.duration_text(spent)} of its earlier trainings" if spent > 0 else ""
+    raise DataError(f"This lesson would train {cls.label} for {guess.describe()} on this data{earlier}, over the "
+                    f"{estimate.seconds_text(seconds)} a lesson's training may take on this shared server.{advice}")
 
 
 @dataclasses.dataclass(frozen=True)

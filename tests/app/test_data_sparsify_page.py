@@ -44,7 +44,7 @@ def test_a_hosted_server_refuses_a_sweep_over_the_budget_before_any_training(app
     app.select_slider(key="data_sparsify_keep").set_value(0.5)
     submit(app, BUTTON)
     assert not app.exception
-    assert any("a training may take on this shared server" in e.value for e in app.error)
+    assert any("training may take on this shared server" in e.value for e in app.error)
     assert not [d for d in app.dataframe if "share kept" in d.value.columns]
 
 

@@ -283,7 +283,7 @@ def test_a_hosted_lesson_over_the_training_budget_is_refused_before_it_trains(sm
     app.session_state["lesson_knobs"] = {"overfitting_epochs": {"epochs": 7}}  # a run no other test stored
     app.selectbox(key="lesson_chapter").set_value(get("overfitting_epochs").chapter).run()
     assert not app.exception
-    assert any("a training may take on this shared server" in e.value for e in app.error), \
+    assert any("training may take on this shared server" in e.value for e in app.error), \
         [e.value for e in app.error]
     stored = ExperimentStore(data.data_home() / "store").list()
     assert not [r for r in stored if r.model == "ncf_gmf" and r.params.get("epochs") == 7]

@@ -84,7 +84,7 @@ def test_hosted_lessons_refuse_a_training_over_the_budget_before_it_starts(store
     monkeypatch.setenv("RECSYS_HOSTED", "1")
     monkeypatch.setattr(estimate, "LONG_FIT_SECONDS", 1e-3)
     context = Context(store=store, hosted=True)
-    with pytest.raises(DataError, match="a training may take on this shared server.*A setting that fits: epochs"):
+    with pytest.raises(DataError, match="training may take on this shared server.*A setting that fits: epochs"):
         lessons()["overfitting_epochs"].run(context, epochs=5)
     assert context.fits == [] and store.list() == []  # nothing was trained or begun
 
@@ -112,3 +112,18 @@ def test_the_setup_trains_the_run_the_lesson_reads_so_a_prepared_workshop_trains
     assert lesson.setup.page == "train"  # where the same curves are drawn for the run
     keys = list(lessons())
     assert keys.index("and_taste") < keys.index("overfitting_epochs") < keys.index("autorec_mask")
+
+
+def test_a_hosted_lesson_run_is_bounded_as_a_whole(store, monkeypatch):
+    """Each new training's estimate counts against one training's budget for the whole lesson run."""
+    monkeypatch.setenv("RECSYS_HOSTED", "1")
+    twenty = estimate.FitEstimate(fixed=20.0, per_epoch=None, epochs=None, scoring=0.0, sample_share=1.0,
+                                  probe_seconds=0.0)
+    monkeypatch.setattr(estimate, "estimate_fit", lambda *args, **kwargs: twenty)
+    context = Context(store=store, hosted=True)
+    with pytest.raises(DataError, match=r"PureSVD for about 20 s on this data, after about 1 min of its earlier"):
+        lessons()["embedding_size"].run(context, sizes="2, 4, 8, 16")
+    assert len(context.fits) == 3 and context.estimated_s == 60.0  # three fit in 60 s, the fourth never started
+    # the three stored ones cost nothing the next time: the same lesson with three sizes runs
+    again = Context(store=store, hosted=True)
+    assert lessons()["embedding_size"].run(again, sizes="2, 4, 8").figures and again.fits == []
