@@ -5,11 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import torch.nn.functional as F
 
 from recsys.data import Dataset
 from recsys.inspection.attention import user_sequence
 from recsys.models import create
-from recsys.models.sequential import next_item_pairs, sequence_windows, time_ordered
+from recsys.models.sequential import (
+    ByteDropout,
+    full_softmax_cross_entropy,
+    next_item_pairs,
+    sequence_windows,
+    time_ordered,
+)
 
 N_ITEMS, A, B, COMMON = 30, 0, 1, 2
 NOISE = np.arange(3, N_ITEMS)
@@ -215,3 +223,58 @@ def test_training_windows_hold_every_transition_exactly_once(a_then_b, pad_side)
     assert edge.all()
     assert (np.diff(real.astype(int), axis=1) >= 0).all() if pad_side == "left" else \
         (np.diff(real.astype(int), axis=1) <= 0).all()
+
+
+# ---------------------------------------------------------------------------- training kernels
+
+
+@pytest.mark.parametrize("rows", [1, 5, 700])  # fewer rows than a block, and several blocks
+def test_blocked_cross_entropy_equals_torchs_loss_and_gradients(rows):
+    generator = torch.Generator().manual_seed(rows)
+    h = torch.randn(rows, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(40, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 40, (rows,), generator=generator)
+    expected = F.cross_entropy(h @ weight.T, targets)
+    expected_grads = torch.autograd.grad(3.0 * expected, (h, weight))
+    got = full_softmax_cross_entropy(h, weight, targets)
+    got_grads = torch.autograd.grad(3.0 * got, (h, weight))
+    assert got.item() == pytest.approx(expected.item(), rel=1e-12)
+    for a, b in zip(got_grads, expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_blocked_cross_entropy_survives_huge_logits():
+    # the max is subtracted before exp: logits of 1e4 neither overflow nor give nan
+    h = torch.tensor([[100.0], [-100.0]], requires_grad=True)
+    weight = torch.tensor([[100.0], [0.0], [-100.0]], requires_grad=True)
+    targets = torch.tensor([0, 1])
+    loss = full_softmax_cross_entropy(h, weight, targets)
+    loss.backward()
+    assert loss.item() == pytest.approx(F.cross_entropy(h @ weight.T, targets).item())
+    assert torch.isfinite(h.grad).all() and torch.isfinite(weight.grad).all()
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_byte_dropout_drops_the_rate_asked_and_keeps_the_mean(p):
+    torch.manual_seed(0)
+    layer = ByteDropout(p)
+    x = torch.ones(200_000)
+    y = layer(x)
+    dropped = (y == 0).float().mean().item()
+    assert dropped == pytest.approx(p, abs=0.004)              # p rounded to 1/256, then sampled
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert torch.unique(y[y != 0]).numel() == 1                 # one scale for every survivor
+    layer.eval()
+    assert torch.equal(layer(x), x)
+
+
+def test_byte_dropout_is_reproducible_and_passes_gradients_through_survivors():
+    x = torch.randn(3, 50, 7, requires_grad=True)
+    torch.manual_seed(1)
+    first = ByteDropout(0.3)(x)
+    torch.manual_seed(1)
+    second = ByteDropout(0.3)(x)
+    assert torch.equal(first, second)
+    first.sum().backward()
+    kept = first.detach() != 0
+    assert torch.all(x.grad[~kept] == 0) and torch.allclose(x.grad[kept], torch.tensor(256 / (256 - 77)))
