@@ -9,7 +9,7 @@ pairs keep the last one (by timestamp, then file order), as the loaders do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +132,30 @@ def _id_frames(spark, user_ids: np.ndarray, item_ids: np.ndarray):
         return spark.createDataFrame(pd.DataFrame({"code": np.arange(len(ids), dtype=np.int32), "id": values}))
 
     return frame(user_ids), frame(item_ids)
+
+
+def random_holdout(interactions: SparkInteractions, test_fraction: float = 0.2,
+                   seed: int = 42) -> tuple[SparkInteractions, SparkInteractions]:
+    """``recsys.data.split.random_holdout``'s protocol in Spark: ceil(test_fraction x n) of each user's
+    n interactions, drawn at random, go to test, at least one stays in train; both halves keep the
+    codes and id maps. The draw is Spark's (seeded), so the held-out rows differ from numpy's."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be between 0 and 1 (exclusive); got {test_fraction}.")
+    by_user = Window.partitionBy("user")
+    ranked = (interactions.frame.withColumn("_draw", F.rand(seed))
+              .withColumn("_rank", F.row_number().over(by_user.orderBy("_draw", "item")) - 1)
+              .withColumn("_count", F.count(F.lit(1)).over(by_user)))
+    held = F.least(F.ceil(F.lit(float(test_fraction)) * F.col("_count") - F.lit(1e-9)), F.col("_count") - 1)
+    marked = ranked.withColumn("_test", F.col("_rank") < held).drop("_draw", "_rank", "_count").cache()
+
+    def part(is_test: bool, suffix: str) -> SparkInteractions:
+        frame = marked.where(F.col("_test") == F.lit(is_test)).drop("_test")
+        return replace(interactions, frame=frame, n_interactions=frame.count(), name=f"{interactions.name} {suffix}")
+
+    return part(False, "train"), part(True, "test")
 
 
 # ---------------------------------------------------------------------- indexing
