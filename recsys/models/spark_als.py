@@ -29,7 +29,7 @@ POLL_SECONDS = 0.5
 
 def _description() -> str:
     reason = missing()
-    return DESCRIPTION if reason is None else f"{DESCRIPTION} Unavailable here: needs Java 17 and pyspark ({reason})"
+    return DESCRIPTION if reason is None else f"{DESCRIPTION} Unavailable here: {reason}"
 
 
 @register
