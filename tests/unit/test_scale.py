@@ -151,6 +151,7 @@ def test_report_shows_rows_exponents_the_end_to_end_row_and_the_projection(tmp_p
     rows = [_row("ials", n, 2e-5 * n) for n in (1_000_000, 10_000_000)]
     rows += [_row("spark_als", n, 30 + 1e-5 * n, jvm_peak_mb=2048.0, peak_mb=420.0)
              for n in (1_000_000, 10_000_000)]
+    rows += [_row("pop", 10_000_000, 0.01, ndcg_10=0.15)]
     rows += [_row("ease", 50_000_000, None, status="skipped", reason="estimated 40.0 GB > 12 GB memory budget")]
     meta = {"machine": {"machine": "x86_64", "cpu_cores": 2, "memory_gb": 23.5, "python": "3.11"},
             "budget": {"memory_gb": 12.0, "time_cap_s": 300.0, "run_minutes": 30.0, "eval_users": 10_000},
@@ -161,12 +162,19 @@ def test_report_shows_rows_exponents_the_end_to_end_row_and_the_projection(tmp_p
     assert "| `ials` | 1.00 | 1.00 |" in text
     assert "under load" in text or "shared with other work" in text
     assert "yes: 420 MB under 1024 MB" in text
-    # 1B interactions = 100x the 10M reference at exponent 1 (the measured 0.51 is raised to 1):
-    # 130 s x 100 x 2 cores / (64 x 8 cores x 0.5) = 101.6 s
-    projection = scale.cluster_projection(rows, 2, 1_000_000)
+    # NDCG by log and model (ials, spark_als, pop, ease); ease was skipped on the only log it has a row for
+    assert "| synthetic 10M | 0.2000 | 0.2000 | 0.1500 | – |" in text
+    assert "| synthetic 50M | – | – | – | – |" in text
+    assert "`pop`" not in "".join(scale.exponent_table(rows, 1_000_000))  # a baseline has no growth to fit
+    # CPU seconds 40 at 1M and 130 at 10M: 30 s fixed + 10 s per million interactions; at 1B the
+    # 10,000 s that grow spread over 64 x 8 cores at half efficiency, the fixed 30 s not
+    projection = scale.cluster_projection(rows)
     big = [p for p in projection if p["interactions"] == 1_000_000_000 and p["executors"] == 64][0]
-    assert big["fit_minutes"] == pytest.approx(130.0 * 100 * 2 / (64 * 8 * 0.5) / 60)
-    assert big["executor_gb"] == pytest.approx(2048 * 2**20 / 8_000_000 * 8e8 / 64 / 2**30)
+    assert big["fit_minutes"] == pytest.approx((30 + 10_000 / (64 * 8 * 0.5)) / 60)
+    assert big["cpu_hours"] == pytest.approx(10_030 / 3600)
+    # both Spark runs peaked at 2048 MB: no bytes per interaction, a 2 GB fixed part per executor
+    assert big["executor_gb"] == pytest.approx(2.0)
+    assert "30 CPU seconds fixed + 10.0 per million interactions" in text
     assert math.isclose(scale.exponents(rows)["spark_als"]["time_exponent"], math.log(130 / 40) / math.log(10))
     target = scale.write_report(rows, meta, tmp_path)
     assert target.read_text() == text
@@ -200,3 +208,11 @@ def test_a_later_run_projects_from_the_rows_an_earlier_run_stored(tmp_path):
     rows = scale.measure([20_000], ["item_knn"], tmp_path, budget, quality=(), log=lambda _: None, earlier=earlier)
     expected = 0.5 * rows[0].interactions / 1_000
     assert rows[0].status == "skipped" and rows[0].reason == f"projected fit {expected:.0f} s > 1 s cap"
+
+
+def test_jvm_memory_splits_into_a_fixed_part_and_bytes_per_interaction():
+    rows = [_row("spark_als", 1_000_000, 100.0, jvm_peak_mb=1500.0),
+            _row("spark_als", 10_000_000, 500.0, jvm_peak_mb=2700.0)]
+    fixed, per_row = scale._jvm_memory_model(rows)
+    assert per_row == pytest.approx(1200 * 2**20 / 7_200_000)
+    assert fixed + per_row * 8_000_000 / 2**20 == pytest.approx(2700.0)
