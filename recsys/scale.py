@@ -38,7 +38,7 @@ import numpy as np
 
 DEFAULT_SIZES = (1_000_000, 10_000_000, 50_000_000)
 QUALITY_DATASETS = ("ml-100k", "ml-latest-small")
-DEFAULT_MODELS = ("ials", "spark_als", "ease", "item_knn", "bpr_mf")
+DEFAULT_MODELS = ("ials", "spark_als", "ease", "item_knn", "bpr_mf", "pop")
 SEED = 42
 K = 10
 # measured for the NDCG floor only: a count of interactions per item has no growth worth fitting
@@ -899,6 +899,7 @@ def report_markdown(rows: list[Row], meta: dict, min_size: int = 1_000_000) -> s
     cluster projection, all computed from ``rows``."""
     m = meta.get("machine", {})
     budget = meta.get("budget", {})
+    sizes = sorted({r.size for r in rows if r.kind == "synthetic"})
     cores = m.get("cpu_cores") or 1
     logs = sorted({(r.kind != "movielens", r.interactions, r.dataset, r.users, r.items, r.train_interactions)
                    for r in rows})
@@ -909,8 +910,10 @@ def report_markdown(rows: list[Row], meta: dict, min_size: int = 1_000_000) -> s
     load = sorted([r.load_average for r in rows if r.load_average is not None] + meta.get("load_average", []))
     text = [
         "# How cost grows with the interaction log", "",
-        "Written by `python -m recsys scale` (`python -m recsys scale --help` lists the sizes, models and "
-        "budgets it takes). Each model is fitted and evaluated on each log in a fresh child process; "
+        f"Written by `python -m recsys scale --sizes {','.join(human(n) for n in sizes)} --models "
+        f"{','.join(dict.fromkeys(r.model for r in rows))}` (these rows were measured in several such runs "
+        "joined with `--merge`; `--help` lists the budgets). Each model is fitted and evaluated on each log "
+        "in a fresh child process; "
         "**fit s** is the wall-clock time of the fit alone (not loading, not evaluating), **fit CPU s** the "
         "CPU seconds the child spent in it (all its threads), **peak MB** the child Python process's "
         "resident high-water mark over loading, fitting and evaluating (`VmHWM`), **JVM peak MB** the same "
@@ -925,7 +928,10 @@ def report_markdown(rows: list[Row], meta: dict, min_size: int = 1_000_000) -> s
            if meta.get("spark") else "")
         + (f"Budgets: a fit is skipped when the model's own memory estimate exceeds {budget.get('memory_gb')} GB "
            f"or its projected fit time exceeds {budget.get('time_cap_s'):.0f} s, and a child is stopped after "
-           f"twice that cap plus {CHILD_GRACE_S:.0f} s." if budget else ""), "",
+           f"twice that cap plus {CHILD_GRACE_S:.0f} s"
+           + "".join(f"; `{model}` on the {human(size)} log is measured whatever its projected time (the Spark "
+                     "path's benchmark row below)" for model, size in budget.get("required", []))
+           + "." if budget else ""), "",
         "## The logs", "",
         f"MovieLens (ML-100K, ML-latest-small) for quality, and synthetic logs for growth: {MEAN_ACTIVITY} "
         f"interactions per user on average (at least {MIN_ACTIVITY}, lognormal tail), a catalogue of "
@@ -945,7 +951,7 @@ def report_markdown(rows: list[Row], meta: dict, min_size: int = 1_000_000) -> s
         "NDCG@10 side by side (– not measured). The settings are the same at every size and were not tuned "
         "for any log, so these figures show that each model ran and ranked sensibly at that size (local iALS "
         "and Spark ALS share rank, alpha and sweeps but not the meaning of reg), not which model is best at "
-        "it; `docs/benchmarks.md` compares models at their tuned defaults.", "",
+        "it; [benchmarks.md](benchmarks.md) compares models at their tuned defaults.", "",
         *quality_table(rows), "",
         "![fit time against interactions, log-log](scale_time.png)", "",
         "![peak memory against interactions, log-log](scale_memory.png)", "",
