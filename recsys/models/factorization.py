@@ -145,7 +145,7 @@ class BPRMF(FactorizationModel, TorchModel):
     2013): a random unconsumed item is usually ranked far below already and teaches little.
 
     The gradient of this loss is a few lines of algebra, so each step computes it directly
-    (gathers, one batched product, scatters into the tables) instead of through autograd, whose
+    (gathers, row-wise products, scatters into the tables) instead of through autograd, whose
     embedding backward was most of the time; Adam then steps the dense tables.
     """
 
