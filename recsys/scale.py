@@ -360,21 +360,19 @@ def eval_user_sample(test_users: np.ndarray, limit: int, seed: int = SEED) -> np
 
 
 def measure_local(folder: Path, key: str, params: dict, eval_users: int) -> dict:
-    """Fit and evaluate one in-process model on a prepared log (runs inside the child)."""
-    from recsys.evaluation import evaluate
-    from recsys.models import create
+    """Fit and evaluate one in-process model on a prepared log (runs inside the child), through the
+    run pipeline's own fit and evaluation so a scale row means what a run means. The child's
+    environment holds torch and BLAS to one thread (ONE_THREAD)."""
+    from recsys import experiment
 
     train, test = read_split(folder)
     loaded = rss_mb()
-    model = create(key, **params)
-    if "torch" in sys.modules:  # a torch model's module is loaded now; the others never import torch
-        sys.modules["torch"].set_num_threads(1)
-    wall, cpu = time.perf_counter(), time.process_time()
-    model.fit(train)
-    fit_s, fit_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    cpu = time.process_time()
+    model, fit_s = experiment.fit_model(key, params, train)
+    fit_cpu = time.process_time() - cpu
     users = eval_user_sample(test.user, eval_users)
     start = time.perf_counter()
-    report = evaluate(model, train, test, k=[K], users=users, bootstrap=0)
+    report = experiment.evaluate_model(model, train, test, k=[K], users=users, bootstrap=0)
     return {"fit_s": fit_s, "fit_cpu_s": fit_cpu, "eval_s": time.perf_counter() - start,
             "ndcg_10": report.means[f"ndcg@{K}"], "eval_users": len(report.users), "loaded_mb": loaded,
             "params": model.get_params()}
