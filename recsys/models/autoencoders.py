@@ -66,6 +66,26 @@ def _autoencoder_terms(weights: int, row_stores: int, batch: int, width: int, sc
             "kept": weights * FLOAT32 + row_stores, "score": 4 * score_rows * width * FLOAT32}
 
 
+class StoredCellDropout(nn.Module):
+    """Dropout of a mostly-zero input (histories): the same in distribution as ``nn.Dropout``, but the
+    random draws are made for the stored (non-zero) cells alone, a twentieth of a MovieLens row. Drawing
+    one per cell of the dense batch was a sixth of a CDAE training step."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        flat = x.reshape(-1)
+        stored = flat.nonzero().squeeze(1)
+        kept = torch.rand(len(stored), device=x.device) >= self.p
+        out = torch.zeros_like(flat)
+        out[stored] = flat[stored] * kept / (1.0 - self.p)
+        return out.view_as(x)
+
+
 class CosineDecay:
     """Mixin for a TorchModel: the learning rate falls from ``lr`` to 0 along a half cosine.
 
@@ -73,6 +93,8 @@ class CosineDecay:
     so the final model is a noisy draw; decaying it lets them settle. Measured on
     MovieLens-100K validation (two splits, NDCG@10): Mult-VAE +0.013, CDAE +0.003.
     """
+
+    fused_adam = True  # measured: each autoencoder's NDCG@10 unchanged to the third decimal
 
     def _optimizer(self):
         self.optimizer_ = super()._optimizer()
@@ -117,8 +139,13 @@ class AutoRec(CosineDecay, TorchModel):
     below popularity (0.22). So a second decoder of the same item code learns, with binary
     cross-entropy on every cell, the probability that each user rated the item, and top-N
     scores are the expected value of the input cell, P(rated) × predicted rating: the
-    reconstruction of the zero-filled rating matrix (NDCG@10 0.43). ``predict`` still returns
+    reconstruction of the zero-filled rating matrix (NDCG@10 0.44). ``predict`` still returns
     the rating decoder alone (u1 RMSE 0.90). ``presence_weight = 0`` gives the paper's model.
+
+    40 epochs at a learning rate of 0.002 (the rate decays to 0 either way) rank better than 60 at
+    0.001 in two thirds of the time: MovieLens-100K random 80/20, split seeds 42 / 1 / 2, NDCG@10
+    0.436 / 0.437 / 0.437 against 0.433 / 0.437 / 0.433. 30 epochs at 0.003 ranked higher still there
+    (0.438) but overfit small data: a 24 x 24 block pattern was no longer recovered.
     """
 
     key = "autorec"
@@ -128,7 +155,7 @@ class AutoRec(CosineDecay, TorchModel):
     needs_ratings = True
 
     @dataclass
-    class Params(with_defaults(TorchParams, epochs=60, batch_size=64, lr=0.001)):
+    class Params(with_defaults(TorchParams, epochs=40, batch_size=64, lr=0.002)):
         embedding_size: int = param(500, help="Size of the hidden layer (the item code).", low=1, high=4096,
                                     log=True)
         legacy_names = {"hidden": "embedding_size"}
@@ -172,15 +199,27 @@ class AutoRec(CosineDecay, TorchModel):
         error = (m.rating(code) - ratings) ** 2
         # unmasked, the zeros that stand for "not rated" are learned as ratings of 0
         loss = (error * observed).sum() if p.masked else error.sum()
-        weights = m.encoder.weight.pow(2).sum() + m.rating.weight.pow(2).sum()
         if p.presence_weight > 0:
             presence = F.binary_cross_entropy_with_logits(m.presence(code), observed, reduction="sum")
             loss = loss + p.presence_weight * presence
-            weights = weights + m.presence.weight.pow(2).sum()
         # the paper's objective (a sum over all items + λ/2 · ‖weights‖²), estimated from this
-        # batch, divided by the number of ratings so it reads as a per-rating error
-        objective = loss * (self.n_items_ / len(items)) + 0.5 * p.reg * weights
-        return objective / self.n_observed_
+        # batch, divided by the number of ratings so it reads as a per-rating error. The penalty's
+        # gradient, λ · weights / ratings, is Adam's weight decay on those weights (see _param_groups):
+        # the same step without differentiating ‖weights‖², which cost a sixth of each step
+        with torch.no_grad():
+            penalty = 0.5 * p.reg * sum(torch.dot(w.view(-1), w.view(-1)) for w in self._penalised())
+        return (loss * (self.n_items_ / len(items)) + penalty) / self.n_observed_
+
+    def _penalised(self) -> list[torch.Tensor]:
+        """The weight matrices under the L2 penalty (the presence decoder's only when it is trained)."""
+        m = self.module_
+        return [m.encoder.weight, m.rating.weight] + ([m.presence.weight] if self.params.presence_weight > 0 else [])
+
+    def _param_groups(self):
+        penalised = self._penalised()
+        rest = [w for w in self.module_.parameters() if all(w is not x for x in penalised)]
+        l2 = self.params.reg / self.n_observed_
+        return [{"params": penalised, "weight_decay": self.params.weight_decay + l2}, {"params": rest}]
 
     def _start_epoch(self, epoch):
         super()._start_epoch(epoch)
@@ -231,7 +270,7 @@ class _CDAENet(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, hidden: int, corruption: float, activation: str):
         super().__init__()
-        self.corrupt = nn.Dropout(corruption)          # rescales survivors by 1/(1-q), as in the paper
+        self.corrupt = StoredCellDropout(corruption)   # rescales survivors by 1/(1-q), as in the paper
         self.encoder = nn.Linear(n_items, hidden)      # W, b
         self.user = nn.Embedding(n_users, hidden)      # V_u: what the history alone does not say
         self.decoder = nn.Linear(hidden, n_items)      # W', b'
@@ -332,7 +371,7 @@ class _MultVAENet(nn.Module):
 
     def __init__(self, n_items: int, hidden: int, latent: int, dropout: float):
         super().__init__()
-        self.drop = nn.Dropout(dropout)
+        self.drop = StoredCellDropout(dropout)
         self.encoder = nn.Linear(n_items, hidden)
         self.to_posterior = nn.Linear(hidden, 2 * latent)       # mu and logvar side by side
         self.decoder_hidden = nn.Linear(latent, hidden)
@@ -368,7 +407,10 @@ class MultVAE(CosineDecay, TorchModel):
     over ``anneal_steps`` gradient steps, so the network first learns to reconstruct and
     only then to regularise. Scoring decodes the mean code, with no sampling. A thousand users
     need more regularisation than the paper's millions: on MovieLens-100K validation β = 0.5
-    beat 0.2, 0.3 and 1.0 (NDCG@10 0.226 against 0.218, 0.221 and 0.223).
+    beat 0.2, 0.3 and 1.0 (NDCG@10 0.226 against 0.218, 0.221 and 0.223). A latent code of 100
+    rather than the paper's 200, 25 epochs at a learning rate of 0.004 rather than 60 at 0.002:
+    MovieLens-100K random 80/20, split seeds 42 / 1 / 2, NDCG@10 0.435 / 0.433 / 0.430 against
+    0.424 / 0.425 / 0.425, in under half the training time.
     """
 
     key = "mult_vae"
@@ -377,9 +419,9 @@ class MultVAE(CosineDecay, TorchModel):
     description = "A variational autoencoder of each person's history that outputs a distribution over items."
 
     @dataclass
-    class Params(with_defaults(TorchParams, epochs=60, batch_size=64, lr=0.002)):
+    class Params(with_defaults(TorchParams, epochs=25, batch_size=64, lr=0.004)):
         hidden: int = param(600, help="Size of the encoder and decoder hidden layers.", low=1, high=4096, log=True)
-        embedding_size: int = param(200, help="Size of the latent code (each user's vector).", low=1, high=2048,
+        embedding_size: int = param(100, help="Size of the latent code (each user's vector).", low=1, high=2048,
                                     log=True)
         legacy_names = {"latent": "embedding_size"}
         dropout: float = param(0.5, help="Share of the input history dropped in training.", low=0.0, high=0.95,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,6 +85,45 @@ def test_autorec_rating_loss_is_the_squared_error_of_rated_cells_plus_l2(data):
     weights = sum(layer.weight.pow(2).sum() for layer in (model.module_.encoder, model.module_.rating))
     expected = (sse + 0.5 * model.params.reg * weights) / data.n_interactions
     assert loss == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_autorec_l2_as_adam_weight_decay_takes_the_steps_of_the_explicit_penalty(data):
+    model = create("autorec", **SMALL)
+    torch.manual_seed(0)
+    model.device_ = torch.device("cpu")
+    model._prepare(data)
+    model.module_ = model._build(data)
+    reference = copy.deepcopy(model.module_)
+    fast = model._optimizer()
+    slow = torch.optim.Adam(reference.parameters(), lr=model.params.lr)
+    batches = torch.arange(data.n_items).split(7)
+    for batch in batches:                      # Adam's first step is lr * sign(gradient); later ones are not
+        fast.zero_grad()
+        model._loss((batch,)).backward()
+        fast.step()
+    model.module_, trained = reference, model.module_
+    for batch in batches:
+        slow.zero_grad()
+        penalty = sum(layer.weight.pow(2).sum() for layer in (reference.encoder, reference.rating, reference.presence))
+        (model._loss((batch,)) + 0.5 * model.params.reg * penalty / data.n_interactions).backward()
+        slow.step()
+    for name, weight in trained.state_dict().items():
+        np.testing.assert_allclose(weight.numpy(), reference.state_dict()[name].numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+    assert not torch.equal(trained.encoder.weight, model._build(data).encoder.weight)  # it did train
+
+
+def test_stored_cell_dropout_drops_and_rescales_only_stored_cells():
+    torch.manual_seed(0)
+    x = (torch.rand(200, 300) < 0.1).float() * torch.rand(200, 300)
+    drop = autoencoders.StoredCellDropout(0.3)
+    out = drop(x)
+    stored = x != 0
+    assert torch.all(out[~stored] == 0)
+    kept = out[stored] != 0
+    torch.testing.assert_close(out[stored][kept], x[stored][kept] / 0.7)
+    assert kept.float().mean().item() == pytest.approx(0.7, abs=0.02)   # about 6,000 stored cells
+    assert torch.equal(drop.eval()(x), x)
 
 
 def test_autorec_vectorised_scores_match_a_per_user_reference(autorec, data):
