@@ -12,6 +12,7 @@ from recsys import hosting
 from recsys.data import loaders, stats
 from recsys.data.errors import DataError
 from recsys.data.sample_matrix import matrix_sample
+from recsys.spark import progress
 from ui import charts, data, lessons, state
 from ui.errors import attempt, shown_errors
 from ui.text import md_escape
@@ -191,32 +192,10 @@ def uploads_tab() -> None:
 def overview(ds) -> None:
     summary = stats.summary(ds)
     st.subheader(md_escape(ds.name))
-    cols = st.columns(6)
-    cols[0].metric("Users", f"{summary['users']:,}")
-    cols[1].metric("Items", f"{summary['items']:,}")
-    cols[2].metric("Interactions", f"{summary['interactions']:,}")
-    cols[3].metric("Density", f"{summary['density']:.2%}")
-    cols[4].metric("Popularity Gini", f"{summary['popularity_gini']:.2f}",
-                   help="0 = every item equally popular, 1 = all interactions on one item.")
-    cols[5].metric("Top-20% items' share", f"{summary['head_share_top20']:.0%}",
-                   help="Share of all interactions that go to the most popular fifth of the catalogue.")
-    st.caption(
-        f"{summary['feedback'].capitalize()} feedback · per user: median "
-        f"{summary['interactions_per_user_median']:.0f}, range {summary['interactions_per_user_min']}–"
-        f"{summary['interactions_per_user_max']} · per item: median {summary['interactions_per_item_median']:.0f}"
-        + (" · has timestamps" if summary["has_timestamps"] else " · no timestamps")
-        + (" · has item metadata" if summary["has_item_metadata"] else "")
-    )
-    left, right = st.columns(2)
-    with left:
-        st.altair_chart(charts.long_tail(*stats.long_tail_curve(ds.item_popularity)), width="stretch")
-        st.altair_chart(charts.histogram(ds.user_activity, "How active are users?", "Interactions per user",
-                                         log_x=True), width="stretch")
-    with right:
-        if ds.feedback == "explicit":
-            st.altair_chart(charts.rating_bars(stats.rating_histogram(ds)), width="stretch")
-        st.altair_chart(charts.histogram(ds.item_popularity, "How popular are items?", "Interactions per item",
-                                         log_x=True), width="stretch")
+    data.summary_metrics(summary)
+    st.caption(data.summary_caption(summary))
+    data.distribution_charts(stats.long_tail_curve(ds.item_popularity), ds.user_activity, ds.item_popularity,
+                             stats.rating_histogram(ds) if ds.feedback == "explicit" else None)
     st.altair_chart(charts.sparsity(matrix_sample(ds), 120, 300), width="stretch")
     split = attempt("Splitting", data.current_split)
     cold = stats.cold_start_counts(split.train, split.test)
@@ -235,10 +214,138 @@ def overview(ds) -> None:
             st.dataframe(shown.sort_values("interactions", ascending=False).head(500), hide_index=True)
 
 
+SPARK_INTRO = (
+    "For an interaction log too large for this app's memory (MovieLens 25M/32M, a production click log): "
+    "Spark reads the file on the server, computes the statistics below and trains, and only small "
+    "summaries (count tables, factor tables, metric means) come back to this app; the log itself never does. "
+    "The model that trains on this path is **Spark ALS** (`spark_als`); every other model needs the data in "
+    "memory (the other tabs). Spark runs here, or on the cluster RECSYS_SPARK_MASTER names.")
+SPARK_ROLES = ("user", "item", "rating", "timestamp")
+SPARK_SOURCE = "spark_source"      # the log last asked for: {"path", "columns"}
+SPARK_FIT = "spark_fit"            # the Spark ALS fit running now: {"key", "fit"}
+SPARK_RESULTS = "spark_results"    # finished fits: rows of the results table, newest last
+POLL_SECONDS = 0.5
+
+
+def spark_tab() -> None:
+    """A log on the server read, counted and trained on by Spark (never loaded into this process)."""
+    from recsys.spark import missing
+
+    st.markdown(SPARK_INTRO)
+    if hosting.config().hosted:
+        st.info(data.SPARK_HOSTED, icon=":material/block:")
+        return
+    if (reason := missing()) is not None:
+        st.warning(f"Spark cannot run here. {md_escape(reason)}", icon=":material/warning:")
+        return
+    with st.form("spark_form"):
+        typed = st.text_input("File or folder path on the server", key="spark_path",
+                              placeholder="/data/ml-25m or /data/clicks.parquet")
+        st.caption("Columns of a CSV, TSV or Parquet table (with a header row); left blank, they are guessed from "
+                   "its first rows. A MovieLens folder needs none.")
+        boxes = st.columns(len(SPARK_ROLES))
+        names = {role: box.text_input(f"{role.capitalize()} column", key=f"spark_col_{role}")
+                 for box, role in zip(boxes, SPARK_ROLES)}
+        if st.form_submit_button("Count with Spark", icon=":material/bolt:"):
+            st.session_state[SPARK_SOURCE] = {"path": typed.strip(),
+                                              "columns": {r: v.strip() or None for r, v in names.items()}}
+    asked = st.session_state.get(SPARK_SOURCE)
+    if not asked:
+        return
+    key = counted = None
+    with shown_errors("Reading the log with Spark"):
+        key = data.spark_key(asked["path"], asked["columns"])
+        counted = data.spark_stats(key)
+    if counted is None:
+        return
+    spark_overview(counted, asked["path"])
+    spark_training(key)
+
+
+def spark_overview(counted, path: str) -> None:
+    summary = counted.summary
+    st.subheader(md_escape(f"{summary['name']} (counted by Spark)"))
+    data.summary_metrics(summary)
+    st.caption(data.summary_caption(summary) + f" · read from {md_escape(path)}")
+    data.distribution_charts(counted.long_tail_curve(), counted.user_activity(), counted.item_popularity(),
+                             counted.rating_histogram or None)
+    with st.expander("Every figure"):
+        st.dataframe(pd.DataFrame({"figure": list(summary), "value": [str(v) for v in summary.values()]}),
+                     hide_index=True, key="spark_summary_table")
+
+
+def spark_training(key: tuple) -> None:
+    """Spark ALS on the log: a random 80/20 holdout made in Spark, the fit, and NDCG@10 / recall@10
+    computed in Spark, with Spark's job progress shown while it runs."""
+    from recsys.models import registry
+
+    st.subheader("Train Spark ALS on this log")
+    defaults = registry["spark_als"].Params()
+    with st.form("spark_train_form"):
+        cols = st.columns(4)
+        params = {
+            "embedding_size": cols[0].number_input("Rank (embedding size)", 1, 1024, defaults.embedding_size,
+                                                   key="spark_rank"),
+            "iterations": cols[1].number_input("Sweeps (maxIter)", 1, 200, defaults.iterations, key="spark_iter"),
+            "reg": cols[2].number_input("regParam", 0.0, 1000.0, defaults.reg, key="spark_reg"),
+            "alpha": cols[3].number_input("alpha", 0.0, 10000.0, defaults.alpha, key="spark_alpha"),
+        }
+        clicked = st.form_submit_button("Train Spark ALS", type="primary", icon=":material/play_arrow:")
+    running = st.session_state.get(SPARK_FIT)
+    if clicked and running is None:
+        with shown_errors("Starting Spark ALS"):
+            fit = progress.WatchedFit(data.spark_log(key), {k: (int(v) if k in ("embedding_size", "iterations")
+                                                                else float(v)) for k, v in params.items()})
+            running = {"key": key, "fit": fit.start()}
+            st.session_state[SPARK_FIT] = running
+    elif clicked:
+        st.info("A Spark ALS fit is already running; its progress is below.")
+    if running is not None:
+        follow(running)
+    results_table()
+
+
+def follow(running: dict) -> None:
+    """Draw the running fit's progress until it ends (a rerun or a page switch leaves it running;
+    the next run of this page picks it up again), then keep its result."""
+    fit = running["fit"]
+    bar = st.progress(0.0, text="Starting…")
+    while not fit.wait(POLL_SECONDS):
+        now = fit.progress()
+        bar.progress(now.fraction, text=md_escape(now.text()))
+    st.session_state.pop(SPARK_FIT, None)
+    bar.empty()
+    if fit.error is not None:
+        with shown_errors("Training Spark ALS"):
+            raise fit.error
+        return
+    st.session_state.setdefault(SPARK_RESULTS, []).append(result_row(running["key"], fit))
+    st.success(md_escape(f"Spark ALS: NDCG@10 = {fit.result.metrics['ndcg@10']:.4f} on "
+                         f"{fit.result.n_users:,} test users."))
+
+
+def result_row(key: tuple, fit) -> dict:
+    result = fit.result
+    return {"log": hosting.display_path(key[0]), **{k: v for k, v in result.params.items() if k != "seed"},
+            "NDCG@10": result.metrics["ndcg@10"], "recall@10": result.metrics["recall@10"],
+            "fit s": round(result.fit_seconds, 1), "evaluate s": round(result.evaluate_seconds, 1),
+            "train": result.train_interactions, "test": result.test_interactions,
+            "Spark tasks": result.tasks_done}
+
+
+def results_table() -> None:
+    rows = st.session_state.get(SPARK_RESULTS)
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="spark_results_table",
+                     column_config={"NDCG@10": st.column_config.NumberColumn(format="%.4f"),
+                                    "recall@10": st.column_config.NumberColumn(format="%.4f")})
+
+
 if said := st.session_state.pop("data_message", None):  # what the last button did, said once
     kind, text = said
     getattr(st, kind)(text)
-sample_tab, ml_tab, up_tab, mine_tab = st.tabs(["Bundled sample", "MovieLens", "Upload a file", "Your uploads"])
+sample_tab, ml_tab, up_tab, mine_tab, spark_tab_ = st.tabs(["Bundled sample", "MovieLens", "Upload a file",
+                                                            "Your uploads", "Large log (Spark)"])
 with sample_tab:
     st.write("A synthetic movie catalogue with believable titles, genres, popularity and binge-watching "
              "sequences, made by `recsys.data.synthetic` (see `sample_data/DATA_CARD.md`).")
@@ -257,6 +364,8 @@ with up_tab:
     upload_tab()
 with mine_tab:
     uploads_tab()
+with spark_tab_:
+    spark_tab()
 
 SPARSIFY_RUN = "data_sparsify_run"  # the thinning sweep last asked for: its knobs, kept across reruns
 

@@ -18,7 +18,7 @@ from recsys import hosting, store
 from recsys.data import Dataset, loaders
 from recsys.data.errors import DataError
 from recsys.data.split import Split
-from ui import state
+from ui import charts, state
 
 
 def data_home() -> Path:
@@ -196,3 +196,136 @@ def density_chart(frame: pd.DataFrame) -> alt.Chart:
         tooltip=[alt.Tooltip("share kept:Q", format=".0%"), alt.Tooltip("density:Q", format=".3%"), "model",
                  alt.Tooltip("NDCG@10:Q", format=".4f"), alt.Tooltip("share of full:Q", format=".0%")],
     ).properties(height=260, title="Item-item vs user-user kNN as the data thins")
+
+
+# ---------------------------------------------------------------------- what a dataset looks like
+def summary_metrics(summary: dict) -> None:
+    """The six headline figures of ``recsys.data.stats.summary`` (or ``recsys.spark.stats``'), in a row."""
+    cols = st.columns(6)
+    cols[0].metric("Users", f"{summary['users']:,}")
+    cols[1].metric("Items", f"{summary['items']:,}")
+    cols[2].metric("Interactions", f"{summary['interactions']:,}")
+    cols[3].metric("Density", f"{summary['density']:.2%}")
+    cols[4].metric("Popularity Gini", f"{summary['popularity_gini']:.2f}",
+                   help="0 = every item equally popular, 1 = all interactions on one item.")
+    cols[5].metric("Top-20% items' share", f"{summary['head_share_top20']:.0%}",
+                   help="Share of all interactions that go to the most popular fifth of the catalogue.")
+
+
+def summary_caption(summary: dict) -> str:
+    return (f"{summary['feedback'].capitalize()} feedback · per user: median "
+            f"{summary['interactions_per_user_median']:.0f}, range {summary['interactions_per_user_min']}–"
+            f"{summary['interactions_per_user_max']} · per item: median {summary['interactions_per_item_median']:.0f}"
+            + (" · has timestamps" if summary["has_timestamps"] else " · no timestamps")
+            + (" · has item metadata" if summary["has_item_metadata"] else ""))
+
+
+def distribution_charts(long_tail: tuple, user_activity, item_popularity, rating_histogram: dict | None) -> None:
+    """The long tail, how active users are, how popular items are and (explicit feedback) the ratings:
+    the same four charts whether the counts came from a Dataset or from Spark."""
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(charts.long_tail(*long_tail), width="stretch")
+        st.altair_chart(charts.histogram(user_activity, "How active are users?", "Interactions per user",
+                                         log_x=True), width="stretch")
+    with right:
+        if rating_histogram:
+            st.altair_chart(charts.rating_bars(rating_histogram), width="stretch")
+        st.altair_chart(charts.histogram(item_popularity, "How popular are items?", "Interactions per item",
+                                         log_x=True), width="stretch")
+
+
+# ---------------------------------------------------------------------- logs Spark holds
+SPARK_HOSTED = ("A shared server's visitors name no paths on its disk, so the Spark way in is off here. It is for "
+                "an instance you run yourself, next to the data (or pointed at a Spark cluster).")
+# how far down a folder's files decide its modification time (a MovieLens zip unpacks one level down)
+MTIME_DEPTH = 2
+
+
+def path_mtime(path: Path) -> float:
+    """The newest modification time of ``path`` and the files up to MTIME_DEPTH levels in it: a
+    rewritten log (or a part file added to a folder) is read and counted again."""
+    newest = path.stat().st_mtime
+    frontier = [path] if path.is_dir() else []
+    for _ in range(MTIME_DEPTH):
+        below = []
+        for folder in frontier:
+            for entry in sorted(folder.iterdir())[:FOLDERS_LOOKED_AT]:
+                newest = max(newest, entry.stat().st_mtime)
+                below += [entry] if entry.is_dir() else []
+        frontier = below
+    return newest
+
+
+def _is_movielens(path: Path, columns: dict) -> bool:
+    from recsys.spark.io import MOVIELENS_LAYOUTS
+
+    if path.is_dir():
+        return any(paths for paths in movielens_folders(path, depth=1).values())
+    return path.name in MOVIELENS_LAYOUTS and not any(columns.values())
+
+
+def _guessed_columns(path: Path, columns: dict) -> dict:
+    """The columns a person named, the others guessed (as the Upload tab does) from the first
+    200 rows, which Spark reads without scanning the file."""
+    from recsys.spark import get_session
+    from recsys.spark.io import TABLE_FORMATS
+
+    if columns.get("user") and columns.get("item"):
+        return columns
+    spark = get_session()
+    # a folder of part files reads as its parts' format (Spark writes Parquet folders so)
+    suffixes = [p.suffix.lower() for p in sorted(path.iterdir())] if path.is_dir() else [path.suffix.lower()]
+    if any(TABLE_FORMATS.get(s) == "parquet" for s in suffixes):
+        head = spark.read.parquet(str(path)).limit(200).toPandas()
+    else:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+        head = spark.read.csv(str(path), sep=sep, header=True).limit(200).toPandas()
+    guess = loaders.guess_columns(head)
+    return {role: columns.get(role) or guess.get(role) for role in ("user", "item", "rating", "timestamp")}
+
+
+def read_spark_log(path: Path, columns: dict):
+    """A MovieLens folder (or its ratings file) or a CSV / TSV / Parquet table, read by Spark."""
+    from recsys.spark.io import read_movielens, read_table
+
+    if _is_movielens(path, columns):
+        return read_movielens(path)
+    chosen = _guessed_columns(path, columns)
+    return read_table(path, user=chosen["user"], item=chosen["item"], rating=chosen["rating"],
+                      timestamp=chosen["timestamp"])
+
+
+def spark_key(path_text: str, columns: dict) -> tuple:
+    """What names one read of a log: the resolved path, its modification time, the column names,
+    and the Spark application (a restarted Spark forgets the DataFrames an older one cached)."""
+    from recsys.spark import get_session
+
+    if hosting.config().hosted:
+        raise DataError(SPARK_HOSTED)
+    path = hosting.resolve_server_path(path_text)
+    app_id = get_session().sparkContext.applicationId
+    return (str(path), path_mtime(path), tuple(sorted(columns.items())), app_id)
+
+
+@st.cache_resource(show_spinner="Spark is reading the log…", max_entries=4)
+def _spark_log(key: tuple):
+    path, _mtime, columns, _app = key
+    return read_spark_log(Path(path), dict(columns))
+
+
+@st.cache_data(show_spinner="Spark is counting…", max_entries=16)
+def _spark_stats(key: tuple):
+    from recsys.spark.stats import compute
+
+    return compute(_spark_log(key))
+
+
+def spark_log(key: tuple):
+    """The log ``key`` names, held by Spark (one read per path, modification time and columns)."""
+    return _spark_log(key)
+
+
+def spark_stats(key: tuple):
+    """``recsys.spark.stats.SparkStats`` of the log ``key`` names: small count tables, computed by Spark."""
+    return _spark_stats(key)
