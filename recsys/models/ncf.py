@@ -140,6 +140,16 @@ class NCF(nn.Module):
         return scores
 
 
+def batch_squared_norms(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Sum over a batch of ||table[row]||², as each row's squared norm times how often the batch holds it.
+
+    The same number as indexing the rows, without copying them and scattering their gradients
+    back; the tables' gradients are dense anyway (every row is updated every step).
+    """
+    uses = torch.bincount(rows, minlength=len(table)).to(table.dtype)               # (rows of table,)
+    return uses @ table.pow(2).sum(1)
+
+
 # ====================================================================== models
 class _NCFModel(PositivePairs, TorchModel):
     """What the three NCF models share: pointwise batches, BCE loss, all-item scoring."""
@@ -162,7 +172,8 @@ class _NCFModel(PositivePairs, TorchModel):
         loss = F.binary_cross_entropy_with_logits(self.module_(users, items), labels)
         reg = self.params.reg
         if reg:
-            penalty = sum(b.user(users).pow(2).sum() + b.item(items).pow(2).sum() for b in self.module_.branches())
+            penalty = sum(batch_squared_norms(b.user.weight, users) + batch_squared_norms(b.item.weight, items)
+                          for b in self.module_.branches())
             loss = loss + reg * penalty / len(users)
         return loss
 

@@ -162,3 +162,14 @@ def test_embeddings_and_similar_items(fitted, data):
     assert len(items) == 5 and 4 not in items
     assert (np.diff(sims) <= 1e-6).all()
     assert (items % GROUPS == 4 % GROUPS).sum() >= 4, "neighbours should come from the item's own taste group"
+
+
+def test_batch_squared_norms_equal_the_indexed_rows_and_their_gradient():
+    generator = torch.Generator().manual_seed(0)
+    table = torch.randn(12, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    rows = torch.tensor([3, 3, 0, 11, 3, 7])                     # repeats count once per use
+    expected = table[rows].pow(2).sum()
+    got = ncf.batch_squared_norms(table, rows)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-12)
+    torch.testing.assert_close(torch.autograd.grad(got, table)[0], torch.autograd.grad(expected, table)[0])
+    assert ncf.batch_squared_norms(table, torch.tensor([5])).item() == pytest.approx(table[5].pow(2).sum().item())
