@@ -502,7 +502,7 @@ class SASRec(SequenceModel):
     description = "A small transformer over the person's item sequence that predicts the next item."
 
     @dataclass
-    class Params(with_defaults(TorchParams, epochs=30, batch_size=128, lr=0.003)):
+    class Params(with_defaults(TorchParams, epochs=30, batch_size=128, lr=0.01)):
         embedding_size: int = param(64, help="Width d of the item and position embeddings and of every block.",
                                     low=4, high=1024, log=True)
         legacy_names = {"hidden": "embedding_size"}
@@ -607,7 +607,7 @@ class GRU4Rec(SequenceModel):
     pad_side = "right"
 
     @dataclass
-    class Params(with_defaults(TorchParams, epochs=12, batch_size=64, lr=0.005)):
+    class Params(with_defaults(TorchParams, epochs=10, batch_size=64, lr=0.005)):
         embedding_size: int = param(128, help="Width d of the item embeddings and of the GRU state.", low=4,
                                     high=1024, log=True)
         legacy_names = {"hidden": "embedding_size"}

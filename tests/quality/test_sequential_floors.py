@@ -4,8 +4,10 @@ Protocol: leave-last-out (each user's newest interaction by time, ties broken by
 is the test item), full ranking over all 1682 items, training items excluded, HR@10 and
 NDCG@10. There is one split (it has no seed) and each torch model is fitted once with its
 default seed, so every number here is deterministic on a given machine. Measured with the
-defaults (one torch thread): markov HR@10 0.177 / NDCG@10 0.098, sasrec 0.189 / 0.098,
-gru4rec 0.190 / 0.102, pop 0.050 / 0.025. The floors are the issue's. `markov` by default
+defaults (one torch thread): markov HR@10 0.177 / NDCG@10 0.098, sasrec 0.200 / 0.104
+(30 epochs at lr 0.01; 0.189 / 0.098 at the earlier lr 0.003), gru4rec 0.200 / 0.107 (10 epochs;
+0.190 / 0.102 at the earlier 12, before the blocked cross-entropy and byte dropout changed its
+random stream), pop 0.050 / 0.025. The floors are the issue's. `markov` by default
 mixes the transition rows of the last five items, a stronger baseline than the plain
 first-order chain (``window=1``: HR@10 0.149, as the issue measured); both neural models
 must beat that plain chain by a clear margin, and the default chain too.
@@ -70,6 +72,6 @@ def test_neural_sequence_models_beat_the_plain_first_order_chain(key, split, mea
 
 @pytest.mark.parametrize("key", ["sasrec", "gru4rec"])
 def test_neural_sequence_models_beat_the_default_markov_baseline(key, means):
-    # "a sequential model that does not beat markov is not done": measured +0.012 (sasrec), +0.013 (gru4rec)
+    # "a sequential model that does not beat markov is not done": measured +0.023 (sasrec), +0.023 (gru4rec)
     assert means(key)["hit@10"] > means("markov")["hit@10"] + 0.005
     assert means(key)["ndcg@10"] >= means("markov")["ndcg@10"] - 0.002

@@ -93,7 +93,7 @@ STORED_BEFORE_RENAMES = [
     ("ials", {"factors": 32}, "676f923cf92682b2"),
     ("ials", {"embedding_size": 32}, "676f923cf92682b2"),
     # bpr_mf is not here: its defaults changed (hard negatives, 15 epochs), so its old default runs train again
-    ("sasrec", {}, "5326bdb97d51e590"),
+    ("sasrec", {"lr": 0.003}, "5326bdb97d51e590"),  # lr: the default of that time
     ("autorec", {}, "7f765f7114e193b3"),
     ("mult_vae", {}, "7bbcc295723930b9"),
     ("mf_sgd", {}, "d23b5e39bec2133d"),
