@@ -94,8 +94,8 @@ STORED_BEFORE_RENAMES = [
     ("ials", {"embedding_size": 32}, "676f923cf92682b2"),
     # bpr_mf is not here: its defaults changed (hard negatives, 15 epochs), so its old default runs train again
     ("sasrec", {"lr": 0.003}, "5326bdb97d51e590"),  # lr: the default of that time
-    ("autorec", {}, "7f765f7114e193b3"),
-    ("mult_vae", {}, "7bbcc295723930b9"),
+    ("autorec", {"epochs": 60, "lr": 0.001}, "7f765f7114e193b3"),  # the defaults of that time
+    ("mult_vae", {"epochs": 60, "lr": 0.002, "latent": 200}, "7bbcc295723930b9"),  # the defaults of that time
     ("mf_sgd", {}, "d23b5e39bec2133d"),
     ("neumf", {}, "e17fea728bc41bf4"),
 ]
