@@ -28,7 +28,8 @@ SEEDS = (42, 1, 2)
 TOLERANCE = 0.01
 # bpr_mf: cornac's BPR on the same split; ials: its own NDCG@10 before it was made faster
 FAST_FLOORS = {"ease": 0.455, "pure_svd": 0.44, "ials": 0.443, "bpr_mf": 0.422}
-SLOW_FLOORS = {"mult_vae": 0.42, "cdae": 0.41, "neumf": 0.39}
+# the autoencoders: their seed-42 NDCG@10 at the faster defaults, rounded down (0.435, 0.444, 0.436)
+SLOW_FLOORS = {"mult_vae": 0.43, "cdae": 0.44, "autorec": 0.43, "neumf": 0.39}
 ABOVE_POPULARITY = ("ncf_gmf", "ncf_mlp", "autorec", "mf_sgd")
 
 
