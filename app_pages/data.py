@@ -224,7 +224,7 @@ SPARK_ROLES = ("user", "item", "rating", "timestamp")
 SPARK_SOURCE = "spark_source"      # the log last asked for: {"path", "columns"}
 SPARK_FIT = "spark_fit"            # the Spark ALS fit running now: {"key", "fit"}
 SPARK_RESULTS = "spark_results"    # finished fits: rows of the results table, newest last
-POLL_SECONDS = 0.5
+POLL_SECONDS = 1.0                 # as the Train page's live panel
 
 
 def spark_tab() -> None:
@@ -296,32 +296,41 @@ def spark_training(key: tuple) -> None:
         with shown_errors("Starting Spark ALS"):
             fit = progress.WatchedFit(data.spark_log(key), {k: (int(v) if k in ("embedding_size", "iterations")
                                                                 else float(v)) for k, v in params.items()})
-            running = {"key": key, "fit": fit.start()}
-            st.session_state[SPARK_FIT] = running
+            st.session_state[SPARK_FIT] = {"key": key, "fit": fit.start()}
     elif clicked:
         st.info("A Spark ALS fit is already running; its progress is below.")
-    if running is not None:
-        follow(running)
+    collect_finished_fit()
+    if st.session_state.get(SPARK_FIT) is not None:
+        live_fit()
     results_table()
 
 
-def follow(running: dict) -> None:
-    """Draw the running fit's progress until it ends (a rerun or a page switch leaves it running;
-    the next run of this page picks it up again), then keep its result."""
+def collect_finished_fit() -> None:
+    """Keep a finished fit's result (or show why it failed) and forget the fit; a rerun or a page
+    switch while it ran left it running, so this happens on whichever run of the page comes next."""
+    running = st.session_state.get(SPARK_FIT)
+    if running is None or not running["fit"].done:
+        return
+    st.session_state.pop(SPARK_FIT)
     fit = running["fit"]
-    bar = st.progress(0.0, text="Starting…")
-    while not fit.wait(POLL_SECONDS):
-        now = fit.progress()
-        bar.progress(now.fraction, text=md_escape(now.text()))
-    st.session_state.pop(SPARK_FIT, None)
-    bar.empty()
     if fit.error is not None:
         with shown_errors("Training Spark ALS"):
             raise fit.error
         return
     st.session_state.setdefault(SPARK_RESULTS, []).append(result_row(running["key"], fit))
-    st.success(md_escape(f"Spark ALS: NDCG@10 = {fit.result.metrics['ndcg@10']:.4f} on "
-                         f"{fit.result.n_users:,} test users."))
+    # numbers and fixed words only: nothing to escape
+    st.success(f"Spark ALS: NDCG@10 = {fit.result.metrics['ndcg@10']:.4f} on {fit.result.n_users:,} test users.")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def live_fit() -> None:
+    """Spark's progress, redrawn every POLL_SECONDS while the fit runs (the rest of the page stays as
+    it is and usable); a full rerun collects the result when it ends."""
+    running = st.session_state.get(SPARK_FIT)
+    if running is None or running["fit"].done:
+        st.rerun(scope="app")
+    now = running["fit"].progress()
+    st.progress(now.fraction, text=now.text())   # counts and fixed words (no stage names): nothing to escape
 
 
 def result_row(key: tuple, fit) -> dict:

@@ -70,7 +70,7 @@ class SparkProgress:
             line = (f"Spark: {_plural(len(self.active_jobs), 'active job')}, {_plural(len(self.stages), 'active stage')}"
                     f" ({self.active_tasks_done}/{self.active_tasks_total} tasks)")
         if self.tasks_total:
-            line += f" · {self.tasks_done}/{self.tasks_total} tasks done in {_plural(self.stages_seen, 'stage')} so far"
+            line += f" · {self.tasks_done}/{self.tasks_total} tasks done in {_plural(self.stages_seen, 'stage')} seen so far"
         return line
 
 

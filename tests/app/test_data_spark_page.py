@@ -9,6 +9,7 @@ except under CI=true, where that is a failure (as in tests/unit/test_spark_als.p
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,18 @@ def count(app, path):
     assert_clean(app)
 
 
+def wait_for_fit(app, limit: float = 600.0) -> list[str]:
+    """Rerun the page (as its progress panel does every second) until the fit's message shows."""
+    deadline = time.monotonic() + limit
+    while True:
+        said = [md_unescape(s.value) for s in app.success]
+        if any(s.startswith("Spark ALS: NDCG@10 = ") for s in said) or app.error or app.exception:
+            return said
+        assert time.monotonic() < deadline, f"Spark ALS still training after {limit:.0f} s"
+        time.sleep(0.2)
+        app.run()
+
+
 def shown_summary(app) -> dict:
     table = next(d.value for d in app.dataframe if list(d.value.columns) == ["figure", "value"])
     return dict(zip(table["figure"], table["value"]))
@@ -95,7 +108,9 @@ def test_spark_als_trains_with_progress_and_its_result_outlives_a_rerun(spark, s
     slow_app.number_input(key="spark_iter").set_value(2)
     submit(slow_app, TRAIN)
     assert_clean(slow_app)
-    said = [md_unescape(s.value) for s in slow_app.success]
+    # the bar is drawn while the fit runs in its worker thread (the page run itself does not wait)
+    assert [p for p in slow_app.get("progress") if "Spark" in md_unescape(p.proto.text)]
+    said = wait_for_fit(slow_app)
     assert any(s.startswith("Spark ALS: NDCG@10 = ") and "on 50 test users" in s for s in said), said
     results = next(d.value for d in slow_app.dataframe if "NDCG@10" in d.value.columns)
     row = results.iloc[0]
@@ -107,6 +122,12 @@ def test_spark_als_trains_with_progress_and_its_result_outlives_a_rerun(spark, s
     assert_clean(slow_app)
     again = next(d.value for d in slow_app.dataframe if "NDCG@10" in d.value.columns)
     assert again.equals(results)
+    # to another page and back: the log's figures and the result are still there, nothing re-read
+    slow_app.switch_page("app_pages/runs.py").run()
+    slow_app.switch_page("app_pages/data.py").run()
+    assert_clean(slow_app)
+    assert next(d.value for d in slow_app.dataframe if "NDCG@10" in d.value.columns).equals(results)
+    assert shown_summary(slow_app)["interactions"] == "500"
 
 
 def test_a_hosted_server_offers_no_path_to_type(app, monkeypatch):
