@@ -357,7 +357,7 @@ def test_shared_source_opens_server_files_and_the_sample_but_never_uploads(store
 
 # ---------------------------------------------------------------------- what a run's id depends on
 KEY_SPLIT = {"method": "random", "test_fraction": 0.2, "n": 1, "seed": 42, "positives": "threshold",
-             "threshold": 4.0, "validation": False}
+             "threshold": 4.0, "validation": False, "valid_fraction": 0.1}
 KEY_ARGS = {"fingerprint": "f" * 16, "split": KEY_SPLIT, "model": "item_knn", "params": {"k": 50}, "seed": 42,
             "owner": "alice"}
 
@@ -380,7 +380,7 @@ def _changed(value, choices=None):
 
 
 SPLIT_VARIANTS = {"method": "leave_last", "test_fraction": 0.25, "n": 2, "seed": 43, "positives": "all",
-                  "threshold": 3.5, "validation": True}
+                  "threshold": 3.5, "validation": True, "valid_fraction": 0.2}
 
 
 @pytest.mark.parametrize("field", sorted(SPLIT_VARIANTS))
@@ -396,11 +396,16 @@ def test_the_split_fields_the_id_covers_are_every_field_a_split_config_has():
     from recsys.data.split import SplitConfig
 
     assert {f.name for f in dataclasses.fields(SplitConfig)} == set(SPLIT_VARIANTS) == set(KEY_SPLIT)
-    assert SplitConfig.from_dict(SPLIT_VARIANTS).to_dict() == SPLIT_VARIANTS
-    # off, validation is left out of the stored dict: ids of runs stored before it existed are unchanged
+    # a leave-last split carves its validation part by position, so the share is not stored there
+    leave_last = {k: v for k, v in SPLIT_VARIANTS.items() if k != "valid_fraction"}
+    assert SplitConfig.from_dict(SPLIT_VARIANTS).to_dict() == leave_last
+    shared = {**KEY_SPLIT, "validation": True, "valid_fraction": 0.2}
+    assert SplitConfig.from_dict(shared).to_dict() == shared
+    # off, validation (and its share) is left out of the stored dict: ids of runs stored before either
+    # existed are unchanged
     assert SplitConfig.from_dict(SPLIT).to_dict() == SPLIT
     assert run_id_for(**{**KEY_ARGS, "split": SplitConfig.from_dict(KEY_SPLIT)}) == run_id_for(
-        **{**KEY_ARGS, "split": {k: v for k, v in KEY_SPLIT.items() if k != "validation"}})
+        **{**KEY_ARGS, "split": {k: v for k, v in KEY_SPLIT.items() if k not in ("validation", "valid_fraction")}})
 
 
 @pytest.mark.parametrize("argument", ["fingerprint", "model", "seed", "owner"])
