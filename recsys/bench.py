@@ -225,9 +225,12 @@ NOTES = """## Notes
   1.5 GB peak for 9.7k (numpy's general inverse took 38 s and 3.4 GB there).
 * The ml-latest-small tables were run with `--models` subsets (the slow neural models were left out there to keep
   the run short); `python -m recsys bench --data path/to/ml-latest-small` runs every model.
-* Times were taken with one torch thread on a 2-core machine that was running other jobs at the same time:
-  read them as upper bounds (LightGCN took 26 s and SASRec 144 s in the test suite, 66 s and 190 s here; on the
-  idle machine with torch's default two threads, 31 s and 105 s, SASRec then at HR@10 0.191 / NDCG@10 0.098).
+* The MovieLens 100K rows were measured on an idle 2-core machine with torch's default two threads:
+  `python -m recsys bench --protocol random` (every model, Spark ALS included: 2 min 3 s wall, 816 MB peak)
+  and `--protocol leave_last --models sasrec,gru4rec,markov` (1 min 5 s). Thread count changes the order of
+  float sums: SASRec reached HR@10 0.188 here and 0.200 with one thread (one standard error on 943 users is
+  about 0.013). The other non-sequential leave-last rows and the ml-latest-small rows are older, taken with one
+  torch thread on a machine running other jobs: read their times as upper bounds.
 * Peak MB is the whole process's resident memory (Python, numpy, torch and the data), not the model alone.
 """
 
