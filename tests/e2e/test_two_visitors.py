@@ -158,23 +158,25 @@ def _visit(url: str, store: ExperimentStore, ann, bob) -> None:
     assert ann_token != bob_token
 
     # ---- one training, two watchers: bob's Cancel lets go of it, ann's goes on
+    # (LightGCN trains for tens of seconds on the sample, so bob can leave it while it runs; BPR-MF
+    # now finishes in about a second, before anyone could press Cancel)
     for page in (ann, bob):
         go(page, "Train")
-        add_to_train_list(page, "BPR-MF")
-    start_training(ann, "BPR-MF")
-    start_training(bob, "BPR-MF")
+        add_to_train_list(page, "LightGCN")
+    start_training(ann, "LightGCN")
+    start_training(bob, "LightGCN")
     bob.get_by_text("1 other visitor(s) wait for it too").wait_for()
     stop = bob.get_by_role("button", name="Stop and keep")
     stop.wait_for()
     assert stop.is_disabled()  # stopping early would cut ann's training short too
     ann.get_by_text("1 other visitor(s) wait for it too").wait_for()
     bob.get_by_role("button", name="Cancel").click()
-    bob.get_by_text("You left the training of BPR-MF; it goes on for the other visitor(s)").wait_for()
+    bob.get_by_text("You left the training of LightGCN; it goes on for the other visitor(s)").wait_for()
     wait_idle(bob)
     assert bob.get_by_role("heading", name="Training now").count() == 0
-    trained_message(ann, "BPR-MF").first.wait_for(timeout=TRAIN_TIMEOUT_MS)
-    [bpr] = [r for r in store.list() if r.model == "bpr_mf"]
-    assert (bpr.owner, bpr.status, bpr.name) == (SHARED, "done", "BPR-MF")  # the shared run, trained to its end
+    trained_message(ann, "LightGCN").first.wait_for(timeout=TRAIN_TIMEOUT_MS)
+    [shared] = [r for r in store.list() if r.model == "lightgcn"]
+    assert (shared.owner, shared.status, shared.name) == (SHARED, "done", "LightGCN")  # the shared run, trained to its end
     no_exception_box(ann)
     no_exception_box(bob)
 
@@ -211,7 +213,7 @@ def _visit(url: str, store: ExperimentStore, ann, bob) -> None:
         assert bob.get_by_role("button", name=label).count() == 0
     assert UPLOAD_NAME not in main_text(bob) and private.run_id not in main_text(bob)
     bob.wait_for_function("() => { const t = document.querySelector('[data-testid=stDataFrame] table');"
-                          " return t && t.textContent.includes('BPR-MF'); }")
+                          " return t && t.textContent.includes('LightGCN'); }")
     table = bob.locator("[data-testid=stDataFrame] table").first.text_content()
     assert "shared" in table and "yours" not in table and UPLOAD_NAME not in table, table
 
@@ -242,10 +244,10 @@ def _visit(url: str, store: ExperimentStore, ann, bob) -> None:
                           " return t && t.textContent.includes('yours'); }")
     rows = ann.locator("[data-testid=stDataFrame] table tr").all_text_contents()
     assert [row for row in rows if upload_label in row and "Most popular" in row and "yours" in row], rows
-    assert [row for row in rows if "BPR-MF" in row and "shared" in row], rows
+    assert [row for row in rows if "LightGCN" in row and "shared" in row], rows
     assert ann.get_by_role("button", name="Rename").count() == 1  # her own run is hers to change
     no_exception_box(ann)
     no_exception_box(bob)
 
     # the store agrees: ann's run is hers, the shared run untouched
-    assert store.get(private.run_id).owner == private.owner and store.get(bpr.run_id).name == bpr.name
+    assert store.get(private.run_id).owner == private.owner and store.get(shared.run_id).name == shared.name
