@@ -64,3 +64,18 @@ def ml_latest_small(data_dir):
     from recsys.data import load
 
     return load(_dataset_folder(data_dir, "ml-latest-small"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (two cores, as the CI machine has) shared by every Spark test in a pytest
+    process; skipped without Java 17 and pyspark, failing under CI=true."""
+    from recsys.spark import session as spark_session
+    from recsys.spark.session import SparkSettings
+
+    reason = spark_session.missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true requires Spark)")
+        pytest.skip(reason)
+    return spark_session.get_session(SparkSettings(master="local[2]", driver_memory="1g"))

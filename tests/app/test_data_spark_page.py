@@ -8,7 +8,6 @@ except under CI=true, where that is a failure (as in tests/unit/test_spark_als.p
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -19,7 +18,6 @@ from streamlit.testing.v1 import AppTest
 from recsys.data import Dataset
 from recsys.data import stats as data_stats
 from recsys.spark import session as spark_session
-from recsys.spark.session import SparkSettings
 from tests.app.conftest import APP
 from tests.app.test_pages import assert_clean, charts, submit
 from ui.data import SPARK_HOSTED
@@ -27,15 +25,6 @@ from ui.text import md_unescape
 
 COUNT, TRAIN = "Count with Spark", "Train Spark ALS"
 
-
-@pytest.fixture(scope="module")
-def spark():
-    reason = spark_session.missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true requires Spark)")
-        pytest.skip(reason)
-    return spark_session.get_session(SparkSettings(master="local[2]", driver_memory="1g"))
 
 
 @pytest.fixture

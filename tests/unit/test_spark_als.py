@@ -35,16 +35,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SAME_SETTINGS = {"embedding_size": 32, "reg": 0.01, "alpha": 5.0, "iterations": 15}
 
 
-@pytest.fixture(scope="module")
-def spark():
-    reason = spark_session.missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true requires Spark)")
-        pytest.skip(reason)
-    # two cores, as the CI machine has; the session is shared by every test below
-    return spark_session.get_session(SparkSettings(master="local[2]", driver_memory="1g"))
-
 
 @pytest.fixture(scope="module")
 def ml100k_split(ml100k):

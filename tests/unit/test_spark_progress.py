@@ -7,7 +7,6 @@ except under CI=true, where that is a failure (as in test_spark_als.py).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from types import SimpleNamespace
@@ -17,20 +16,7 @@ import pandas as pd
 import pytest
 
 from recsys.data import Dataset
-from recsys.spark import session as spark_session
 from recsys.spark.progress import PHASE_SHARES, ProgressWatch, SparkProgress, StageProgress, WatchedFit, snapshot
-from recsys.spark.session import SparkSettings
-
-
-@pytest.fixture(scope="module")
-def spark():
-    reason = spark_session.missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true requires Spark)")
-        pytest.skip(reason)
-    # the settings test_spark_als.py uses, so one JVM serves both files in one pytest process
-    return spark_session.get_session(SparkSettings(master="local[2]", driver_memory="1g"))
 
 
 def wait_until(condition, what: str, limit: float = 300.0):
