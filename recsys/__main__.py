@@ -10,7 +10,7 @@ import pandas as pd
 
 from recsys.data import load
 from recsys.data.errors import DataError
-from recsys.data.split import SPLIT_METHODS, SplitConfig, make_split
+from recsys.data.split import SPLIT_METHODS, VALID_FRACTION, SplitConfig, make_split
 from recsys.experiment import EVAL_K
 from recsys.models import registry
 
@@ -25,7 +25,9 @@ def cmd_evaluate(args) -> int:
 
     ds = load(args.data)
     source = _source_of(args.data, ds)
-    config = SplitConfig(method=args.split, test_fraction=args.test_fraction, n=args.n, seed=args.seed)
+    validation = args.valid_fraction is not None
+    config = SplitConfig(method=args.split, test_fraction=args.test_fraction, n=args.n, seed=args.seed,
+                         validation=validation, valid_fraction=args.valid_fraction if validation else VALID_FRACTION)
     split = make_split(ds, config)
     store = ExperimentStore(args.store)
     store.register_dataset(ds, source)
@@ -48,15 +50,29 @@ def cmd_evaluate(args) -> int:
         row[f"coverage@{args.k}"] = report.list_level[f"coverage@{args.k}"]
         if report.rmse is not None:
             row["rmse"] = report.rmse
+        if validation:
+            row.update(_validation_columns(result.record.extra.get("history") or []))
         rows.append(row)
-    print(f"{ds.name}: {split.method} split, {split.train.n_interactions} train / {split.test.n_interactions} test; "
-          f"runs in {store.root}")
+    held = f" / {split.valid.n_interactions} validation" if split.valid is not None else ""
+    print(f"{ds.name}: {split.method} split, {split.train.n_interactions} train{held} / "
+          f"{split.test.n_interactions} test; runs in {store.root}")
     if args.sampled:
         print(f"SAMPLED protocol: each test item ranked against {args.sampled} unseen items, not the whole catalogue; "
               "these numbers are inflated and can order models differently from full ranking.")
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         print(pd.DataFrame(rows).to_string(index=False))
     return 0
+
+
+def _validation_columns(history: list) -> dict:
+    """The best validation NDCG@10 of a training history and the epoch it came at (what early stopping
+    kept); blank for a model that trains in one pass and so has no validation curve."""
+    scored = [(entry["val_ndcg@10"], entry.get("step", i + 1)) for i, entry in enumerate(history)
+              if entry.get("val_ndcg@10") is not None]
+    if not scored:
+        return {"best_val_ndcg@10": None, "best_epoch": None, "epochs": len(history) or None}
+    best, epoch = max(scored, key=lambda pair: pair[0])
+    return {"best_val_ndcg@10": best, "best_epoch": epoch, "epochs": len(history)}
 
 
 def _source_of(data: str, ds) -> dict:
@@ -270,6 +286,10 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--test-fraction", type=float, default=0.2)
     ev.add_argument("--n", type=int, default=1, help="items per user held out by leave_last")
     ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument("--valid-fraction", type=float, default=None, metavar="F",
+                    help="carve a validation part out of train (random/temporal: this share of it; leave_last: "
+                         "the n items before the held-out ones), scored every epoch for early stopping "
+                         "(the models' patience) and the best epoch; default: no validation part")
     ev.add_argument("--k", type=int, default=10, choices=EVAL_K, help="the list length the table shows")
     ev.add_argument("--store", default=None,
                     help="the experiment store folder the runs go to (default: $RECSYS_HOME/store, the dashboard's)")

@@ -32,7 +32,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.errors import DataError
 from recsys.models.base import FLOAT32, Recommender, embedding_bytes, param, with_defaults
 from recsys.models.registry import register
-from recsys.models.training import NegativeSampler, TorchModel, TorchParams, minibatches
+from recsys.models.training import NegativeSampler, TorchModel, TorchParams, length_batches
 
 # Users scored per forward pass inside one scoring batch: SASRec's attention maps are
 # (users, heads, L, L) per layer, which for 1024 users and L = 200 would be ~1 GB.
@@ -208,6 +208,7 @@ class SequenceModel(TorchModel):
             pair_user, (before, after), length, pad=pad, pad_side=self.pad_side, n_owners=train.n_users)
         (windows,), _ = sequence_windows(users, (items,), length, pad=pad, pad_side=self.pad_side,
                                          n_owners=train.n_users, last_only=True)
+        self.row_length_ = (self.targets_ != pad).sum(axis=1)                     # real positions per row
         self.user_windows_ = torch.from_numpy(windows).to(self.device_)          # (U, L)
         self.popularity_ = train.item_popularity.astype(np.float32)
         if self.params.loss == "bce":
@@ -251,8 +252,12 @@ class SequenceModel(TorchModel):
         return self.module_.item.weight[:self.n_items_].detach().cpu().numpy().astype(np.float32)
 
     def _batches(self, train, rng):
-        for idx in minibatches(len(self.inputs_), self.params.batch_size, rng):
-            inputs, targets = self.inputs_[idx], self.targets_[idx]
+        length = self.params.max_len
+        for idx in length_batches(self.row_length_, self.params.batch_size, rng):
+            # the batch's padding-only columns are cut off: no real position ever reads them
+            width = int(self.row_length_[idx].max())
+            columns = slice(length - width, length) if self.pad_side == "left" else slice(0, width)
+            inputs, targets = self.inputs_[idx, columns], self.targets_[idx, columns]
             if self.params.loss == "bce":
                 # one negative per position, never an item this user consumed (Kang & McAuley)
                 negatives = self.sampler_.sample(self.row_user_[idx], rng, per_user=inputs.shape[1])
@@ -380,7 +385,10 @@ class SASRecNet(nn.Module):
         allowed = (self.causal[:L, :L] & real[:, None, :]) | eye                 # (B, L, L)
         x = self.item(seq)                                                       # (B, L, d)
         if self.position is not None:
-            x = x + self.position(torch.arange(L, device=seq.device))
+            # a window narrower than max_len is the right end of a full one (training trims
+            # padding-only columns), so its columns are the last L positions
+            width = self.position.num_embeddings
+            x = x + self.position(torch.arange(width - L, width, device=seq.device))
         x = self.dropout(x)
         weights = []
         for block in self.blocks:
@@ -502,13 +510,15 @@ class SASRec(SequenceModel):
     description = "A small transformer over the person's item sequence that predicts the next item."
 
     @dataclass
-    class Params(with_defaults(TorchParams, epochs=30, batch_size=128, lr=0.01)):
+    class Params(with_defaults(TorchParams, epochs=20, batch_size=128, lr=0.01)):
         embedding_size: int = param(64, help="Width d of the item and position embeddings and of every block.",
                                     low=4, high=1024, log=True)
         legacy_names = {"hidden": "embedding_size"}
-        layers: int = param(2, help="Self-attention blocks stacked.", low=1, high=8)
+        # one block, dropout 0.2, 20 epochs: on ML-100K leave-last-out HR@10 0.196 / 0.196 / 0.203 (seeds
+        # 42 / 1 / 2) in 26 s, against 0.188-0.200 in 41 s for two blocks at dropout 0.3 over 30 epochs
+        layers: int = param(1, help="Self-attention blocks stacked.", low=1, high=8)
         heads: int = param(1, help="Attention heads per block (must divide embedding_size).", low=1, high=16)
-        dropout: float = param(0.3, help="Dropout on embeddings, attention weights and block outputs.",
+        dropout: float = param(0.2, help="Dropout on embeddings, attention weights and block outputs.",
                                low=0.0, high=0.9)
         max_len: int = param(50, help="Most recent items read per person; longer histories are cut into "
                                        "several training windows.", low=2, high=2000, log=True)

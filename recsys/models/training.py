@@ -9,7 +9,9 @@ the best epoch, progress, cancel and stop requests) is ``IterativeModel``'s, sha
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
+from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -43,6 +45,40 @@ class TorchParams:
                         choices=("auto", "cpu", "cuda"))
 
 
+# torch's intra-op thread count is one setting for the whole process: trainings in several server
+# threads that lower it share one saved count, and the last one out restores it
+_THREADS_LOCK = threading.Lock()
+_threads_saved: list[int] = []  # [count before the first lowering] while any lowering is active
+_threads_depth = 0
+
+
+@contextmanager
+def intra_op_threads(n: int | None):
+    """Run the block with at most ``n`` torch intra-op threads (None: leave the count alone).
+
+    The count is process-wide, so while the block runs other torch work in the process gets at most
+    ``n`` threads too (slower, never wrong); nested and concurrent blocks restore the count that was
+    there before the first of them.
+    """
+    global _threads_depth
+    if n is None:
+        yield
+        return
+    with _THREADS_LOCK:
+        if _threads_depth == 0:
+            _threads_saved[:] = [torch.get_num_threads()]
+        _threads_depth += 1
+        if n < torch.get_num_threads():
+            torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _threads_depth -= 1
+            if _threads_depth == 0:
+                torch.set_num_threads(_threads_saved.pop())
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         from recsys.data.errors import DataError
@@ -69,6 +105,32 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator, shuffle: bool
         yield order[start:start + batch_size]
 
 
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index arrays of rows of similar length, each holding about as many real entries as
+    ``batch_size`` random rows would, in shuffled order.
+
+    A padded window costs as much as a full one, so random batches of a sequence model are
+    as wide as their longest row and a third of the sample's positions were padding. Rows
+    sorted by length (ties in random order) are cut where the running count of real entries
+    passes ``batch_size`` times the mean length: an epoch keeps the same number of steps and
+    each step about the same number of real positions, so the loss weights every position as
+    before, and each batch can be trimmed to its own longest row. Rows of length 0 are dropped.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rows = np.flatnonzero(lengths > 0)
+    if not len(rows):
+        return
+    batch_size = max(1, min(batch_size, -(-len(rows) // MIN_STEPS_PER_EPOCH)))
+    rows = rows[rng.permutation(len(rows))]
+    rows = rows[np.argsort(lengths[rows], kind="stable")]
+    filled = np.cumsum(lengths[rows])                                            # real entries up to each row
+    budget = batch_size * filled[-1] / len(rows)
+    cuts = np.searchsorted(filled, np.arange(budget, filled[-1], budget), side="right")
+    batches = [b for b in np.split(rows, np.unique(cuts)) if len(b)]
+    for i in rng.permutation(len(batches)):
+        yield batches[i]
+
+
 class TorchModel(IterativeModel):
     """Base of every torch model. Subclasses implement:
 
@@ -92,6 +154,11 @@ class TorchModel(IterativeModel):
     # for Mult-VAE's two million weights on one CPU thread). Its rounding differs from the per-tensor
     # loop's in the last bits, so a model opts in where it was measured to keep its quality
     fused_adam: bool = False
+    # Intra-op threads while training, where a model's steps are many small operations: splitting an
+    # operation on 512 x 256 floats between two threads costs more in hand-over than it saves (mf_sgd's
+    # step took 2.9 ms on two threads, 1.8 ms on one). None = torch's setting. Scoring is not affected.
+    # A server's training workers run on one thread anyway (recsys.jobs.TORCH_THREADS).
+    training_threads: int | None = None
 
     # ------------------------------------------------------------------ loop
     def _fit(self, train: Dataset, *, valid: Dataset | None, progress) -> None:
@@ -103,7 +170,8 @@ class TorchModel(IterativeModel):
         self.optimizer_ = self._optimizer()
         self._rng = np.random.default_rng(p.seed)  # one stream through every epoch; not part of the model
         try:
-            self._train_epochs(train, valid, progress, epochs=p.epochs, patience=p.patience)
+            with intra_op_threads(self.training_threads if self.device_.type == "cpu" else None):
+                self._train_epochs(train, valid, progress, epochs=p.epochs, patience=p.patience)
         finally:
             del self._rng
         self.module_.eval()

@@ -93,7 +93,7 @@ STORED_BEFORE_RENAMES = [
     ("ials", {"factors": 32}, "676f923cf92682b2"),
     ("ials", {"embedding_size": 32}, "676f923cf92682b2"),
     # bpr_mf is not here: its defaults changed (hard negatives, 15 epochs), so its old default runs train again
-    ("sasrec", {"lr": 0.003}, "5326bdb97d51e590"),  # lr: the default of that time
+    ("sasrec", {"lr": 0.003, "epochs": 30, "layers": 2, "dropout": 0.3}, "5326bdb97d51e590"),  # that time's defaults
     ("autorec", {"epochs": 60, "lr": 0.001}, "7f765f7114e193b3"),  # the defaults of that time
     ("mult_vae", {"epochs": 60, "lr": 0.002, "latent": 200}, "7bbcc295723930b9"),  # the defaults of that time
     ("mf_sgd", {}, "d23b5e39bec2133d"),
@@ -250,3 +250,26 @@ def test_the_train_page_and_the_cli_give_one_run_the_same_id(sample, tmp_path, m
     assert row[1:3] == [expected, "reused"]  # the CLI found the page's run instead of training it again
     assert float(row[4]) == pytest.approx(trained.metrics["ndcg@10"], abs=5e-5)
     assert [r.run_id for r in home_store.list()] == [expected]
+
+
+def test_the_cli_carves_a_validation_part_and_reports_the_best_epoch(sample, tmp_path, capsys):
+    from recsys.__main__ import main
+
+    store = ExperimentStore(tmp_path / "store")
+    assert main(["evaluate", "--models", "bpr_mf", "--valid-fraction", "0.15", "--store", str(store.root)]) == 0
+    out = capsys.readouterr().out
+    config = SplitConfig(validation=True, valid_fraction=0.15)
+    split = make_split(sample, config)
+    assert f"{split.train.n_interactions} train / {split.valid.n_interactions} validation /" in out
+    [record] = store.list()
+    assert record.run_id == RunSpec.make(sample, config, "bpr_mf").run_id  # the Train page's id for that split
+    curve = [entry["val_ndcg@10"] for entry in record.extra["history"]]
+    assert len(curve) >= 2 and all(value is not None for value in curve)
+    header, row = next((lines[i].split(), lines[i + 1].split()) for lines in [out.splitlines()]
+                       for i in range(len(lines)) if lines[i].split()[:1] == ["model"])
+    values = dict(zip(header, row))
+    assert int(values["best_epoch"]) == int(max(range(len(curve)), key=curve.__getitem__)) + 1
+    assert float(values["best_val_ndcg@10"]) == pytest.approx(max(curve), abs=5e-5)
+    # without the flag there is no validation part and no validation columns
+    assert main(["evaluate", "--models", "pop", "--store", str(store.root)]) == 0
+    assert "best_epoch" not in capsys.readouterr().out

@@ -339,6 +339,76 @@ def test_mf_sgd_ranks_by_presence_times_clipped_rating(log):
         assert (row >= 0).all() and (row <= model.rating_range_[1]).all()
 
 
+def _mf_sgd_reference_loss(model, users, items, third, negatives=None) -> torch.Tensor:
+    """mf_sgd's objective written the plain way: a forward pass per set of cells and the classic
+    per-example L2 of every row read (the model computes it with each table read once)."""
+    m, p = model.module_, model.params
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+    def l2(users, *item_sets):
+        vectors = m.user(users).pow(2).sum() + sum(m.item(i).pow(2).sum() for i in item_sets)
+        biases = m.user_bias(users).pow(2).sum() + sum(m.item_bias(i).pow(2).sum() for i in item_sets)
+        return (p.reg * vectors + p.bias_reg * biases) / len(users)
+
+    def against_sampled(score, users, items, sampled):
+        pos, neg = score(users, items), score(users[:, None].expand_as(sampled).reshape(-1), sampled.reshape(-1))
+        return bce(pos, torch.ones_like(pos)) + sampled.shape[1] * bce(neg, torch.zeros_like(neg))
+
+    if p.loss == "mse":
+        loss = ((m(users, items) - third) ** 2).mean() + l2(users, items)
+        if negatives is not None:
+            head = m.presence
+            loss = loss + against_sampled(head, users, items, negatives) + p.reg * (
+                head.user(users).pow(2).sum() + head.item(items).pow(2).sum()) / len(users)
+        return loss
+    if p.loss == "bpr":
+        return -torch.nn.functional.logsigmoid(m(users, items) - m(users, third)).mean() + l2(users, items, third)
+    return against_sampled(m, users, items, third) + l2(users, items)
+
+
+@pytest.mark.parametrize("loss", ["mse", "bpr", "bce"])
+def test_mf_sgd_loss_and_gradients_equal_the_plain_formulation(log, loss):
+    data = log if loss == "mse" else low_rank_log(explicit=False)
+    model = create("mf_sgd", loss=loss, embedding_size=6, presence_embedding_size=3, epochs=1, init_std=0.3).fit(data)
+    rng = np.random.default_rng(0)
+    users, items = (torch.as_tensor(rng.integers(0, n, size=32)) for n in (data.n_users, data.n_items))
+    users[:4] = users[4]  # a repeated user: its gradient rows must add up
+    shape = (32,) if loss == "bpr" else (32, 3)
+    third = torch.as_tensor(rng.normal(3.0, 1.0, size=32), dtype=torch.float32) if loss == "mse" \
+        else torch.as_tensor(rng.integers(0, data.n_items, size=shape))
+    negatives = torch.as_tensor(rng.integers(0, data.n_items, size=(32, 3))) if loss == "mse" else None
+    batch = (users, items, third, negatives) if loss == "mse" else (users, items, third)
+    grads = []
+    for compute in (lambda: model._loss(batch), lambda: _mf_sgd_reference_loss(model, users, items, third, negatives)):
+        model.module_.zero_grad(set_to_none=True)
+        value = compute()
+        value.backward()
+        grads.append((value.item(), {name: w.grad.to_dense() for name, w in model.module_.named_parameters()
+                                     if w.grad is not None}))
+    (got, got_grads), (want, want_grads) = grads
+    assert got == pytest.approx(want, rel=1e-5)
+    assert got_grads.keys() == want_grads.keys() and len(got_grads) >= 4
+    for name in want_grads:
+        torch.testing.assert_close(got_grads[name], want_grads[name], rtol=1e-4, atol=1e-6)
+
+    # training steps by hand: the same move as plain SGD along autograd's gradient of that objective
+    model.module_.zero_grad(set_to_none=True)
+    before = {name: w.detach().clone() for name, w in model.module_.named_parameters()}
+    rates = {}
+    for group in model.optimizer_.param_groups:
+        group["lr"] = 0.37 * (1 + len(rates))  # two heads, two step sizes
+        rates.update({id(w): group["lr"] for w in group["params"]})
+    with torch.no_grad():
+        reported = model._sgd_step(batch)
+    assert reported == pytest.approx(want, rel=1e-5)
+    for name, w in model.module_.named_parameters():
+        expected = before[name] - rates[id(w)] * want_grads.get(name, torch.zeros_like(w))
+        torch.testing.assert_close(w.detach(), expected, rtol=1e-4, atol=1e-6)
+        changed = (w.detach() != before[name]).any(dim=-1) if w.dim() > 1 else w.detach() != before[name]
+        if name.endswith(("user.weight", "user_bias.weight")):
+            assert set(torch.nonzero(changed).flatten().tolist()) <= set(users.tolist())  # only the rows read move
+
+
 def test_mf_sgd_losses_for_implicit_data_and_their_limits():
     implicit = low_rank_log(explicit=False)
     with pytest.raises(DataError, match="loss='bce' or loss='bpr'"):
