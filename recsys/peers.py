@@ -230,6 +230,21 @@ def _cornac_most_pop(train, seed):
     return _fit_cornac(train, seed, "cornac MostPop", lambda: cornac.models.MostPop())
 
 
+def _sasrec_defaults():
+    from recsys.models.registry import get
+
+    return get("sasrec").Params()
+
+
+def _sasrec_mapping() -> str:
+    ours = _sasrec_defaults()
+    return (f"embedding_dim = {ours.embedding_size}, num_blocks = {ours.layers}, num_heads = {ours.heads}, "
+            f"dropout = {ours.dropout}, max_len = {ours.max_len}, loss = 'ce' as ours; cornac's own defaults for "
+            "the rest: n_epochs = 10, batch_size = 512 prefixes, learning_rate = 0.001, n_sample = 2048 sampled "
+            "negatives (cornac trains every prefix of a history as its own example; ours trains every position "
+            f"of a history in one pass, {ours.epochs} epochs)")
+
+
 def _cornac_sasrec(train, seed):
     """cornac's SASRec on each user's training history in our time order (ties by item code, as the split)."""
     import cornac
@@ -239,8 +254,9 @@ def _cornac_sasrec(train, seed):
     rows = zip(train.user_ids[histories.users].tolist(), histories.users.tolist(),
                train.item_ids[histories.items].tolist(), range(len(histories.items)))
     data = cornac.data.SequentialDataset.from_usit(list(rows), seed=seed)
-    model = cornac.models.SASRec(embedding_dim=64, num_blocks=2, num_heads=1, dropout=0.3, max_len=50,
-                                 loss="ce", seed=seed)
+    ours = _sasrec_defaults()  # the same network as our default: a change of ours changes the peer's
+    model = cornac.models.SASRec(embedding_dim=ours.embedding_size, num_blocks=ours.layers, num_heads=ours.heads,
+                                 dropout=ours.dropout, max_len=ours.max_len, loss="ce", seed=seed)
     start = time.perf_counter()
     model.fit(data)
     seconds = time.perf_counter() - start
@@ -296,11 +312,7 @@ PEERS: tuple[Peer, ...] = (
     Peer("Item-kNN", "item_knn", "implicit", "CosineRecommender", "K = 200, cosine (ours also weights each "
          "user 1/n)", _implicit_cosine),
     Peer("Most popular", "pop", "cornac", "MostPop", "no settings", _cornac_most_pop),
-    Peer("SASRec", "sasrec", "cornac", "SASRec", "embedding_dim = 64, num_blocks = 2, num_heads = 1, dropout = 0.3, "
-         "max_len = 50, loss = 'ce' as ours; cornac's own defaults for the rest: n_epochs = 10, batch_size = 512 "
-         "prefixes, learning_rate = 0.001, n_sample = 2048 sampled negatives (cornac trains every prefix of a "
-         "history as its own example; ours trains every position of a history in one pass, 30 epochs)",
-         _cornac_sasrec, protocol="leave_last"),
+    Peer("SASRec", "sasrec", "cornac", "SASRec", _sasrec_mapping(), _cornac_sasrec, protocol="leave_last"),
 )
 
 

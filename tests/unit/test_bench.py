@@ -63,6 +63,20 @@ def test_benchmarking_some_models_replaces_their_rows_and_keeps_the_rest(rows, t
     assert [r.model for r in other_seed] == ["random"]
 
 
+def test_a_full_run_replaces_the_tables_it_measured_and_keeps_other_datasets(rows, tmp_path):
+    from dataclasses import replace
+
+    pop, ease = rows
+    sample_pop = replace(pop, dataset="sample", ndcg_10=0.1111)
+    bench.write([pop, ease, sample_pop], tmp_path, seed=42)
+    # every model again on the first dataset, where ease is no longer registered: its row goes, the sample stays
+    written = bench.write([replace(pop, ndcg_10=0.2222)], tmp_path, seed=42)
+    assert [(r.dataset, r.model, r.ndcg_10) for r in written] == [
+        (pop.dataset, "pop", 0.2222), ("sample", "pop", 0.1111)]
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert "| `ease` |" not in text and "| `pop` | 0.1111 |" in text and "| `pop` | 0.2222 |" in text
+
+
 def test_homepage_latency_figures_cover_plain_and_all_knobs_pages():
     from recsys.data import load
     from recsys.data.split import random_holdout
