@@ -231,11 +231,18 @@ NOTES = """## Notes
 * The ml-latest-small tables were run with `--models` subsets (the slow neural models were left out there to keep
   the run short); `python -m recsys bench --data path/to/ml-latest-small` runs every model.
 * The MovieLens 100K rows were measured on an idle 2-core machine with torch's default two threads:
-  `python -m recsys bench --protocol random` (every model, Spark ALS included: 2 min 3 s wall, 816 MB peak)
-  and `--protocol leave_last --models sasrec,gru4rec,markov` (1 min 5 s). Thread count changes the order of
-  float sums: SASRec reached HR@10 0.188 here and 0.200 with one thread (one standard error on 943 users is
-  about 0.013). The other non-sequential leave-last rows and the ml-latest-small rows are older, taken with one
-  torch thread on a machine running other jobs: read their times as upper bounds.
+  `python -m recsys bench --protocol random` (every model, Spark ALS included: 2 min 3 s wall, 816 MB peak),
+  then `--protocol both --models sasrec,gru4rec,mf_sgd,markov` again after those models changed (1 min 21 s).
+  Thread count changes the order of float sums (SASRec's earlier two-block default reached HR@10 0.188 with
+  two threads and 0.200 with one; one standard error on 943 users is about 0.013). The other non-sequential
+  leave-last rows and the ml-latest-small rows are older, taken with one torch thread on a machine running
+  other jobs: read their times as upper bounds.
+* The sample_data tables are what a first session on the bundled sample costs:
+  `python -m recsys bench --data sample_data` (both protocols, every model: 6 min 38 s wall, 894 MB peak) on
+  the same idle machine. Every default model fits in under 30 s there. GRU4Rec is the closest: 33.7 s in that
+  run and 27.2 s re-run alone (`--models gru4rec --protocol leave_last`) minutes later, the row kept here;
+  epoch times of the same fit on this machine vary by up to a quarter from run to run. Its cheaper settings
+  (64-112 units, 7-8 epochs, BPR-max) each lost 0.01-0.03 HR@10 on ML-100K, down to the Markov chain's level.
 * Peak MB is the whole process's resident memory (Python, numpy, torch and the data), not the model alone.
 """
 
