@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import threading
 import warnings
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from recsys.data import Dataset
 from recsys.inspection.attention import user_sequence
 from recsys.models import create
-from recsys.models.training import length_batches
 from recsys.models.sequential import (
     ByteDropout,
     full_softmax_cross_entropy,
@@ -19,6 +18,7 @@ from recsys.models.sequential import (
     sequence_windows,
     time_ordered,
 )
+from recsys.models.training import length_batches
 
 N_ITEMS, A, B, COMMON = 30, 0, 1, 2
 NOISE = np.arange(3, N_ITEMS)
