@@ -60,8 +60,9 @@ for start in range(0, len(shown), 5):
 weights = attempt("Computing attention", model.attention, shown)
 layers, heads = weights.shape[0], weights.shape[1]
 a, b = st.columns(2)
-layer = a.selectbox("Layer", ["average", *range(1, layers + 1)], key="att_layer")
-head = b.selectbox("Head", ["average", *range(1, heads + 1)], key="att_head")
+# a choice between "average" and the only layer (or head) would show the same map twice
+layer = a.selectbox("Layer", ["average", *range(1, layers + 1)], key="att_layer") if layers > 1 else 1
+head = b.selectbox("Head", ["average", *range(1, heads + 1)], key="att_head") if heads > 1 else 1
 matrix = att.attention_map(weights, None if layer == "average" else layer - 1, None if head == "average" else head - 1)
 st.altair_chart(charts.attention_heatmap(att.attention_frame(matrix, titles[shown]),
                                          f"{name}: layer {layer}, head {head}"), width="stretch")

@@ -162,11 +162,11 @@ def test_graph_page_highlights_lightgcn_layer_neighbours(app):
 
 
 def test_attention_page_draws_the_heatmap_and_next_items(app):
-    train_models(app, {"sasrec": "SASRec (self-attention)"}, epochs=1, max_len=12)
+    train_models(app, {"sasrec": "SASRec (self-attention)"}, epochs=1, max_len=12, layers=2)
     app.switch_page("app_pages/attention.py").run()
     assert_clean(app)
     [title] = charts(app)
-    assert title.startswith("SASRec (self-attention): layer average, head average")
+    assert title.startswith("SASRec (self-attention): layer average, head 1")  # two blocks, one head
     table = app.dataframe[0].value
     assert len(table) == 10 and table["score"].is_monotonic_decreasing
     app.selectbox(key="att_layer").set_value(2).run()
@@ -186,6 +186,9 @@ def test_attention_reasons_cite_only_the_items_shown(app):
     assert app.slider(key="att_window").max == 12 and app.slider(key="att_window").value == 12
     app.slider(key="att_window").set_value(5).run()
     assert_clean(app)
+    # the default SASRec has one block and one head: no choice of either, the map names them
+    assert not [s for s in app.selectbox if s.key in ("att_layer", "att_head")]
+    assert charts(app)[0].startswith("SASRec (self-attention): layer 1, head 1")
     tiles = [html.unescape(md_unescape(m.value.split("**")[1])) for m in app.markdown
              if m.value.startswith("**") and ":gray[" in m.value]
     assert len(tiles) == 5
