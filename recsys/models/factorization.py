@@ -671,63 +671,54 @@ class _BiasedMF(torch.nn.Module):
         return (self.global_mean + self.user_bias(users) + self.item_bias.weight.T
                 + self.user(users) @ self.item.weight.T)
 
-    def rows(self, users: torch.Tensor, items: torch.Tensor):
-        """What a batch reads, each table once: user vectors (B, d) and biases (B,), item vectors
-        (*items.shape, d) and biases (items.shape)."""
-        return self.user(users), self.user_bias(users)[..., 0], self.item(items), self.item_bias(items)[..., 0]
+
+def _gathered(head, users: torch.Tensor, cells: torch.Tensor):
+    """What a batch reads of a score u · v + b_v (+ b_u), each table once: user vectors (B, d), user
+    biases (B,) or None for a head without them, item vectors (B, K, d) and item biases (B, K)."""
+    user_bias = head.user_bias(users)[:, 0] if hasattr(head, "user_bias") else None
+    return head.user(users), user_bias, head.item(cells), head.item_bias(cells)[..., 0]
 
 
-def _consumed_vs_sampled_and_gradient(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_consumed_vs_sampled` of (B, 1 + n) logits and its gradient with respect to them."""
-    n = len(logits)
+def _consumed_vs_sampled(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logistic loss of (B, 1 + n) logits, the consumed cell first and n sampled unconsumed ones after
+    (the mean over consumed cells plus n times the mean over sampled ones), and its gradient."""
     loss = F.softplus(-logits[:, 0]).mean() + F.softplus(logits[:, 1:]).sum(1).mean()
     grad = torch.sigmoid(logits)
     grad[:, 0] -= 1.0
-    return loss, grad / n
+    return loss, grad / len(logits)
 
 
-def _sgd_update(user_table, item_table, users, cells, user, item, d_scores, reg: float, lr: float,
-                penalised: int | None, user_bias_table=None, item_bias_table=None, user_bias=None,
-                item_bias=None, bias_reg: float = 0.0) -> torch.Tensor:
-    """Step the rows a batch read of score = u · v (+ b_u + b_v): one SGD step of ``lr`` along the
-    gradient ``d_scores`` (B, K) of the loss with respect to the scores of ``cells`` (B, K), plus the
-    per-example L2 (reg, and bias_reg on the biases) of the rows read, divided by B. The L2 covers the
-    user rows and every cell, or only column ``penalised`` of the cells (the consumed one).
+def _sgd_update(head, users, cells, gathered, d_scores, lr: float, reg: float, bias_reg: float = 0.0,
+                penalised: int | None = None) -> torch.Tensor:
+    """One SGD step of ``lr`` on the rows of ``head`` a batch read (``gathered``, see :func:`_gathered`)
+    along ``d_scores`` (B, K), the gradient of the loss with respect to the scores of ``cells`` (B, K),
+    plus the per-example L2 of the rows read divided by B (reg on vectors, bias_reg on biases), over the
+    users and every cell or only column ``penalised`` (the consumed one). Returns that L2 term.
 
-    ``user``, ``item`` and the biases are the gathered rows (copies), so every gradient is taken at
-    the weights before the step; repeated rows add up, as in the gradient of a sum. Returns the L2 term.
+    The gathered rows are copies, so every gradient is taken at the weights before the step; repeated
+    rows add up, as in the gradient of a sum.
     """
+    user, user_bias, item, item_bias = gathered
     n, width = len(users), item.shape[-1]
-    shrink = torch.ones(cells.shape[1], dtype=item.dtype, device=item.device)
+    weight = torch.ones(cells.shape[1], dtype=item.dtype, device=item.device)       # L2 weight per column
     if penalised is not None:
-        shrink = torch.zeros_like(shrink)
-        shrink[penalised] = 1.0
+        weight = (torch.arange(cells.shape[1], device=item.device) == penalised).to(item.dtype)
     grad_user = (d_scores[:, :, None] * item).sum(1) + (2 * reg / n) * user
-    grad_item = d_scores[:, :, None] * user[:, None, :] + (2 * reg / n) * item * shrink[None, :, None]
+    grad_item = d_scores[:, :, None] * user[:, None, :] + (2 * reg / n) * item * weight[:, None]
+    grad_item_bias = d_scores + (2 * bias_reg / n) * item_bias * weight
     flat = cells.reshape(-1)
     # steps are scaled before index_add_, and the (rows, 1) bias tables added to as flat vectors: torch's
     # CPU index_add_ with alpha, or of rows one value wide, was 2-30x slower
-    user_table.weight.index_add_(0, users, grad_user.mul_(-lr))
-    item_table.weight.index_add_(0, flat, grad_item.reshape(-1, width).mul_(-lr))
-    penalty = reg * (user.pow(2).sum() + (item.pow(2).sum(-1) * shrink).sum())
-    if item_bias_table is not None:
-        grad = d_scores + (2 * bias_reg / n) * item_bias * shrink
-        item_bias_table.weight.view(-1).index_add_(0, flat, grad.reshape(-1).mul_(-lr))
-        penalty = penalty + bias_reg * (item_bias.pow(2) * shrink).sum()
-    if user_bias_table is not None:
-        grad = d_scores.sum(1) + (2 * bias_reg / n) * user_bias
-        user_bias_table.weight.view(-1).index_add_(0, users, grad.mul_(-lr))
+    head.user.weight.index_add_(0, users, grad_user.mul_(-lr))
+    head.item.weight.index_add_(0, flat, grad_item.reshape(-1, width).mul_(-lr))
+    head.item_bias.weight.view(-1).index_add_(0, flat, grad_item_bias.reshape(-1).mul_(-lr))
+    penalty = reg * (user.pow(2).sum() + (item.pow(2).sum(-1) * weight).sum()) \
+        + bias_reg * (item_bias.pow(2) * weight).sum()
+    if user_bias is not None:
+        grad_user_bias = d_scores.sum(1) + (2 * bias_reg / n) * user_bias
+        head.user_bias.weight.view(-1).index_add_(0, users, grad_user_bias.mul_(-lr))
         penalty = penalty + bias_reg * user_bias.pow(2).sum()
     return penalty / n
-
-
-def _consumed_vs_sampled(logits: torch.Tensor) -> torch.Tensor:
-    """Logistic loss of (B, 1 + n) logits, the consumed cell first and n sampled unconsumed ones after:
-    the mean over consumed cells plus n times the mean over sampled ones (each row weighs its one
-    positive as much as its n negatives together)."""
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
-    positive, negative = logits[:, 0], logits[:, 1:]
-    return bce(positive, torch.ones_like(positive)) + negative.shape[1] * bce(negative, torch.zeros_like(negative))
 
 
 @register
@@ -872,8 +863,8 @@ class MFSGD(FactorizationModel, TorchModel):
 
         Autograd gave every step dense (U + I) x d gradients to zero and apply (sparse ones had to
         be added up per table), several hundred small operations for 512 cells: 0.7 s an epoch on
-        the sample. By hand a step reads and writes only the rows its batch touched. ``_loss`` is
-        the objective these are the gradients of; a test holds the two equal.
+        the sample. By hand a step reads and writes only the rows its batch touched; a test holds
+        each step equal to plain SGD along autograd's gradient of the objective.
         """
         self.module_.train()
         self._start_epoch(epoch)
@@ -886,7 +877,14 @@ class MFSGD(FactorizationModel, TorchModel):
         return total / max(count, 1)
 
     def _sgd_step(self, batch) -> float:
-        """One SGD step on a batch (the rows it read, nothing else); returns the batch's loss before it."""
+        """One SGD step on a batch (the rows it read, nothing else); returns the batch's loss before it.
+
+        The objective: with ``mse`` the mean squared rating error (plus, with the presence head, that
+        head's logistic loss of each consumed cell against its sampled ones); with ``bpr`` -log σ of the
+        consumed-minus-sampled score; with ``bce`` the logistic loss of each consumed cell against its
+        ``negatives`` sampled ones. Each plus the per-example L2 of the rows read (the sampled cells' too
+        for mse and bpr, not for the logistic losses). The gradients are written out here.
+        """
         users, items, third, *rest = batch
         m, p, n = self.module_, self.params, len(users)
         rates = [group["lr"] for group in self.optimizer_.param_groups]  # the epoch's decayed step sizes
@@ -896,68 +894,28 @@ class MFSGD(FactorizationModel, TorchModel):
             cells = torch.stack([items, third], dim=1)                            # (B, 2): consumed, sampled
         else:
             cells = torch.cat([items[:, None], third], dim=1)                     # (B, 1 + n), consumed first
-        user, user_bias, item, item_bias = m.rows(users, cells)
+        gathered = _gathered(m, users, cells)
+        user, user_bias, item, item_bias = gathered
         scores = m.global_mean + user_bias[:, None] + item_bias + (item * user[:, None, :]).sum(-1)
+        penalised = None
         if p.loss == "mse":
             error = scores[:, 0] - third
-            loss, d_scores, penalised = error.pow(2).mean(), (2.0 / n) * error[:, None], None
+            loss, d_scores = error.pow(2).mean(), (2.0 / n) * error[:, None]
         elif p.loss == "bpr":
-            diff = scores[:, 0] - scores[:, 1]
+            diff = scores[:, 0] - scores[:, 1]                                    # μ and b_u cancel
             pull = torch.sigmoid(-diff) / n
-            loss, d_scores, penalised = F.softplus(-diff).mean(), torch.stack([-pull, pull], dim=1), None
+            loss, d_scores = F.softplus(-diff).mean(), torch.stack([-pull, pull], dim=1)
         else:
-            loss, d_scores = _consumed_vs_sampled_and_gradient(scores)
-            penalised = 0
-        loss = loss + _sgd_update(m.user, m.item, users, cells, user, item, d_scores, p.reg, rates[0], penalised,
-                                  m.user_bias, m.item_bias, user_bias, item_bias, p.bias_reg)
+            (loss, d_scores), penalised = _consumed_vs_sampled(scores), 0
+        loss = loss + _sgd_update(m, users, cells, gathered, d_scores, rates[0], p.reg, p.bias_reg, penalised)
         if rest and rest[0] is not None:
-            head = m.presence
-            cells = torch.cat([items[:, None], rest[0]], dim=1)
-            user, item, item_bias = head.user(users), head.item(cells), head.item_bias(cells)[..., 0]
-            presence_loss, d_scores = _consumed_vs_sampled_and_gradient(item_bias + (item * user[:, None, :]).sum(-1))
-            loss = loss + presence_loss + _sgd_update(head.user, head.item, users, cells, user, item, d_scores,
-                                                      p.reg, rates[1], 0, item_bias_table=head.item_bias,
-                                                      item_bias=item_bias)
+            head, cells = m.presence, torch.cat([items[:, None], rest[0]], dim=1)
+            gathered = _gathered(head, users, cells)
+            user, _, item, item_bias = gathered
+            presence_loss, d_scores = _consumed_vs_sampled(item_bias + (item * user[:, None, :]).sum(-1))
+            loss = loss + presence_loss + _sgd_update(head, users, cells, gathered, d_scores, rates[1], p.reg,
+                                                      penalised=0)
         return float(loss)
-
-    def _loss(self, batch):
-        """The objective :meth:`_sgd_step` descends (its gradients are written out there); each table is
-        read once, for all of the batch's cells."""
-        users, items, third, *rest = batch
-        m, reg, bias_reg = self.module_, self.params.reg, self.params.bias_reg
-        n = len(users)
-        if self.params.loss == "mse":
-            user, user_bias, item, item_bias = m.rows(users, items)
-            error = m.global_mean + user_bias + item_bias + (user * item).sum(-1) - third      # (B,)
-            loss = error.pow(2).mean() + (reg * (user.pow(2).sum() + item.pow(2).sum())
-                                          + bias_reg * (user_bias.pow(2).sum() + item_bias.pow(2).sum())) / n
-            if rest and rest[0] is not None:
-                loss = loss + self._presence_loss(users, items, rest[0])
-            return loss
-        if self.params.loss == "bpr":
-            user, user_bias, item, item_bias = m.rows(users, torch.stack([items, third], dim=1))  # (B, 2) items
-            scores = (item * user[:, None, :]).sum(-1) + item_bias                               # (B, 2); μ, b_u cancel
-            penalty = reg * (user.pow(2).sum() + item.pow(2).sum()) \
-                + bias_reg * (user_bias.pow(2).sum() + item_bias.pow(2).sum())
-            return -torch.nn.functional.logsigmoid(scores[:, 0] - scores[:, 1]).mean() + penalty / n
-        # bce: one consumed cell against `negatives` sampled ones per row of the batch
-        negatives = third                                                     # (B, n)
-        user, user_bias, item, item_bias = m.rows(users, torch.cat([items[:, None], negatives], dim=1))
-        logits = m.global_mean + user_bias[:, None] + item_bias + (item * user[:, None, :]).sum(-1)  # (B, 1 + n)
-        penalty = reg * (user.pow(2).sum() + item[:, 0].pow(2).sum()) \
-            + bias_reg * (user_bias.pow(2).sum() + item_bias[:, 0].pow(2).sum())  # the consumed cells only
-        return _consumed_vs_sampled(logits) + penalty / n
-
-    def _presence_loss(self, users, items, negatives):
-        """Logistic loss of consumed cells against ``negatives`` (B, n) sampled unconsumed ones."""
-        head = self.module_.presence
-        user = head.user(users)                                                    # (B, d)
-        cells = torch.cat([items[:, None], negatives], dim=1)                      # (B, 1 + n), consumed first
-        item = head.item(cells)                                                    # (B, 1 + n, d)
-        # a product and a sum, not a batched matmul: torch's bmm of (B, 5, d) by (B, d, 1) was a fifth of a step
-        logits = (item * user[:, None, :]).sum(-1) + head.item_bias(cells)[:, :, 0]
-        penalty = user.pow(2).sum() + item[:, 0].pow(2).sum()
-        return _consumed_vs_sampled(logits) + self.params.reg * penalty / len(users)
 
     def _score(self, users):
         return self._score_numpy(users) if self._with_presence else super()._score(users)
